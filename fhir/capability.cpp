@@ -1,0 +1,89 @@
+// CapabilityStatement rendering.
+#include "fhir/capability.hpp"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+
+#include "fhir/definitions.hpp"
+
+namespace eds::fhir {
+
+std::string BuildCapabilityStatement(const Definitions& defs, const ServerCapabilities& caps) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  auto kv = [&w](const char* k, const std::string& v) {
+    w.Key(k);
+    w.String(v);
+  };
+  auto has = [](const std::vector<std::string>& v, const char* code) {
+    return std::find(v.begin(), v.end(), code) != v.end();
+  };
+  w.StartObject();
+  kv("resourceType", "CapabilityStatement");
+  kv("status", "active");
+  kv("date", caps.date);
+  kv("publisher", "EDS core");
+  kv("kind", "instance");
+  w.Key("software");
+  w.StartObject();
+  kv("name", caps.software_name);
+  kv("version", caps.software_version);
+  w.EndObject();
+  w.Key("implementation");
+  w.StartObject();
+  kv("description", "EDS core FHIR R4 data repository");
+  kv("url", caps.base_url);
+  w.EndObject();
+  kv("fhirVersion", defs.fhir_version());
+  w.Key("format");
+  w.StartArray();
+  w.String("application/fhir+json");
+  w.String("json");
+  w.EndArray();
+  w.Key("rest");
+  w.StartArray();
+  w.StartObject();
+  kv("mode", "server");
+  w.Key("resource");
+  w.StartArray();
+  for (const auto& type : defs.resource_types()) {
+    w.StartObject();
+    kv("type", type);
+    w.Key("interaction");
+    w.StartArray();
+    for (const auto& code : caps.type_interactions) {
+      w.StartObject();
+      kv("code", code);
+      w.EndObject();
+    }
+    w.EndArray();
+    kv("versioning", "versioned-update");
+    w.Key("readHistory");
+    w.Bool(has(caps.type_interactions, "vread"));
+    w.Key("updateCreate");
+    w.Bool(has(caps.type_interactions, "update"));
+    w.Key("conditionalCreate");
+    w.Bool(false);
+    w.Key("conditionalUpdate");
+    w.Bool(false);
+    kv("conditionalDelete", "not-supported");
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("interaction");
+  w.StartArray();
+  for (const auto& code : caps.system_interactions) {
+    w.StartObject();
+    kv("code", code);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+}  // namespace eds::fhir

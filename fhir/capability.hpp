@@ -1,0 +1,23 @@
+// CapabilityStatement generated from the loaded definitions and the
+// interactions the server's routes really implement.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace eds::fhir {
+
+class Definitions;
+
+struct ServerCapabilities {
+  std::string base_url;
+  std::string software_name;
+  std::string software_version;
+  std::string date;                              // FHIR dateTime of server start
+  std::vector<std::string> type_interactions;    // TypeRestfulInteraction codes
+  std::vector<std::string> system_interactions;  // SystemRestfulInteraction codes
+};
+
+std::string BuildCapabilityStatement(const Definitions& defs, const ServerCapabilities& caps);
+
+}  // namespace eds::fhir

@@ -1,0 +1,369 @@
+// Loading StructureDefinitions and checking resource structure against them.
+#include "fhir/definitions.hpp"
+
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "fhir/json.hpp"
+#include "fhir/json_internal.hpp"
+
+namespace eds::fhir {
+namespace {
+
+enum class TypeKind { kPrimitive, kComplex, kResource };
+
+struct Child {
+  std::string name;                 // element name, without [x]
+  bool choice = false;              // name[x]
+  bool many = false;                // max > 1 or *
+  std::vector<std::string> types;   // type codes
+  std::string content_ref;          // path the element's definition is taken from
+  std::string path;                 // full path, for inline (backbone) children
+};
+
+struct TypeDef {
+  std::string name;
+  TypeKind kind = TypeKind::kComplex;
+  bool abstract = false;
+  // parent path -> children, e.g. "Patient.contact" -> [relationship, name, ...]
+  std::unordered_map<std::string, std::vector<Child>> children;
+};
+
+constexpr std::string_view kSystemPrefix = "http://hl7.org/fhirpath/System.";
+
+std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Str(const rapidjson::Value& obj, const char* key) {
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
+  return {it->value.GetString(), it->value.GetStringLength()};
+}
+
+// JSON representation of a primitive type.
+enum class JsonKind { kString, kNumber, kBoolean };
+
+JsonKind PrimitiveJsonKind(std::string_view code) {
+  if (code == "boolean" || code == "System.Boolean") return JsonKind::kBoolean;
+  if (code == "integer" || code == "decimal" || code == "positiveInt" || code == "unsignedInt" ||
+      code == "integer64" || code == "System.Integer" || code == "System.Decimal")
+    return JsonKind::kNumber;
+  return JsonKind::kString;
+}
+
+std::string Capitalized(std::string_view s) {
+  std::string out(s);
+  if (!out.empty() && out[0] >= 'a' && out[0] <= 'z') out[0] = static_cast<char>(out[0] - 'a' + 'A');
+  return out;
+}
+
+}  // namespace
+
+struct Definitions::Impl {
+  std::unordered_map<std::string, TypeDef> types;
+  std::vector<std::string> resource_types;
+  std::unordered_set<std::string> resource_type_set;
+  std::string fhir_version = "4.0.1";
+
+  bool IsPrimitive(std::string_view code) const {
+    if (code.substr(0, kSystemPrefix.size()) == kSystemPrefix) return true;
+    auto it = types.find(std::string(code));
+    return it != types.end() && it->second.kind == TypeKind::kPrimitive;
+  }
+
+  void AddStructure(const rapidjson::Value& sd) {
+    TypeDef def;
+    def.name = Str(sd, "type");
+    std::string kind = Str(sd, "kind");
+    def.kind = kind == "primitive-type" ? TypeKind::kPrimitive
+               : kind == "resource"     ? TypeKind::kResource
+                                        : TypeKind::kComplex;
+    auto abs = sd.FindMember("abstract");
+    def.abstract = abs != sd.MemberEnd() && abs->value.IsBool() && abs->value.GetBool();
+    auto snap = sd.FindMember("snapshot");
+    if (snap == sd.MemberEnd()) return;
+    auto elems = snap->value.FindMember("element");
+    if (elems == snap->value.MemberEnd() || !elems->value.IsArray()) return;
+    for (const auto& e : elems->value.GetArray()) {
+      std::string path = Str(e, "path");
+      auto dot = path.rfind('.');
+      if (dot == std::string::npos) continue;  // the root element
+      Child c;
+      c.path = path;
+      c.name = path.substr(dot + 1);
+      if (c.name.size() > 3 && c.name.compare(c.name.size() - 3, 3, "[x]") == 0) {
+        c.choice = true;
+        c.name.resize(c.name.size() - 3);
+        c.path.resize(c.path.size() - 3);
+      }
+      std::string max = Str(e, "max");
+      c.many = max == "*" || (max != "0" && max != "1" && !max.empty());
+      std::string ref = Str(e, "contentReference");
+      if (!ref.empty()) c.content_ref = ref[0] == '#' ? ref.substr(1) : ref;
+      auto ty = e.FindMember("type");
+      if (ty != e.MemberEnd() && ty->value.IsArray())
+        for (const auto& t : ty->value.GetArray()) {
+          std::string code = Str(t, "code");
+          if (code.substr(0, kSystemPrefix.size()) == kSystemPrefix)
+            code = "System." + code.substr(kSystemPrefix.size());
+          c.types.push_back(std::move(code));
+        }
+      def.children[path.substr(0, dot)].push_back(std::move(c));
+    }
+    std::string name = def.name;
+    types[name] = std::move(def);
+  }
+};
+
+Definitions::Definitions() : impl_(std::make_unique<Impl>()) {}
+Definitions::~Definitions() = default;
+
+std::shared_ptr<const Definitions> Definitions::Load(const std::string& package_dir) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(package_dir))
+    throw std::runtime_error("FHIR definitions directory not found: " + package_dir +
+                             " (run deploy/fetch_definitions.sh)");
+  std::shared_ptr<Definitions> defs(new Definitions());
+  auto& impl = *defs->impl_;
+  {
+    rapidjson::Document pkg;
+    std::string text = ReadFile(fs::path(package_dir) / "package.json");
+    pkg.Parse(text.data(), text.size());
+    if (!pkg.HasParseError() && pkg.IsObject()) {
+      auto fv = pkg.FindMember("fhirVersions");
+      if (fv != pkg.MemberEnd() && fv->value.IsArray() && !fv->value.Empty() &&
+          fv->value[0].IsString())
+        impl.fhir_version = fv->value[0].GetString();
+    }
+  }
+  for (const auto& entry : fs::directory_iterator(package_dir)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind("StructureDefinition-", 0) != 0 || entry.path().extension() != ".json") continue;
+    std::string text = ReadFile(entry.path());
+    rapidjson::Document sd;
+    sd.Parse(text.data(), text.size());
+    if (sd.HasParseError() || !sd.IsObject()) continue;
+    std::string kind = Str(sd, "kind");
+    std::string derivation = Str(sd, "derivation");
+    if (kind == "logical" || derivation == "constraint") continue;
+    impl.AddStructure(sd);
+  }
+  for (const auto& [name, def] : impl.types)
+    if (def.kind == TypeKind::kResource && !def.abstract) impl.resource_types.push_back(name);
+  std::sort(impl.resource_types.begin(), impl.resource_types.end());
+  impl.resource_type_set.insert(impl.resource_types.begin(), impl.resource_types.end());
+  if (impl.resource_types.empty())
+    throw std::runtime_error("no resource StructureDefinitions found in " + package_dir);
+  return defs;
+}
+
+const std::vector<std::string>& Definitions::resource_types() const { return impl_->resource_types; }
+
+bool Definitions::IsResourceType(std::string_view name) const {
+  return impl_->resource_type_set.count(std::string(name)) != 0;
+}
+
+const std::string& Definitions::fhir_version() const { return impl_->fhir_version; }
+
+namespace {
+
+constexpr std::size_t kMaxIssues = 100;
+
+class StructureChecker {
+ public:
+  StructureChecker(const Definitions::Impl& defs, Outcome& out) : defs_(defs), out_(out) {}
+
+  void CheckResource(const JsonValue& obj, const std::string& expr) {
+    auto rt = obj.FindMember("resourceType");
+    if (rt == obj.MemberEnd() || !IsString(rt->value)) {
+      Report(expr, "a resource must have a resourceType");
+      return;
+    }
+    std::string type(StringOf(rt->value));
+    auto it = defs_.types.find(type);
+    if (it == defs_.types.end() || it->second.kind != TypeKind::kResource || it->second.abstract) {
+      Report(expr + ".resourceType", "unknown resource type '" + type + "'");
+      return;
+    }
+    CheckObject(obj, it->second, type, expr.empty() ? type : expr, true);
+  }
+
+ private:
+  void Report(const std::string& expr, std::string message) {
+    if (out_.issues().size() < kMaxIssues)
+      out_.Add({Severity::kError, "structure", std::move(message), expr});
+  }
+
+  const TypeDef* Type(const std::string& code) const {
+    auto it = defs_.types.find(code);
+    return it == defs_.types.end() ? nullptr : &it->second;
+  }
+
+  // Checks `obj` as the element at `path` of type definition `def`.
+  void CheckObject(const JsonValue& obj, const TypeDef& def, const std::string& path,
+                   const std::string& expr, bool resource_root) {
+    if (!obj.IsObject()) {
+      Report(expr, "expected a JSON object");
+      return;
+    }
+    if (obj.MemberCount() == 0) {
+      Report(expr, "empty objects are not allowed");
+      return;
+    }
+    auto kids = def.children.find(path);
+    static const std::vector<Child> kNone;
+    const auto& children = kids == def.children.end() ? kNone : kids->second;
+    for (const auto& m : obj.GetObject()) {
+      std::string key(StringOf(m.name));
+      if (resource_root && key == "resourceType") continue;
+      bool underscore = !key.empty() && key[0] == '_';
+      std::string base = underscore ? key.substr(1) : key;
+      std::string type;
+      const Child* child = Find(children, base, type);
+      std::string child_expr = expr + "." + base;
+      if (child == nullptr) {
+        Report(expr + "." + key, "unknown element '" + key + "'");
+        continue;
+      }
+      if (underscore) {
+        if (!defs_.IsPrimitive(type)) {
+          Report(expr + "." + key, "'" + key + "' is only allowed for primitive elements");
+          continue;
+        }
+        CheckMany(m.value, *child, child_expr, [&](const JsonValue& v, const std::string& e) {
+          if (v.IsNull()) return;  // placeholder matching a primitive array
+          CheckPrimitiveElement(v, e);
+        });
+        continue;
+      }
+      CheckMany(m.value, *child, child_expr, [&](const JsonValue& v, const std::string& e) {
+        CheckValue(v, *child, type, def, e);
+      });
+    }
+  }
+
+  const Child* Find(const std::vector<Child>& children, const std::string& name,
+                    std::string& type) const {
+    for (const auto& c : children) {
+      if (!c.choice && c.name == name) {
+        type = c.types.empty() ? std::string() : c.types.front();
+        return &c;
+      }
+    }
+    for (const auto& c : children) {
+      if (!c.choice || name.size() <= c.name.size() || name.compare(0, c.name.size(), c.name) != 0)
+        continue;
+      std::string suffix = name.substr(c.name.size());
+      for (const auto& t : c.types)
+        if (Capitalized(t) == suffix) {
+          type = t;
+          return &c;
+        }
+    }
+    return nullptr;
+  }
+
+  template <class Fn>
+  void CheckMany(const JsonValue& v, const Child& c, const std::string& expr, Fn&& each) {
+    if (c.many) {
+      if (!v.IsArray()) {
+        Report(expr, "element repeats, so its value must be a JSON array");
+        return;
+      }
+      if (v.Empty()) {
+        Report(expr, "empty arrays are not allowed");
+        return;
+      }
+      rapidjson::SizeType i = 0;
+      for (const auto& e : v.GetArray()) each(e, expr + "[" + std::to_string(i++) + "]");
+    } else {
+      if (v.IsArray()) {
+        Report(expr, "element does not repeat, so its value must not be a JSON array");
+        return;
+      }
+      each(v, expr);
+    }
+  }
+
+  void CheckPrimitiveElement(const JsonValue& v, const std::string& expr) {
+    const TypeDef* element = Type("Element");
+    if (element == nullptr) return;
+    CheckObject(v, *element, "Element", expr, false);
+  }
+
+  void CheckValue(const JsonValue& v, const Child& c, const std::string& type,
+                  const TypeDef& owner, const std::string& expr) {
+    if (v.IsNull()) {
+      // null only stands in a primitive array whose _element array has a value there
+      if (!(c.many && defs_.IsPrimitive(type))) Report(expr, "null values are not allowed");
+      return;
+    }
+    if (!c.content_ref.empty()) {
+      // e.g. Questionnaire.item.item -> #Questionnaire.item
+      auto dot = c.content_ref.find('.');
+      const TypeDef* t = Type(c.content_ref.substr(0, dot));
+      if (t != nullptr) CheckObject(v, *t, c.content_ref, expr, false);
+      return;
+    }
+    if (type.empty()) return;
+    if (defs_.IsPrimitive(type)) {
+      CheckPrimitive(v, type, expr);
+      return;
+    }
+    if (type == "Resource") {
+      if (!v.IsObject()) Report(expr, "expected a resource (JSON object)");
+      else CheckResource(v, expr);
+      return;
+    }
+    if (type == "BackboneElement" || type == "Element") {
+      // inline definition: children are listed under this element's own path
+      if (owner.children.count(c.path) != 0) {
+        CheckObject(v, owner, c.path, expr, false);
+        return;
+      }
+    }
+    const TypeDef* t = Type(type);
+    if (t == nullptr) return;  // unknown type code: nothing to check against
+    CheckObject(v, *t, t->name, expr, false);
+  }
+
+  void CheckPrimitive(const JsonValue& v, const std::string& type, const std::string& expr) {
+    switch (PrimitiveJsonKind(type)) {
+      case JsonKind::kBoolean:
+        if (!v.IsBool()) Report(expr, "expected a JSON boolean for type " + type);
+        break;
+      case JsonKind::kNumber:
+        if (!IsNumber(v)) Report(expr, "expected a JSON number for type " + type);
+        break;
+      case JsonKind::kString:
+        if (!IsString(v)) Report(expr, "expected a JSON string for type " + type);
+        else if (v.GetStringLength() == 0) Report(expr, "empty strings are not allowed");
+        break;
+    }
+  }
+
+  const Definitions::Impl& defs_;
+  Outcome& out_;
+};
+
+}  // namespace
+
+Outcome Definitions::CheckStructure(const Resource& resource) const {
+  Outcome out;
+  StructureChecker checker(*impl_, out);
+  checker.CheckResource(resource.tree().doc, "");
+  return out;
+}
+
+}  // namespace eds::fhir

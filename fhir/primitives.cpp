@@ -1,0 +1,159 @@
+// FHIR primitive syntax and time formatting.
+#include "fhir/primitives.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <ctime>
+
+namespace eds::fhir {
+
+bool IsValidId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IsTypeNameSyntax(std::string_view name) {
+  if (name.empty() || name.size() > 64 || name[0] < 'A' || name[0] > 'Z') return false;
+  for (char c : name)
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))) return false;
+  return true;
+}
+
+namespace {
+
+bool Digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
+  if (pos + n > s.size()) return false;
+  out = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    char c = s[pos + i];
+    if (c < '0' || c > '9') return false;
+    out = out * 10 + (c - '0');
+  }
+  return true;
+}
+
+// Days from 1970-01-01 to y-m-d (proleptic Gregorian), after H. Hinnant.
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+int DaysInMonth(int y, int m) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : kDays[m - 1];
+}
+
+constexpr int64_t kMsPerDay = 86'400'000;
+
+}  // namespace
+
+std::optional<InstantRange> ParseDateTimeRange(std::string_view s) {
+  int year = 0, month = 1, day = 1, hour = 0, minute = 0, second = 0;
+  if (!Digits(s, 0, 4, year) || year < 1) return std::nullopt;
+  if (s.size() == 4) {
+    int64_t lo = DaysFromCivil(year, 1, 1) * kMsPerDay;
+    return InstantRange{lo, DaysFromCivil(year + 1, 1, 1) * kMsPerDay};
+  }
+  if (s[4] != '-' || !Digits(s, 5, 2, month) || month < 1 || month > 12) return std::nullopt;
+  if (s.size() == 7) {
+    int64_t lo = DaysFromCivil(year, month, 1) * kMsPerDay;
+    return InstantRange{lo, lo + DaysInMonth(year, month) * kMsPerDay};
+  }
+  if (s[7] != '-' || !Digits(s, 8, 2, day) || day < 1 || day > DaysInMonth(year, month))
+    return std::nullopt;
+  if (s.size() == 10) {
+    int64_t lo = DaysFromCivil(year, month, day) * kMsPerDay;
+    return InstantRange{lo, lo + kMsPerDay};
+  }
+  if (s[10] != 'T' || !Digits(s, 11, 2, hour) || s.size() < 16 || s[13] != ':' ||
+      !Digits(s, 14, 2, minute) || hour > 23 || minute > 59)
+    return std::nullopt;
+  std::size_t pos = 16;
+  int64_t precision_ms = 60'000;
+  int64_t frac_ms = 0;
+  if (pos < s.size() && s[pos] == ':') {
+    if (!Digits(s, pos + 1, 2, second) || second > 60) return std::nullopt;
+    pos += 3;
+    precision_ms = 1000;
+    if (pos < s.size() && s[pos] == '.') {
+      std::size_t start = ++pos;
+      int64_t scale = 100;
+      while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+        if (scale > 0) frac_ms += (s[pos] - '0') * scale;
+        scale /= 10;
+        ++pos;
+      }
+      if (pos == start) return std::nullopt;
+      precision_ms = 1;
+    }
+  }
+  int64_t offset_min = 0;
+  if (pos < s.size()) {
+    if (s[pos] == 'Z') {
+      ++pos;
+    } else if (s[pos] == '+' || s[pos] == '-') {
+      int oh = 0, om = 0;
+      if (!Digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+          !Digits(s, pos + 4, 2, om) || oh > 14 || om > 59)
+        return std::nullopt;
+      offset_min = (oh * 60 + om) * (s[pos] == '-' ? -1 : 1);
+      pos += 6;
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (pos != s.size()) return std::nullopt;
+  int64_t lo = DaysFromCivil(year, month, day) * kMsPerDay +
+               ((hour * 60 + minute) * 60 + second) * 1000LL + frac_ms - offset_min * 60'000;
+  return InstantRange{lo, lo + precision_ms};
+}
+
+namespace {
+std::tm UtcTm(int64_t epoch_ms, int& millis) {
+  int64_t secs = epoch_ms / 1000;
+  millis = static_cast<int>(epoch_ms % 1000);
+  if (millis < 0) {
+    millis += 1000;
+    --secs;
+  }
+  std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return tm;
+}
+}  // namespace
+
+std::string FormatInstant(int64_t epoch_ms) {
+  int ms = 0;
+  std::tm tm = UtcTm(epoch_ms, ms);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+std::string FormatHttpDate(int64_t epoch_ms) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  int ms = 0;
+  std::tm tm = UtcTm(epoch_ms, ms);
+  return fmt::format("{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT", kDays[tm.tm_wday], tm.tm_mday,
+                     kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+int64_t NowMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace eds::fhir

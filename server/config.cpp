@@ -1,0 +1,142 @@
+// Flag and environment parsing for ServerConfig.
+#include "server/config.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <functional>
+#include <stdexcept>
+
+namespace eds::server {
+namespace {
+
+struct Option {
+  const char* flag;
+  const char* env;
+  const char* help;
+  std::function<void(ServerConfig&, const std::string&)> set;  // empty value: a switch
+  bool is_switch = false;
+};
+
+long ToNumber(const std::string& flag, const std::string& v, long min, long max) {
+  char* end = nullptr;
+  errno = 0;
+  long n = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno != 0 || n < min || n > max)
+    throw std::invalid_argument(
+        fmt::format("--{}: expected a whole number from {} to {}, got '{}'", flag, min, max, v));
+  return n;
+}
+
+std::string DefaultDefinitionsDir() {
+  std::string root;
+  if (const char* p = std::getenv("EDS_FHIR_PACKAGES")) root = p;
+  else if (const char* h = std::getenv("HOME")) root = std::string(h) + "/.fhir/packages";
+  else root = "/root/.fhir/packages";
+  return root + "/hl7.fhir.r4.examples#4.0.1/package";
+}
+
+const std::vector<Option>& Options() {
+  static const std::vector<Option> kOptions = {
+      {"bind", "EDS_BIND", "address to listen on (default 127.0.0.1)",
+       [](ServerConfig& c, const std::string& v) { c.bind_address = v; }},
+      {"port", "EDS_PORT", "TCP port (default 8080; 0 picks a free one)",
+       [](ServerConfig& c, const std::string& v) {
+         c.port = static_cast<unsigned short>(ToNumber("port", v, 0, 65535));
+       }},
+      {"threads", "EDS_THREADS", "HTTP I/O threads (default 2)",
+       [](ServerConfig& c, const std::string& v) {
+         c.io_threads = static_cast<int>(ToNumber("threads", v, 1, 256));
+       }},
+      {"pool-size", "EDS_POOL_SIZE",
+       "database connections, and threads doing database work (default 8)",
+       [](ServerConfig& c, const std::string& v) {
+         c.pool_size = static_cast<int>(ToNumber("pool-size", v, 1, 1024));
+       }},
+      {"database-url", "EDS_DATABASE_URL", "PostgreSQL connection URL (required)",
+       [](ServerConfig& c, const std::string& v) { c.database_url = v; }},
+      {"definitions", "EDS_DEFINITIONS",
+       "unpacked hl7.fhir.r4.examples@4.0.1 package directory "
+       "(default $EDS_FHIR_PACKAGES or ~/.fhir/packages, /hl7.fhir.r4.examples#4.0.1/package)",
+       [](ServerConfig& c, const std::string& v) { c.definitions_dir = v; }},
+      {"base-path", "EDS_BASE_PATH", "path prefix of the FHIR API (default /fhir)",
+       [](ServerConfig& c, const std::string& v) {
+         if (v.empty() || v[0] != '/' || v.back() == '/')
+           throw std::invalid_argument("--base-path: must start with '/' and not end with '/'");
+         c.base_path = v;
+       }},
+      {"public-url", "EDS_PUBLIC_URL",
+       "absolute base URL used in Location headers and links (default http://<Host><base-path>)",
+       [](ServerConfig& c, const std::string& v) { c.public_base_url = v; }},
+      {"migrate", "EDS_MIGRATE", "apply database migrations at start-up",
+       [](ServerConfig& c, const std::string& v) { c.migrate = v.empty() || v == "1" || v == "true"; },
+       true},
+      {"body-limit", "EDS_BODY_LIMIT", "largest request body in bytes (default 16 MiB)",
+       [](ServerConfig& c, const std::string& v) {
+         c.body_limit = static_cast<std::size_t>(ToNumber("body-limit", v, 1024, 1L << 31));
+       }},
+      {"max-json-depth", "EDS_MAX_JSON_DEPTH", "deepest JSON nesting accepted (default 64)",
+       [](ServerConfig& c, const std::string& v) {
+         c.json_max_depth = static_cast<std::size_t>(ToNumber("max-json-depth", v, 8, 1000));
+       }},
+      {"read-timeout", "EDS_READ_TIMEOUT", "seconds to receive a whole request (default 15)",
+       [](ServerConfig& c, const std::string& v) {
+         c.read_timeout = std::chrono::seconds(ToNumber("read-timeout", v, 1, 3600));
+       }},
+      {"idle-timeout", "EDS_IDLE_TIMEOUT", "seconds an idle keep-alive connection stays open (default 60)",
+       [](ServerConfig& c, const std::string& v) {
+         c.idle_timeout = std::chrono::seconds(ToNumber("idle-timeout", v, 1, 3600));
+       }},
+      {"max-count", "EDS_MAX_COUNT", "largest page size (_count) a client may ask for (default 1000)",
+       [](ServerConfig& c, const std::string& v) {
+         c.history_max_count = static_cast<int>(ToNumber("max-count", v, 1, 100000));
+       }},
+      {"log-level", "EDS_LOG_LEVEL", "error, warn, info or debug (default info)",
+       [](ServerConfig& c, const std::string& v) {
+         if (v != "error" && v != "warn" && v != "info" && v != "debug")
+           throw std::invalid_argument("--log-level: expected error, warn, info or debug");
+         c.log_level = v;
+       }},
+  };
+  return kOptions;
+}
+
+}  // namespace
+
+ServerConfig ParseConfig(const std::vector<std::string>& args) {
+  ServerConfig c;
+  c.definitions_dir = DefaultDefinitionsDir();
+  for (const auto& o : Options())
+    if (const char* v = std::getenv(o.env)) o.set(c, v);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.rfind("--", 0) != 0) throw std::invalid_argument("unexpected argument '" + a + "'");
+    std::string name = a.substr(2), value;
+    bool has_value = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+      has_value = true;
+    }
+    const Option* opt = nullptr;
+    for (const auto& o : Options())
+      if (name == o.flag) opt = &o;
+    if (opt == nullptr) throw std::invalid_argument("unknown flag --" + name);
+    if (!has_value && !opt->is_switch) {
+      if (i + 1 >= args.size()) throw std::invalid_argument("--" + name + " needs a value");
+      value = args[++i];
+    }
+    opt->set(c, value);
+  }
+  return c;
+}
+
+std::string ConfigHelp() {
+  std::string out;
+  for (const auto& o : Options())
+    out += fmt::format("  --{:<16} {:<20} {}\n", o.flag + std::string(o.is_switch ? "" : " V"), o.env,
+                       o.help);
+  return out;
+}
+
+}  // namespace eds::server

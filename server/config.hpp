@@ -1,0 +1,41 @@
+// Server configuration from command-line flags and EDS_* environment
+// variables (flags win).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace eds::server {
+
+struct ServerConfig {
+  std::string bind_address = "127.0.0.1";
+  unsigned short port = 8080;
+  int io_threads = 2;
+  int pool_size = 8;                // database connections = database worker threads
+  std::string database_url;         // libpq URL or key=value string
+  std::string definitions_dir;      // unpacked hl7.fhir.r4.examples package
+  std::string base_path = "/fhir";
+  std::string public_base_url;      // absolute base for Location and links; default from Host
+  bool migrate = false;             // apply migrations at start-up
+  std::size_t body_limit = 16 * 1024 * 1024;
+  std::size_t header_limit = 64 * 1024;
+  std::size_t url_limit = 8 * 1024;
+  std::size_t json_max_depth = 64;
+  std::chrono::seconds read_timeout{15};   // whole request (headers + body)
+  std::chrono::seconds idle_timeout{60};   // keep-alive wait for the next request
+  std::chrono::seconds shutdown_grace{10};
+  int history_default_count = 50;
+  int history_max_count = 1000;
+  std::string log_level = "info";   // error, warn, info, debug
+};
+
+// Parses `args` (after the subcommand) over the environment defaults.
+// Throws std::invalid_argument with a message naming the bad flag.
+ServerConfig ParseConfig(const std::vector<std::string>& args);
+
+// Help text listing every flag and its environment variable.
+std::string ConfigHelp();
+
+}  // namespace eds::server

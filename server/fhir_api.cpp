@@ -1,0 +1,631 @@
+// FHIR REST interactions over ResourceStore.
+#include "server/fhir_api.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <optional>
+#include <random>
+#include <vector>
+
+#include "fhir/bundle.hpp"
+#include "fhir/capability.hpp"
+#include "fhir/definitions.hpp"
+#include "fhir/json.hpp"
+#include "fhir/primitives.hpp"
+#include "server/log.hpp"
+#include "storage/resource_store.hpp"
+
+namespace eds::server {
+
+using fhir::Error;
+using fhir::ErrorKind;
+using fhir::MakeError;
+
+int HttpStatusOf(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kInvalid: return 400;
+    case ErrorKind::kNotFound: return 404;
+    case ErrorKind::kGone: return 410;
+    case ErrorKind::kMethodNotAllowed: return 405;
+    case ErrorKind::kNotAcceptable: return 406;
+    case ErrorKind::kConflict: return 409;
+    case ErrorKind::kPreconditionFailed: return 412;
+    case ErrorKind::kPayloadTooLarge: return 413;
+    case ErrorKind::kUriTooLong: return 414;
+    case ErrorKind::kUnsupportedMediaType: return 415;
+    case ErrorKind::kUnprocessable: return 422;
+    case ErrorKind::kNotSupported: return 501;
+    case ErrorKind::kUnavailable: return 503;
+    case ErrorKind::kInternal: return 500;
+  }
+  return 500;
+}
+
+std::string MakeRequestId(std::string_view client_value) {
+  bool ok = !client_value.empty() && client_value.size() <= 64;
+  for (char c : client_value)
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '_' || c == '.');
+  if (ok) return std::string(client_value);
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{:016x}", rng());
+}
+
+namespace {
+
+constexpr std::string_view kFhirJson = "application/fhir+json; charset=utf-8";
+constexpr std::string_view kPlainJson = "application/json; charset=utf-8";
+
+// How the client wants the response rendered.
+struct Format {
+  std::string content_type = std::string(kFhirJson);
+  bool pretty = false;
+};
+
+enum class PreferReturn { kRepresentation, kMinimal, kOutcome };
+
+enum class Interaction {
+  kCapabilities, kHistorySystem, kHistoryType, kCreate, kRead, kUpdate, kDelete,
+  kHistoryInstance, kVread,
+};
+
+struct Route {
+  const char* method;
+  std::vector<std::string_view> pattern;  // literal segments or {type} {id} {vid}
+  Interaction interaction;
+  const char* code;       // CapabilityStatement interaction code
+  bool type_level;        // listed per resource type (else system level)
+};
+
+const std::vector<Route>& Routes() {
+  static const std::vector<Route> kRoutes = {
+      {"GET", {"metadata"}, Interaction::kCapabilities, "capabilities", false},
+      {"GET", {"_history"}, Interaction::kHistorySystem, "history-system", false},
+      {"GET", {"{type}", "_history"}, Interaction::kHistoryType, "history-type", true},
+      {"POST", {"{type}"}, Interaction::kCreate, "create", true},
+      {"GET", {"{type}", "{id}"}, Interaction::kRead, "read", true},
+      {"PUT", {"{type}", "{id}"}, Interaction::kUpdate, "update", true},
+      {"DELETE", {"{type}", "{id}"}, Interaction::kDelete, "delete", true},
+      {"GET", {"{type}", "{id}", "_history"}, Interaction::kHistoryInstance, "history-instance", true},
+      {"GET", {"{type}", "{id}", "_history", "{vid}"}, Interaction::kVread, "vread", true},
+  };
+  return kRoutes;
+}
+
+struct RouteMatch {
+  const Route* route = nullptr;
+  std::string type, id, vid;
+};
+
+bool SegmentMatches(std::string_view pattern, std::string_view seg) {
+  if (pattern == "{type}") return fhir::IsTypeNameSyntax(seg);
+  if (pattern == "{id}" || pattern == "{vid}")
+    return !seg.empty() && seg[0] != '_' && seg[0] != '$';
+  return pattern == seg;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+// Media type without parameters, lower case.
+std::string MediaType(std::string_view value) {
+  return Lower(Trim(value.substr(0, value.find(';'))));
+}
+
+template <class Fn>
+void ForEachListItem(std::string_view list, char sep, Fn&& fn) {
+  while (!list.empty()) {
+    auto pos = list.find(sep);
+    fn(Trim(list.substr(0, pos)));
+    if (pos == std::string_view::npos) break;
+    list.remove_prefix(pos + 1);
+  }
+}
+
+std::optional<int64_t> ParsePositive(std::string_view s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < 1) return std::nullopt;
+  return v;
+}
+
+// ETag value: W/"3", "3" or 3.
+std::optional<int64_t> ParseETag(std::string_view s) {
+  s = Trim(s);
+  if (s.substr(0, 2) == "W/") s.remove_prefix(2);
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+  return ParsePositive(s);
+}
+
+}  // namespace
+
+struct FhirApi::Impl {
+  const ServerConfig& config;
+  std::shared_ptr<const fhir::Definitions> defs;
+  storage::ResourceStore& store;
+  std::string started_at = fhir::FormatInstant(fhir::NowMs());
+
+  // ---- request parsing -------------------------------------------------
+
+  struct Parsed {
+    RouteMatch match;
+    std::vector<std::pair<std::string, std::string>> params;
+    Format format;
+    std::string base_url;  // absolute FHIR base for links
+  };
+
+  std::string BaseUrl(const HttpRequest& req) const {
+    if (!config.public_base_url.empty()) return config.public_base_url;
+    std::string_view host = req.Header("host");
+    bool safe = !host.empty() && host.size() < 256;
+    for (char c : host)
+      safe = safe && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '-' || c == ':' || c == '[' || c == ']');
+    if (!safe) host = config.bind_address;
+    return fmt::format("http://{}{}", host, config.base_path);
+  }
+
+  std::optional<Error> Negotiate(const HttpRequest& req, Format& format,
+                                 const std::vector<std::pair<std::string, std::string>>& params) const {
+    std::string_view fmt_param;
+    for (const auto& [k, v] : params) {
+      if (k == "_format") fmt_param = v;
+      if (k == "_pretty") format.pretty = v == "true";
+    }
+    if (!fmt_param.empty()) {
+      std::string f = MediaType(fmt_param);
+      if (f == "json" || f == "application/fhir+json") format.content_type = kFhirJson;
+      else if (f == "application/json") format.content_type = kPlainJson;
+      else
+        return MakeError(ErrorKind::kNotAcceptable,
+                         fmt::format("_format '{}' is not supported; this server speaks JSON "
+                                     "(application/fhir+json)", fmt_param));
+      return std::nullopt;
+    }
+    std::string_view accept = req.Header("accept");
+    if (accept.empty()) return std::nullopt;
+    bool acceptable = false;
+    bool plain_first = false;
+    ForEachListItem(accept, ',', [&](std::string_view item) {
+      if (acceptable) return;
+      std::string mt = MediaType(item);
+      // q=0 means "not acceptable"
+      auto q = item.find("q=");
+      if (q != std::string_view::npos && Trim(item.substr(q + 2)).substr(0, 1) == "0" &&
+          Trim(item.substr(q + 2)).find_first_not_of("0.") == std::string_view::npos)
+        return;
+      if (mt == "application/fhir+json" || mt == "*/*" || mt == "application/*" ||
+          mt == "application/json+fhir") {
+        acceptable = true;
+      } else if (mt == "application/json") {
+        acceptable = true;
+        plain_first = true;
+      }
+    });
+    if (!acceptable)
+      return MakeError(ErrorKind::kNotAcceptable,
+                       fmt::format("none of the media types in Accept ({}) can be produced; this "
+                                   "server speaks application/fhir+json", accept));
+    if (plain_first) format.content_type = kPlainJson;
+    return std::nullopt;
+  }
+
+  // ---- responses -------------------------------------------------------
+
+  HttpResponse Json(int status, std::string body, const Format& format) const {
+    HttpResponse r;
+    r.status = status;
+    r.SetHeader("Content-Type", format.content_type);
+    r.body = format.pretty ? fhir::PrettyPrintJson(body) : std::move(body);
+    return r;
+  }
+
+  HttpResponse ErrorResponse(const Error& e, const Format& format) const {
+    HttpResponse r = Json(HttpStatusOf(e.kind), e.outcome.ToJson(format.pretty), Format{format.content_type, false});
+    return r;
+  }
+
+  static void SetVersionHeaders(HttpResponse& r, const fhir::VersionRecord& rec) {
+    r.SetHeader("ETag", fhir::VersionETag(rec.version));
+    r.SetHeader("Last-Modified", fhir::FormatHttpDate(rec.last_updated_ms));
+  }
+
+  // ---- interactions ----------------------------------------------------
+
+  HttpResponse Capabilities(const Parsed& p) const {
+    fhir::ServerCapabilities caps;
+    caps.base_url = p.base_url;
+    caps.software_name = "EDS core";
+    caps.software_version = EDS_VERSION;
+    caps.date = started_at;
+    for (const auto& r : Routes()) {
+      if (r.interaction == Interaction::kCapabilities) continue;
+      (r.type_level ? caps.type_interactions : caps.system_interactions).push_back(r.code);
+    }
+    return Json(200, fhir::BuildCapabilityStatement(*defs, caps), p.format);
+  }
+
+  HttpResponse Deleted(const fhir::VersionRecord& rec, const Format& format) const {
+    auto e = MakeError(ErrorKind::kGone,
+                       fmt::format("{}/{} was deleted (version {})", rec.type, rec.id, rec.version));
+    HttpResponse r = ErrorResponse(e, format);
+    SetVersionHeaders(r, rec);
+    return r;
+  }
+
+  HttpResponse ReadLike(const HttpRequest& req, const Parsed& p,
+                        const storage::Result<fhir::VersionRecord>& res) const {
+    if (!res) return ErrorResponse(res.error(), p.format);
+    const auto& rec = *res;
+    if (rec.deleted) return Deleted(rec, p.format);
+    std::string_view inm = req.Header("if-none-match");
+    if (!inm.empty()) {
+      bool match = false;
+      ForEachListItem(inm, ',', [&](std::string_view tag) {
+        match = match || tag == "*" || ParseETag(tag) == rec.version;
+      });
+      if (match) {
+        HttpResponse r;
+        r.status = 304;
+        SetVersionHeaders(r, rec);
+        return r;
+      }
+    }
+    HttpResponse r = Json(200, rec.content, p.format);
+    SetVersionHeaders(r, rec);
+    return r;
+  }
+
+  fhir::Result<fhir::Resource> ParseBody(const HttpRequest& req, const std::string& type) const {
+    std::string_view ct = req.Header("content-type");
+    if (!ct.empty()) {
+      std::string mt = MediaType(ct);
+      if (mt != "application/fhir+json" && mt != "application/json" && mt != "application/json+fhir")
+        return MakeError(ErrorKind::kUnsupportedMediaType,
+                         fmt::format("Content-Type '{}' is not supported; send application/fhir+json",
+                                     ct));
+    }
+    if (req.body.empty()) return MakeError(ErrorKind::kInvalid, "the request has no body; a FHIR resource is required");
+    fhir::JsonLimits limits;
+    limits.max_depth = config.json_max_depth;
+    auto parsed = fhir::Resource::Parse(req.body, limits);
+    if (!parsed) return std::move(parsed.error());
+    if (parsed->type() != type)
+      return MakeError(ErrorKind::kInvalid,
+                       fmt::format("resourceType '{}' does not match the type in the URL ({})",
+                                   parsed->type(), type),
+                       "resourceType");
+    auto structure = defs->CheckStructure(*parsed);
+    if (structure.HasErrors()) return Error{ErrorKind::kInvalid, std::move(structure)};
+    return std::move(*parsed);
+  }
+
+  static PreferReturn Prefer(const HttpRequest& req) {
+    PreferReturn out = PreferReturn::kRepresentation;
+    std::string_view prefer = req.Header("prefer");
+    auto scan = [&](std::string_view item) {
+      if (item == "return=minimal") out = PreferReturn::kMinimal;
+      else if (item == "return=OperationOutcome") out = PreferReturn::kOutcome;
+      else if (item == "return=representation") out = PreferReturn::kRepresentation;
+    };
+    ForEachListItem(prefer, ',', [&](std::string_view a) { ForEachListItem(a, ';', scan); });
+    return out;
+  }
+
+  std::optional<Error> IfMatch(const HttpRequest& req, std::optional<int64_t>& out) const {
+    std::string_view im = req.Header("if-match");
+    if (im.empty()) return std::nullopt;
+    out = ParseETag(im);
+    if (!out)
+      return MakeError(ErrorKind::kInvalid,
+                       fmt::format("If-Match '{}' is not a version ETag such as W/\"3\"", im));
+    return std::nullopt;
+  }
+
+  HttpResponse WriteResponse(const HttpRequest& req, const Parsed& p,
+                             const storage::WriteResult& w, const char* what) const {
+    const auto& rec = w.record;
+    int status = w.created ? 201 : 200;
+    HttpResponse r;
+    switch (Prefer(req)) {
+      case PreferReturn::kMinimal:
+        r.status = status;
+        break;
+      case PreferReturn::kOutcome: {
+        fhir::Outcome o(fhir::Severity::kInformation, "informational",
+                        fmt::format("{} {}/{} version {}{}", what, rec.type, rec.id, rec.version,
+                                    w.changed ? "" : " (content unchanged, no new version)"));
+        r = Json(status, o.ToJson(), p.format);
+        break;
+      }
+      case PreferReturn::kRepresentation:
+        r = Json(status, rec.content, p.format);
+        break;
+    }
+    SetVersionHeaders(r, rec);
+    if (w.created)
+      r.SetHeader("Location",
+                  fmt::format("{}/{}/{}/_history/{}", p.base_url, rec.type, rec.id, rec.version));
+    return r;
+  }
+
+  HttpResponse Create(const HttpRequest& req, const Parsed& p) const {
+    auto res = ParseBody(req, p.match.type);
+    if (!res) return ErrorResponse(res.error(), p.format);
+    auto w = store.Create(*res);
+    if (!w) return ErrorResponse(w.error(), p.format);
+    return WriteResponse(req, p, *w, "created");
+  }
+
+  HttpResponse Update(const HttpRequest& req, const Parsed& p) const {
+    std::optional<int64_t> if_match;
+    if (auto e = IfMatch(req, if_match)) return ErrorResponse(*e, p.format);
+    auto res = ParseBody(req, p.match.type);
+    if (!res) return ErrorResponse(res.error(), p.format);
+    auto body_id = res->id();
+    if (!body_id)
+      return ErrorResponse(MakeError(ErrorKind::kInvalid,
+                                     "the resource has no id; an update must carry the id of the URL",
+                                     p.match.type + ".id"),
+                           p.format);
+    if (*body_id != p.match.id)
+      return ErrorResponse(
+          MakeError(ErrorKind::kInvalid,
+                    fmt::format("the resource id '{}' does not match the id in the URL ({})", *body_id,
+                                p.match.id),
+                    p.match.type + ".id"),
+          p.format);
+    auto w = store.Update(*res, p.match.id, if_match);
+    if (!w) return ErrorResponse(w.error(), p.format);
+    return WriteResponse(req, p, *w, w->created ? "created" : "updated");
+  }
+
+  HttpResponse Delete(const HttpRequest& req, const Parsed& p) const {
+    std::optional<int64_t> if_match;
+    if (auto e = IfMatch(req, if_match)) return ErrorResponse(*e, p.format);
+    auto w = store.Delete(p.match.type, p.match.id, if_match);
+    if (!w) return ErrorResponse(w.error(), p.format);
+    HttpResponse r;
+    if (Prefer(req) == PreferReturn::kMinimal) {
+      r.status = 204;
+    } else {
+      fhir::Outcome o(fhir::Severity::kInformation, "informational",
+                      w->changed ? fmt::format("deleted {}/{} (version {})", p.match.type,
+                                               p.match.id, w->record.version)
+                                 : fmt::format("{}/{} was already deleted", p.match.type, p.match.id));
+      r = Json(200, o.ToJson(), p.format);
+    }
+    SetVersionHeaders(r, w->record);
+    return r;
+  }
+
+  HttpResponse History(const Parsed& p) const {
+    storage::HistoryQuery q;
+    q.count = config.history_default_count;
+    std::vector<std::pair<std::string, std::string>> echoed;
+    for (const auto& [k, raw] : p.params) {
+      std::string v = raw;
+      if (k == "_count") {
+        int64_t n = 0;
+        auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (ec != std::errc() || ptr != v.data() + v.size() || n < 0)
+          return ErrorResponse(MakeError(ErrorKind::kInvalid,
+                                         fmt::format("_count must be a whole number >= 0, got '{}'", v)),
+                               p.format);
+        q.count = static_cast<int>(std::min<int64_t>(n, config.history_max_count));
+        continue;  // echoed below with the value actually used
+      }
+      if (k == "_since" || k == "_at") {
+        std::replace(v.begin(), v.end(), ' ', '+');  // an unescaped '+' in a zone offset
+        auto range = fhir::ParseDateTimeRange(v);
+        if (!range)
+          return ErrorResponse(MakeError(ErrorKind::kInvalid,
+                                         fmt::format("{} must be a FHIR instant or dateTime, got '{}'", k, v)),
+                               p.format);
+        if (k == "_since") q.since_ms = range->low_ms;
+        else q.at = *range;
+        echoed.emplace_back(k, v);
+      } else if (k == "_cursor") {
+        auto c = ParsePositive(v);
+        if (!c)
+          return ErrorResponse(MakeError(ErrorKind::kInvalid, "_cursor is not a valid paging cursor"),
+                               p.format);
+        q.before_seq = *c;
+      }
+    }
+    if (!p.match.type.empty()) q.type = p.match.type;
+    if (!p.match.id.empty()) q.id = p.match.id;
+
+    auto page = store.History(q);
+    if (!page) return ErrorResponse(page.error(), p.format);
+
+    std::string path = p.base_url;
+    if (q.type) path += "/" + *q.type;
+    if (q.id) path += "/" + *q.id;
+    path += "/_history";
+    auto link = [&](std::optional<int64_t> cursor) {
+      std::string url = path + "?_count=" + std::to_string(q.count);
+      for (const auto& [k, v] : echoed) url += "&" + k + "=" + UrlEncode(v);
+      if (cursor) url += "&_cursor=" + std::to_string(*cursor);
+      return url;
+    };
+    std::vector<fhir::BundleLink> links;
+    links.push_back({"self", link(q.before_seq)});
+    if (q.before_seq) links.push_back({"first", link(std::nullopt)});
+    if (page->next_before_seq) links.push_back({"next", link(page->next_before_seq)});
+    return Json(200, fhir::BuildHistoryBundle(p.base_url, page->entries, links), p.format);
+  }
+
+  static std::string UrlEncode(std::string_view s) {
+    std::string out;
+    for (unsigned char c : s) {
+      if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '.' || c == '_' || c == '~' || c == ':') {
+        out.push_back(static_cast<char>(c));
+      } else {
+        out += fmt::format("%{:02X}", c);
+      }
+    }
+    return out;
+  }
+
+  // ---- pipeline --------------------------------------------------------
+
+  // Parses the target and routes it; on failure returns the error response.
+  std::optional<HttpResponse> Route(const HttpRequest& req, Parsed& p, RequestContext& ctx) const {
+    if (req.target.size() > config.url_limit)
+      return ErrorResponse(MakeError(ErrorKind::kUriTooLong,
+                                     fmt::format("the URL is longer than {} bytes", config.url_limit)),
+                           p.format);
+    auto url = boost::urls::parse_origin_form(req.target);
+    if (!url)
+      return ErrorResponse(MakeError(ErrorKind::kInvalid, "the request target is not a valid URL"),
+                           p.format);
+    for (auto param : url->params(boost::urls::encoding_opts(true)))
+      p.params.emplace_back(std::string(param.key), std::string(param.value));
+    if (auto e = Negotiate(req, p.format, p.params)) return ErrorResponse(*e, Format{});
+    p.base_url = BaseUrl(req);
+
+    std::vector<std::string> segs;
+    for (auto s : url->segments()) segs.emplace_back(s);
+    // strip the base path
+    std::vector<std::string> base;
+    ForEachListItem(std::string_view(config.base_path).substr(1), '/',
+                    [&base](std::string_view s) { base.emplace_back(s); });
+    bool under_base = segs.size() >= base.size() && std::equal(base.begin(), base.end(), segs.begin());
+    if (under_base) segs.erase(segs.begin(), segs.begin() + static_cast<long>(base.size()));
+    if (!segs.empty() && segs.back().empty()) segs.pop_back();  // trailing slash
+    if (!under_base)
+      return ErrorResponse(MakeError(ErrorKind::kNotFound,
+                                     fmt::format("no FHIR endpoint here; the FHIR base is {}", config.base_path)),
+                           p.format);
+
+    std::vector<std::string> allowed;
+    for (const auto& r : Routes()) {
+      if (r.pattern.size() != segs.size()) continue;
+      bool ok = true;
+      for (std::size_t i = 0; ok && i < segs.size(); ++i) ok = SegmentMatches(r.pattern[i], segs[i]);
+      if (!ok) continue;
+      if (std::find(allowed.begin(), allowed.end(), r.method) == allowed.end()) allowed.push_back(r.method);
+      if (req.method != r.method) continue;
+      p.match.route = &r;
+      for (std::size_t i = 0; i < segs.size(); ++i) {
+        if (r.pattern[i] == "{type}") p.match.type = segs[i];
+        else if (r.pattern[i] == "{id}") p.match.id = segs[i];
+        else if (r.pattern[i] == "{vid}") p.match.vid = segs[i];
+      }
+      break;
+    }
+    if (p.match.route == nullptr) {
+      if (allowed.empty()) {
+        std::string what = segs.empty() ? std::string("/") : segs[0];
+        if (!segs.empty() && fhir::IsTypeNameSyntax(segs[0]) && !defs->IsResourceType(segs[0]))
+          return ErrorResponse(MakeError(ErrorKind::kNotFound,
+                                         fmt::format("unknown resource type '{}'", segs[0])),
+                               p.format);
+        return ErrorResponse(MakeError(ErrorKind::kNotFound,
+                                       fmt::format("no FHIR interaction matches the path {}",
+                                                   url->path())),
+                             p.format);
+      }
+      if (!segs.empty() && fhir::IsTypeNameSyntax(segs[0]) && !defs->IsResourceType(segs[0]))
+        return ErrorResponse(MakeError(ErrorKind::kNotFound,
+                                       fmt::format("unknown resource type '{}'", segs[0])),
+                             p.format);
+      std::string allow;
+      for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
+      HttpResponse r = ErrorResponse(
+          MakeError(ErrorKind::kMethodNotAllowed,
+                    fmt::format("method {} is not allowed on {}; allowed: {}", req.method, url->path(), allow)),
+          p.format);
+      r.SetHeader("Allow", allow);
+      return r;
+    }
+    ctx.interaction = p.match.route->code;
+    ctx.resource_type = p.match.type;
+    ctx.resource_id = p.match.id;
+    if (!p.match.type.empty() && !defs->IsResourceType(p.match.type))
+      return ErrorResponse(MakeError(ErrorKind::kNotFound,
+                                     fmt::format("unknown resource type '{}'", p.match.type)),
+                           p.format);
+    if (!p.match.id.empty() && !fhir::IsValidId(p.match.id))
+      return ErrorResponse(MakeError(ErrorKind::kInvalid,
+                                     fmt::format("'{}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)",
+                                                 p.match.id)),
+                           p.format);
+    if (!p.match.vid.empty() && !ParsePositive(p.match.vid))
+      return ErrorResponse(MakeError(ErrorKind::kNotFound,
+                                     fmt::format("'{}' is not a version id of {}/{}", p.match.vid,
+                                                 p.match.type, p.match.id)),
+                           p.format);
+    return std::nullopt;
+  }
+
+  HttpResponse Dispatch(const HttpRequest& req, RequestContext& ctx) const {
+    Parsed p;
+    if (auto early = Route(req, p, ctx)) return std::move(*early);
+    switch (p.match.route->interaction) {
+      case Interaction::kCapabilities: return Capabilities(p);
+      case Interaction::kCreate: return Create(req, p);
+      case Interaction::kRead: return ReadLike(req, p, store.Read(p.match.type, p.match.id));
+      case Interaction::kVread:
+        return ReadLike(req, p, store.ReadVersion(p.match.type, p.match.id, *ParsePositive(p.match.vid)));
+      case Interaction::kUpdate: return Update(req, p);
+      case Interaction::kDelete: return Delete(req, p);
+      case Interaction::kHistorySystem:
+      case Interaction::kHistoryType:
+      case Interaction::kHistoryInstance: return History(p);
+    }
+    return ErrorResponse(MakeError(ErrorKind::kInternal, "unrouted interaction"), p.format);
+  }
+};
+
+FhirApi::FhirApi(const ServerConfig& config, std::shared_ptr<const fhir::Definitions> defs,
+                 storage::ResourceStore& store)
+    : impl_(std::make_unique<Impl>(Impl{config, std::move(defs), store})) {}
+FhirApi::~FhirApi() = default;
+
+HttpResponse FhirApi::Handle(const HttpRequest& request, RequestContext& ctx) const {
+  HttpResponse r;
+  try {
+    r = impl_->Dispatch(request, ctx);
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, fmt::format("request {} {} {} failed: {}", ctx.request_id, request.method,
+                                      request.target, e.what()));
+    r = Reject(ErrorKind::kInternal,
+               fmt::format("internal server error; quote request id {} when reporting it", ctx.request_id),
+               ctx);
+  }
+  r.SetHeader("X-Request-Id", ctx.request_id);
+  return r;
+}
+
+HttpResponse FhirApi::Reject(ErrorKind kind, std::string message, const RequestContext& ctx) const {
+  HttpResponse r = impl_->ErrorResponse(MakeError(kind, std::move(message)), Format{});
+  r.SetHeader("X-Request-Id", ctx.request_id);
+  return r;
+}
+
+bool FhirApi::IsCheap(const HttpRequest& request) const {
+  return request.method == "GET" &&
+         request.target.compare(0, impl_->config.base_path.size() + 9,
+                                impl_->config.base_path + "/metadata") == 0;
+}
+
+}  // namespace eds::server

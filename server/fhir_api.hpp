@@ -1,0 +1,53 @@
+// The FHIR REST API: content negotiation, routing (method x path pattern ->
+// interaction), the interaction handlers and the mapping of results and
+// errors to HTTP. One pipeline for every request; runs without sockets.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "fhir/result.hpp"
+#include "server/config.hpp"
+#include "server/http_types.hpp"
+
+namespace eds::fhir {
+class Definitions;
+}
+namespace eds::storage {
+class ResourceStore;
+}
+
+namespace eds::server {
+
+class FhirApi {
+ public:
+  FhirApi(const ServerConfig& config, std::shared_ptr<const fhir::Definitions> defs,
+          storage::ResourceStore& store);
+  ~FhirApi();
+
+  // Handles one request. Never throws: expected failures become their
+  // OperationOutcome with the right status; unexpected ones are logged with
+  // the request id and answered with a generic 500.
+  HttpResponse Handle(const HttpRequest& request, RequestContext& ctx) const;
+
+  // The response for a request refused before it reached Handle (limits,
+  // malformed HTTP): an OperationOutcome with the status of `kind`.
+  HttpResponse Reject(fhir::ErrorKind kind, std::string message, const RequestContext& ctx) const;
+
+  // True when the request only needs CPU (no database), so it may run on an
+  // I/O thread.
+  bool IsCheap(const HttpRequest& request) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Status code for an error kind.
+int HttpStatusOf(fhir::ErrorKind kind);
+
+// A request id: the client's X-Request-Id when it is short and safe, else a
+// fresh random one.
+std::string MakeRequestId(std::string_view client_value);
+
+}  // namespace eds::server

@@ -1,0 +1,335 @@
+// PostgreSQL ResourceStore. All SQL of the resource tables lives here, as
+// named statements prepared on every pooled connection; every value is a
+// bound parameter.
+#include "storage/pg_resource_store.hpp"
+
+#include <fmt/format.h>
+
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <random>
+
+#include "fhir/json.hpp"
+#include "storage/pg_pool.hpp"
+
+namespace eds::storage {
+namespace {
+
+using fhir::ErrorKind;
+using fhir::MakeError;
+using fhir::WriteMethod;
+
+// Milliseconds since the epoch <-> timestamptz, exactly.
+#define EDS_TS(p) "(timestamptz 'epoch' + " p "::bigint * interval '1 millisecond')"
+#define EDS_MS(c) "(extract(epoch from " c ") * 1000)::bigint"
+
+struct Statement {
+  const char* name;
+  const char* sql;
+};
+
+constexpr Statement kSelectCurrent{
+    "select_current",
+    "SELECT version_id, deleted, " EDS_MS("last_updated") ", content::text"
+    " FROM resource WHERE res_type = $1 AND res_id = $2"};
+
+constexpr Statement kSelectVersion{
+    "select_version",
+    "SELECT version_id, deleted, " EDS_MS("last_updated") ", content::text, method"
+    " FROM resource_history WHERE res_type = $1 AND res_id = $2 AND version_id = $3"};
+
+constexpr Statement kLockCurrent{
+    "lock_current",
+    "SELECT version_id, deleted, " EDS_MS("last_updated")
+    " FROM resource WHERE res_type = $1 AND res_id = $2 FOR UPDATE"};
+
+// Version 1 of a new resource; inserts nothing when (type, id) exists.
+constexpr Statement kInsertFirst{
+    "insert_first",
+    "WITH ins AS ("
+    " INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
+    " VALUES ($1, $2, 1, " EDS_TS("$3") ", false, $4::jsonb)"
+    " ON CONFLICT DO NOTHING"
+    " RETURNING res_type, res_id, version_id, last_updated, content)"
+    " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
+    " SELECT res_type, res_id, version_id, last_updated, $5, content FROM ins"
+    " RETURNING seq"};
+
+// A new version of a locked resource, unless its content is unchanged.
+constexpr Statement kUpdateExisting{
+    "update_existing",
+    "WITH upd AS ("
+    " UPDATE resource SET version_id = $3, last_updated = " EDS_TS("$4") ","
+    "   deleted = false, content = $5::jsonb"
+    " WHERE res_type = $1 AND res_id = $2 AND (deleted OR"
+    "   eds_strip_server_meta(content) IS DISTINCT FROM eds_strip_server_meta($5::jsonb))"
+    " RETURNING res_type, res_id, version_id, last_updated, content)"
+    " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
+    " SELECT res_type, res_id, version_id, last_updated, $6, content FROM upd"
+    " RETURNING seq"};
+
+constexpr Statement kDeleteExisting{
+    "delete_existing",
+    "WITH upd AS ("
+    " UPDATE resource SET version_id = $3, last_updated = " EDS_TS("$4") ","
+    "   deleted = true, content = NULL"
+    " WHERE res_type = $1 AND res_id = $2"
+    " RETURNING res_type, res_id, version_id, last_updated)"
+    " INSERT INTO resource_history"
+    "   (res_type, res_id, version_id, last_updated, method, deleted, content)"
+    " SELECT res_type, res_id, version_id, last_updated, 'DELETE', true, NULL FROM upd"
+    " RETURNING seq"};
+
+constexpr Statement kAllStatements[] = {kSelectCurrent, kSelectVersion, kLockCurrent,
+                                        kInsertFirst,   kUpdateExisting, kDeleteExisting};
+
+WriteMethod MethodFromSql(std::string_view m) {
+  if (m == "POST") return WriteMethod::kCreate;
+  if (m == "DELETE") return WriteMethod::kDelete;
+  return WriteMethod::kUpdate;
+}
+
+// Random (version 4) UUID as a new resource id.
+std::string NewId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t hi = rng(), lo = rng();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff,
+                     hi & 0xffff, lo >> 48, lo & 0xffffffffffffULL);
+}
+
+struct Locked {
+  int64_t version;
+  bool deleted;
+  int64_t last_updated_ms;
+};
+
+std::optional<Locked> LockCurrent(pqxx::work& tx, const std::string& type, const std::string& id) {
+  auto r = tx.exec_prepared(kLockCurrent.name, type, id);
+  if (r.empty()) return std::nullopt;
+  return Locked{r[0][0].as<int64_t>(), r[0][1].as<bool>(), r[0][2].as<int64_t>()};
+}
+
+Result<WriteResult> PreconditionFailed(std::optional<int64_t> expected, std::optional<int64_t> current) {
+  return MakeError(ErrorKind::kPreconditionFailed,
+                   current ? fmt::format("version conflict: If-Match expects version {} but the "
+                                         "current version is {}",
+                                         expected.value_or(0), *current)
+                           : fmt::format("version conflict: If-Match expects version {} but the "
+                                         "resource does not exist",
+                                         expected.value_or(0)));
+}
+
+}  // namespace
+
+struct PgResourceStore::Impl {
+  explicit Impl(const PgStoreOptions& o)
+      : pool(o.dsn, o.pool_size, o.acquire_timeout,
+             [timeout = o.statement_timeout](pqxx::connection& c) {
+               c.set_variable("statement_timeout", std::to_string(timeout.count()));
+               for (const auto& s : kAllStatements) c.prepare(s.name, s.sql);
+             }) {}
+
+  // Runs `fn(conn)` on a pooled connection, translating database failures:
+  // no free connection or a broken one -> kUnavailable; serialization
+  // failures and deadlocks are retried once, then kConflict; unique
+  // violations -> kConflict; anything else throws StorageError.
+  template <class T, class Fn>
+  Result<T> Run(Fn&& fn) {
+    for (int attempt = 0;; ++attempt) {
+      auto lease = pool.Acquire();
+      if (!lease)
+        return MakeError(ErrorKind::kUnavailable, "the database is busy; try again later");
+      try {
+        return fn(lease->conn());
+      } catch (const pqxx::broken_connection&) {
+        lease->MarkBroken();
+        return MakeError(ErrorKind::kUnavailable, "the database is unavailable; try again later");
+      } catch (const pqxx::transaction_rollback&) {
+        if (attempt == 0) continue;
+        return MakeError(ErrorKind::kConflict, "concurrent write; try again");
+      } catch (const pqxx::unique_violation&) {
+        return MakeError(ErrorKind::kConflict, "concurrent write of the same resource; try again");
+      } catch (const pqxx::in_doubt_error& e) {
+        lease->MarkBroken();
+        throw StorageError(std::string("transaction outcome unknown: ") + e.what());
+      } catch (const pqxx::sql_error& e) {
+        throw StorageError(std::string(e.what()) + " [query: " + e.query() + "]");
+      } catch (const pqxx::failure& e) {
+        lease->MarkBroken();
+        throw StorageError(e.what());
+      }
+    }
+  }
+
+  // Writes version 1, or returns nullopt when (type, id) appeared meanwhile.
+  std::optional<WriteResult> InsertFirst(pqxx::work& tx, fhir::Resource& resource,
+                                         const std::string& id, WriteMethod method) {
+    int64_t now = fhir::NowMs();
+    resource.SetId(id);
+    std::string content = resource.Render("1", fhir::FormatInstant(now));
+    auto r = tx.exec_prepared(kInsertFirst.name, resource.type(), id, now, content,
+                              method == WriteMethod::kCreate ? "POST" : "PUT");
+    if (r.empty()) return std::nullopt;
+    return WriteResult{{resource.type(), id, 1, now, method, false, std::move(content)}, true, true};
+  }
+
+  PgPool pool;
+};
+
+PgResourceStore::PgResourceStore(PgStoreOptions options)
+    : impl_(std::make_unique<Impl>(options)) {}
+PgResourceStore::~PgResourceStore() = default;
+
+int PgResourceStore::pool_size() const { return impl_->pool.size(); }
+
+Result<VersionRecord> PgResourceStore::Read(const std::string& type, const std::string& id) {
+  return impl_->Run<VersionRecord>([&](pqxx::connection& c) -> Result<VersionRecord> {
+    pqxx::nontransaction tx(c);
+    auto r = tx.exec_prepared(kSelectCurrent.name, type, id);
+    if (r.empty())
+      return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} is not known", type, id));
+    const auto& row = r[0];
+    VersionRecord rec{type, id, row[0].as<int64_t>(), row[2].as<int64_t>(), WriteMethod::kUpdate,
+                      row[1].as<bool>(), {}};
+    if (!row[3].is_null()) rec.content.assign(row[3].c_str(), row[3].size());
+    return rec;
+  });
+}
+
+Result<VersionRecord> PgResourceStore::ReadVersion(const std::string& type, const std::string& id,
+                                                   int64_t version) {
+  return impl_->Run<VersionRecord>([&](pqxx::connection& c) -> Result<VersionRecord> {
+    pqxx::nontransaction tx(c);
+    auto r = tx.exec_prepared(kSelectVersion.name, type, id, version);
+    if (r.empty())
+      return MakeError(ErrorKind::kNotFound,
+                       fmt::format("{}/{} has no version {}", type, id, version));
+    const auto& row = r[0];
+    VersionRecord rec{type, id, row[0].as<int64_t>(), row[2].as<int64_t>(),
+                      MethodFromSql(row[4].c_str()), row[1].as<bool>(), {}};
+    if (!row[3].is_null()) rec.content.assign(row[3].c_str(), row[3].size());
+    return rec;
+  });
+}
+
+Result<WriteResult> PgResourceStore::Create(fhir::Resource& resource) {
+  return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
+    for (int i = 0; i < 3; ++i) {
+      pqxx::work tx(c);
+      if (auto w = impl_->InsertFirst(tx, resource, NewId(), WriteMethod::kCreate)) {
+        tx.commit();
+        return std::move(*w);
+      }
+    }
+    throw StorageError("could not allocate a unique resource id");
+  });
+}
+
+Result<WriteResult> PgResourceStore::Update(fhir::Resource& resource, const std::string& id,
+                                            std::optional<int64_t> if_match) {
+  return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
+    const std::string& type = resource.type();
+    // Two attempts: a concurrent creator of the same id makes the first
+    // insert find the row taken; the second sees (and locks) it.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      pqxx::work tx(c);
+      auto cur = LockCurrent(tx, type, id);
+      if (!cur) {
+        if (if_match) return PreconditionFailed(if_match, std::nullopt);
+        if (auto w = impl_->InsertFirst(tx, resource, id, WriteMethod::kUpdate)) {
+          tx.commit();
+          return std::move(*w);
+        }
+        continue;
+      }
+      if (if_match && *if_match != cur->version) return PreconditionFailed(if_match, cur->version);
+      int64_t version = cur->version + 1;
+      int64_t now = std::max(fhir::NowMs(), cur->last_updated_ms);
+      resource.SetId(id);
+      std::string content = resource.Render(std::to_string(version), fhir::FormatInstant(now));
+      auto r = tx.exec_prepared(kUpdateExisting.name, type, id, version, now, content, "PUT");
+      if (r.empty()) {
+        // Unchanged content: answer with the current version, write nothing.
+        auto cur_row = tx.exec_prepared(kSelectCurrent.name, type, id);
+        VersionRecord rec{type, id, cur->version, cur->last_updated_ms, WriteMethod::kUpdate,
+                          false, cur_row[0][3].c_str()};
+        tx.commit();
+        return WriteResult{std::move(rec), false, false};
+      }
+      tx.commit();
+      return WriteResult{{type, id, version, now, WriteMethod::kUpdate, false, std::move(content)},
+                         cur->deleted, true};
+    }
+    return MakeError(ErrorKind::kConflict, fmt::format("concurrent creation of {}/{}", type, id));
+  });
+}
+
+Result<WriteResult> PgResourceStore::Delete(const std::string& type, const std::string& id,
+                                            std::optional<int64_t> if_match) {
+  return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
+    pqxx::work tx(c);
+    auto cur = LockCurrent(tx, type, id);
+    if (!cur) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} is not known", type, id));
+    if (if_match && *if_match != cur->version) return PreconditionFailed(if_match, cur->version);
+    if (cur->deleted)
+      return WriteResult{{type, id, cur->version, cur->last_updated_ms, WriteMethod::kDelete, true, {}},
+                         false, false};
+    int64_t version = cur->version + 1;
+    int64_t now = std::max(fhir::NowMs(), cur->last_updated_ms);
+    tx.exec_prepared(kDeleteExisting.name, type, id, version, now);
+    tx.commit();
+    return WriteResult{{type, id, version, now, WriteMethod::kDelete, true, {}}, false, true};
+  });
+}
+
+Result<HistoryPage> PgResourceStore::History(const HistoryQuery& q) {
+  std::string sql =
+      "SELECT h.seq, h.res_type, h.res_id, h.version_id, " EDS_MS("h.last_updated")
+      ", h.method, h.deleted, h.content::text FROM resource_history h";
+  std::vector<std::string> params;
+  std::vector<std::string> where;
+  auto param = [&params](std::string v) {
+    params.push_back(std::move(v));
+    return "$" + std::to_string(params.size());
+  };
+  if (q.at)
+    sql += " LEFT JOIN resource_history n ON n.res_type = h.res_type AND n.res_id = h.res_id"
+           " AND n.version_id = h.version_id + 1";
+  if (q.type) where.push_back("h.res_type = " + param(*q.type));
+  if (q.id) where.push_back("h.res_id = " + param(*q.id));
+  if (q.since_ms)
+    where.push_back("h.last_updated >= (timestamptz 'epoch' + " + param(std::to_string(*q.since_ms)) +
+                    "::bigint * interval '1 millisecond')");
+  if (q.at) {
+    where.push_back("h.last_updated < (timestamptz 'epoch' + " + param(std::to_string(q.at->high_ms)) +
+                    "::bigint * interval '1 millisecond')");
+    where.push_back("(n.last_updated IS NULL OR n.last_updated > (timestamptz 'epoch' + " +
+                    param(std::to_string(q.at->low_ms)) + "::bigint * interval '1 millisecond'))");
+  }
+  if (q.before_seq) where.push_back("h.seq < " + param(std::to_string(*q.before_seq)) + "::bigint");
+  for (std::size_t i = 0; i < where.size(); ++i) sql += (i == 0 ? " WHERE " : " AND ") + where[i];
+  sql += " ORDER BY h.seq DESC LIMIT " + param(std::to_string(q.count + 1)) + "::bigint";
+
+  return impl_->Run<HistoryPage>([&](pqxx::connection& c) -> Result<HistoryPage> {
+    pqxx::nontransaction tx(c);
+    auto r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+    HistoryPage page;
+    const auto n = std::min<std::size_t>(r.size(), static_cast<std::size_t>(q.count));
+    page.entries.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& row = r[static_cast<pqxx::result::size_type>(i)];
+      VersionRecord rec{row[1].c_str(), row[2].c_str(), row[3].as<int64_t>(), row[4].as<int64_t>(),
+                        MethodFromSql(row[5].c_str()), row[6].as<bool>(), {}};
+      if (!row[7].is_null()) rec.content.assign(row[7].c_str(), row[7].size());
+      page.entries.push_back(std::move(rec));
+    }
+    if (r.size() > n && n > 0)
+      page.next_before_seq = r[static_cast<pqxx::result::size_type>(n - 1)][0].as<int64_t>();
+    return page;
+  });
+}
+
+}  // namespace eds::storage

@@ -1,0 +1,42 @@
+// ResourceStore on PostgreSQL: current versions in `resource`, every version
+// in `resource_history`; each write is one transaction.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "storage/resource_store.hpp"
+
+namespace eds::storage {
+
+struct PgStoreOptions {
+  std::string dsn;
+  int pool_size = 8;
+  std::chrono::milliseconds acquire_timeout{5000};
+  std::chrono::milliseconds statement_timeout{30000};
+};
+
+class PgResourceStore final : public ResourceStore {
+ public:
+  explicit PgResourceStore(PgStoreOptions options);
+  ~PgResourceStore() override;
+
+  Result<VersionRecord> Read(const std::string& type, const std::string& id) override;
+  Result<VersionRecord> ReadVersion(const std::string& type, const std::string& id,
+                                    int64_t version) override;
+  Result<WriteResult> Create(fhir::Resource& resource) override;
+  Result<WriteResult> Update(fhir::Resource& resource, const std::string& id,
+                             std::optional<int64_t> if_match) override;
+  Result<WriteResult> Delete(const std::string& type, const std::string& id,
+                             std::optional<int64_t> if_match) override;
+  Result<HistoryPage> History(const HistoryQuery& query) override;
+
+  int pool_size() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace eds::storage

@@ -1,0 +1,84 @@
+// ResourceStore: persistence of FHIR resources in FHIR terms (create, read,
+// vread, update, delete, history). Implementations translate their own
+// failures: expected outcomes are Result errors; broken infrastructure
+// throws StorageError.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fhir/bundle.hpp"
+#include "fhir/primitives.hpp"
+#include "fhir/result.hpp"
+
+namespace eds::fhir {
+class Resource;
+}
+
+namespace eds::storage {
+
+using fhir::Result;
+using fhir::VersionRecord;
+
+// Infrastructure failure (bad SQL, lost data invariants). Caught once at the
+// HTTP boundary and answered with a generic 500.
+class StorageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct WriteResult {
+  VersionRecord record;  // the version now current
+  bool created = false;  // a new resource (or a deleted one brought back)
+  bool changed = true;   // false: nothing changed, no version was written
+};
+
+struct HistoryQuery {
+  std::optional<std::string> type;  // absent: system history
+  std::optional<std::string> id;    // with type: instance history
+  std::optional<int64_t> since_ms;  // versions written at or after
+  std::optional<fhir::InstantRange> at;  // versions current during the range
+  std::optional<int64_t> before_seq;     // paging cursor: only older changes
+  int count = 50;
+};
+
+struct HistoryPage {
+  std::vector<VersionRecord> entries;     // newest first
+  std::optional<int64_t> next_before_seq;  // cursor of the next page, if any
+};
+
+class ResourceStore {
+ public:
+  virtual ~ResourceStore() = default;
+
+  // Current version. kNotFound when the resource never existed; a deleted
+  // resource is returned as its tombstone (deleted == true).
+  virtual Result<VersionRecord> Read(const std::string& type, const std::string& id) = 0;
+
+  // One version. kNotFound when the resource or the version does not exist;
+  // a deletion version is returned with deleted == true.
+  virtual Result<VersionRecord> ReadVersion(const std::string& type, const std::string& id,
+                                            int64_t version) = 0;
+
+  // Stores a new resource under a fresh server-assigned id (set on `resource`).
+  virtual Result<WriteResult> Create(fhir::Resource& resource) = 0;
+
+  // Update or create with the client's id. `if_match`: the version the
+  // client expects to be current (kPreconditionFailed otherwise). Content
+  // equal to the current version's (apart from meta.versionId/lastUpdated)
+  // writes nothing and returns the current version with changed == false.
+  virtual Result<WriteResult> Update(fhir::Resource& resource, const std::string& id,
+                                     std::optional<int64_t> if_match) = 0;
+
+  // Writes a deletion version. kNotFound when the resource never existed;
+  // deleting a deleted resource changes nothing (changed == false).
+  virtual Result<WriteResult> Delete(const std::string& type, const std::string& id,
+                                     std::optional<int64_t> if_match) = 0;
+
+  virtual Result<HistoryPage> History(const HistoryQuery& query) = 0;
+};
+
+}  // namespace eds::storage

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Read benchmark, run by hand (`make bench`): GET /fhir/Patient/{id} through the EDS server
+# (wrk) versus the same SELECT on raw PostgreSQL (pgbench), same connection count.
+# DURATION (s) defaults to 20; the last line printed is "ratio server/raw: X.XX".
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PG_LOG_TAG="read_bench"
+# shellcheck source=deploy/pg_common.sh
+source "$repo_root/deploy/pg_common.sh"
+
+DURATION="${DURATION:-20}"
+[[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || pg_die "DURATION must be a positive number of seconds"
+PATIENTS=10000
+CONNECTIONS=16
+THREADS=2
+
+bin="${EDS_BIN:-$repo_root/build/release/eds}"
+bench_dir="$repo_root/tests/bench"
+state_dir="$repo_root/build/bench-pg"
+work="$repo_root/build/bench"
+
+[[ -x "$bin" ]] || pg_die "server binary '$bin' not found; run 'make build' first"
+pg_require_bins
+[[ -x "$PG_BIN/pgbench" ]] || pg_die "$PG_BIN/pgbench not found (postgresql-15 package)"
+for tool in wrk curl awk sort; do
+    command -v "$tool" >/dev/null || pg_die "'$tool' is required (run 'make setup')"
+done
+
+server_pid=""
+cleanup() {
+    local rc=$?
+    trap '' INT TERM
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        local i
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    bash "$repo_root/tests/pg_fixture.sh" stop "$state_dir" || true
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+rm -rf -- "$work"
+mkdir -p "$work"
+
+server_log() {
+    pg_info "last lines of the server log ($work/server.log):"
+    tail -n 30 "$work/server.log" >&2 || true
+}
+
+# ---- database and server -------------------------------------------------
+
+bash "$repo_root/tests/pg_fixture.sh" start "$state_dir"
+dsn="$(<"$state_dir/dsn")"
+psql=("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$dsn")
+
+port="$(pg_pick_free_port)"
+base="http://127.0.0.1:$port"
+pg_info "starting server on $base"
+"$bin" serve --database-url "$dsn" --migrate --port "$port" --threads "$THREADS" \
+    --pool-size "$CONNECTIONS" --log-level warn >"$work/server.log" 2>&1 &
+server_pid=$!
+
+ready=0
+for ((i = 0; i < 600; i++)); do
+    if curl -sf -o /dev/null "$base/fhir/metadata"; then
+        ready=1
+        break
+    fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        server_log
+        pg_die "server exited during startup"
+    fi
+    sleep 0.1
+done
+((ready)) || {
+    server_log
+    pg_die "server did not answer $base/fhir/metadata within 60 s"
+}
+
+# ---- load patients ---------------------------------------------------------
+
+# One curl process performs all PUTs over keep-alive connections (--parallel);
+# each transfer is described in a generated config file.
+pg_info "loading $PATIENTS patients"
+awk -v n="$PATIENTS" -v base="$base" '
+function q(s) { gsub(/"/, "\\\"", s); return "\"" s "\"" }
+# Three letters of the fiscal code from a surname or given name (consonants first).
+function cf3(s, given,    i, ch, cons, vow) {
+    s = toupper(s)
+    for (i = 1; i <= length(s); i++) {
+        ch = substr(s, i, 1)
+        if (index("AEIOU", ch)) vow = vow ch; else cons = cons ch
+    }
+    if (given && length(cons) >= 4) return substr(cons, 1, 1) substr(cons, 3, 2)
+    return substr(cons vow "XXX", 1, 3)
+}
+BEGIN {
+    nf = split("Rossi Russo Ferrari Esposito Bianchi Romano Colombo Ricci Marino Greco " \
+               "Bruno Gallo Conti Mancini Costa Giordano Rizzo Lombardi Moretti Barbieri", fam, " ")
+    nm = split("Marco Giuseppe Luca Francesco Alessandro Andrea Matteo Lorenzo Davide Stefano", male, " ")
+    nw = split("Giulia Francesca Sara Chiara Martina Anna Elena Laura Valentina Paola", female, " ")
+    nc = split("Roma:H501:00184 Milano:F205:20121 Napoli:F839:80133 Torino:L219:10121 " \
+               "Bologna:A944:40121 Firenze:D612:50122 Genova:D969:16121 Palermo:G273:90133", city, " ")
+    split("Via Roma|Corso Italia|Via Garibaldi|Via Mazzini|Piazza Duomo|Via Verdi", street, "|")
+    months = "ABCDEHLMPRST"
+    for (i = 0; i < n; i++) {
+        fem = i % 2
+        family = fam[i % nf + 1]
+        given = fem ? female[int(i / 2) % nw + 1] : male[int(i / 2) % nm + 1]
+        year = 1930 + (i * 7) % 80
+        month = (i * 5) % 12 + 1
+        day = (i * 3) % 28 + 1
+        split(city[int(i / 3) % nc + 1], c, ":")
+        cf = sprintf("%s%s%02d%s%02d%s%s", cf3(family, 0), cf3(given, 1),
+                     year % 100, substr(months, month, 1), day + (fem ? 40 : 0), c[2],
+                     substr("ABCDEFGHIJKLMNOPQRSTUVWXYZ", i % 26 + 1, 1))
+        body = sprintf("{\"resourceType\":\"Patient\",\"id\":\"bench-%d\"," \
+            "\"identifier\":[{\"use\":\"official\",\"system\":\"http://hl7.it/sid/codiceFiscale\",\"value\":\"%s\"}]," \
+            "\"active\":true," \
+            "\"name\":[{\"use\":\"official\",\"family\":\"%s\",\"given\":[\"%s\"]}]," \
+            "\"telecom\":[{\"system\":\"phone\",\"value\":\"+39 3%02d %07d\",\"use\":\"mobile\"}]," \
+            "\"gender\":\"%s\",\"birthDate\":\"%04d-%02d-%02d\"," \
+            "\"address\":[{\"use\":\"home\",\"type\":\"physical\",\"line\":[\"%s %d\"],\"city\":\"%s\"," \
+            "\"postalCode\":\"%s\",\"country\":\"IT\"}]}",
+            i, cf, family, given, i % 100, (i * 7919) % 10000000, fem ? "female" : "male",
+            year, month, day, street[i % 6 + 1], i % 200 + 1, c[1], c[3])
+        if (i > 0) print "next"
+        print "url = " q(base "/fhir/Patient/bench-" i)
+        print "request = \"PUT\""
+        print "header = \"Content-Type: application/fhir+json\""
+        print "header = \"Accept: application/fhir+json\""
+        print "data-binary = " q(body)
+        print "output = \"/dev/null\""
+        print "write-out = \"%{http_code} %{url_effective}\\n\""
+        print "silent"
+        print "show-error"
+    }
+}' >"$work/load.curl"
+
+load_start=$SECONDS
+if ! curl -sS --parallel --parallel-max "$CONNECTIONS" -K "$work/load.curl" >"$work/load.out" 2>"$work/load.err"; then
+    cat "$work/load.err" >&2
+    server_log
+    pg_die "loading patients failed (curl)"
+fi
+ok="$(awk '$1 ~ /^2[0-9][0-9]$/' "$work/load.out" | wc -l)"
+if ((ok != PATIENTS)); then
+    awk '$1 !~ /^2[0-9][0-9]$/' "$work/load.out" | head -n 5 >&2
+    server_log
+    pg_die "only $ok of $PATIENTS PUT requests succeeded"
+fi
+stored="$("${psql[@]}" -c "SELECT count(*) FROM resource WHERE res_type='Patient' AND res_id LIKE 'bench-%'")"
+((stored == PATIENTS)) || pg_die "expected $PATIENTS bench patients in the database, found $stored"
+pg_info "loaded $stored patients in $((SECONDS - load_start)) s"
+rm -f -- "$work/load.curl" "$work/load.out"
+"${psql[@]}" -c "VACUUM ANALYZE resource"
+
+# ---- (a) server: wrk ----------------------------------------------------------
+
+pg_info "server: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
+    -s "$bench_dir/random_patient.lua" "$base" | tee "$work/wrk.out"
+
+# Latency values come as e.g. 812.00us, 1.25ms, 1.02s; print them in ms.
+wrk_ms() {
+    awk -v pct="$1" '
+        $1 == pct {
+            v = $2; unit = v; sub(/^[0-9.]+/, "", unit); sub(/[a-z]+$/, "", v)
+            f = (unit == "us") ? 0.001 : (unit == "ms") ? 1 : (unit == "s") ? 1000 : (unit == "m") ? 60000 : -1
+            if (f < 0) exit 1
+            printf "%.3f\n", v * f; found = 1; exit
+        }
+        END { if (!found) exit 1 }' "$work/wrk.out"
+}
+srv_rps="$(awk '$1 == "Requests/sec:" { print $2 }' "$work/wrk.out")"
+srv_p50="$(wrk_ms 50%)" || pg_die "no 50% latency in wrk output"
+srv_p99="$(wrk_ms 99%)" || pg_die "no 99% latency in wrk output"
+[[ -n "$srv_rps" ]] || pg_die "no Requests/sec in wrk output"
+non2xx="$(awk '$1 == "non-2xx" { print $3 }' "$work/wrk.out")"
+[[ "$non2xx" == 0 ]] || pg_die "server answered ${non2xx:-an unknown number of} requests with a non-2xx status"
+if grep -q '^ *Socket errors:' "$work/wrk.out"; then
+    pg_die "wrk reported socket errors: $(grep '^ *Socket errors:' "$work/wrk.out")"
+fi
+
+# ---- (b) raw PostgreSQL: pgbench ---------------------------------------------
+
+pg_info "raw PostgreSQL: pgbench -c $CONNECTIONS -j $THREADS -T $DURATION"
+(cd "$work" && "$PG_BIN/pgbench" -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -T "$DURATION" \
+    -f "$bench_dir/read_patient.sql" -r -l --log-prefix="$work/pgbench_log" "$dsn") |
+    tee "$work/pgbench.out"
+
+raw_tps="$(awk '$1 == "tps" && $2 == "=" { print $3; exit }' "$work/pgbench.out")"
+[[ -n "$raw_tps" ]] || pg_die "no tps in pgbench output"
+# Column 3 of the per-transaction log is the latency in microseconds.
+cat "$work"/pgbench_log.* | awk '{ print $3 }' | sort -n >"$work/pgbench_latency_us"
+pct_ms() {
+    awk -v p="$1" '{ a[NR] = $1 }
+        END {
+            if (NR == 0) exit 1
+            i = int(NR * p / 100); if (i < NR * p / 100) i++; if (i < 1) i = 1
+            printf "%.3f\n", a[i] / 1000
+        }' "$work/pgbench_latency_us"
+}
+raw_p50="$(pct_ms 50)" || pg_die "empty pgbench transaction log"
+raw_p99="$(pct_ms 99)"
+rm -f -- "$work"/pgbench_log.* "$work/pgbench_latency_us"
+
+# ---- summary ---------------------------------------------------------------------
+
+echo
+printf 'Read benchmark: %d patients, %d connections, %d threads, %d s per run\n' \
+    "$PATIENTS" "$CONNECTIONS" "$THREADS" "$DURATION"
+printf '%-32s %14s %10s %10s\n' "" "throughput/s" "p50 (ms)" "p99 (ms)"
+printf '%-32s %14.1f %10.3f %10.3f\n' "server GET /fhir/Patient/{id}" "$srv_rps" "$srv_p50" "$srv_p99"
+printf '%-32s %14.1f %10.3f %10.3f\n' "raw PostgreSQL SELECT" "$raw_tps" "$raw_p50" "$raw_p99"
+awk -v s="$srv_rps" -v r="$raw_tps" 'BEGIN { printf "ratio server/raw: %.2f\n", s / r }'
