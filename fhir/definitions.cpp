@@ -77,7 +77,7 @@ struct Definitions::Impl {
   std::string fhir_version = "4.0.1";
 
   bool IsPrimitive(std::string_view code) const {
-    if (code.substr(0, kSystemPrefix.size()) == kSystemPrefix) return true;
+    if (code.rfind("System.", 0) == 0 || code.rfind(kSystemPrefix, 0) == 0) return true;
     auto it = types.find(std::string(code));
     return it != types.end() && it->second.kind == TypeKind::kPrimitive;
   }
