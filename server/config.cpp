@@ -53,6 +53,11 @@ const std::vector<Option>& Options() {
        [](ServerConfig& c, const std::string& v) {
          c.pool_size = static_cast<int>(ToNumber("pool-size", v, 1, 1024));
        }},
+      {"read-connections", "EDS_READ_CONNECTIONS",
+       "non-blocking database connections serving batched reads without worker threads (default 2; 0: off)",
+       [](ServerConfig& c, const std::string& v) {
+         c.read_connections = static_cast<int>(ToNumber("read-connections", v, 0, 1024));
+       }},
       {"database-url", "EDS_DATABASE_URL", "PostgreSQL connection URL (required)",
        [](ServerConfig& c, const std::string& v) { c.database_url = v; }},
       {"definitions", "EDS_DEFINITIONS",

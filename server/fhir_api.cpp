@@ -269,11 +269,11 @@ struct FhirApi::Impl {
     return r;
   }
 
-  HttpResponse ReadLike(const HttpRequest& req, const Parsed& p,
+  HttpResponse ReadLike(const HttpRequest& req, const Format& format,
                         const storage::Result<fhir::VersionRecord>& res) const {
-    if (!res) return ErrorResponse(res.error(), p.format);
+    if (!res) return ErrorResponse(res.error(), format);
     const auto& rec = *res;
-    if (rec.deleted) return Deleted(rec, p.format);
+    if (rec.deleted) return Deleted(rec, format);
     std::string_view inm = req.Header("if-none-match");
     if (!inm.empty()) {
       bool match = false;
@@ -287,7 +287,7 @@ struct FhirApi::Impl {
         return r;
       }
     }
-    HttpResponse r = Json(200, rec.content, p.format);
+    HttpResponse r = Json(200, rec.content, format);
     SetVersionHeaders(r, rec);
     return r;
   }
@@ -583,9 +583,9 @@ struct FhirApi::Impl {
     switch (p.match.route->interaction) {
       case Interaction::kCapabilities: return Capabilities(p);
       case Interaction::kCreate: return Create(req, p);
-      case Interaction::kRead: return ReadLike(req, p, store.Read(p.match.type, p.match.id));
+      case Interaction::kRead: return ReadLike(req, p.format, store.Read(p.match.type, p.match.id));
       case Interaction::kVread:
-        return ReadLike(req, p, store.ReadVersion(p.match.type, p.match.id, *ParsePositive(p.match.vid)));
+        return ReadLike(req, p.format, store.ReadVersion(p.match.type, p.match.id, *ParsePositive(p.match.vid)));
       case Interaction::kUpdate: return Update(req, p);
       case Interaction::kDelete: return Delete(req, p);
       case Interaction::kHistorySystem:
@@ -618,6 +618,24 @@ HttpResponse FhirApi::Handle(const HttpRequest& request, RequestContext& ctx) co
 
 HttpResponse FhirApi::Reject(ErrorKind kind, std::string message, const RequestContext& ctx) const {
   HttpResponse r = impl_->ErrorResponse(MakeError(kind, std::move(message)), Format{});
+  r.SetHeader("X-Request-Id", ctx.request_id);
+  return r;
+}
+
+std::optional<FhirApi::ReadPlan> FhirApi::PlanRead(const HttpRequest& request,
+                                                   RequestContext& ctx) const {
+  if (request.method != "GET") return std::nullopt;
+  Impl::Parsed p;
+  if (impl_->Route(request, p, ctx)) return std::nullopt;  // an error: Handle answers it
+  if (p.match.route->interaction != Interaction::kRead) return std::nullopt;
+  return ReadPlan{p.match.type, p.match.id, p.format.content_type, p.format.pretty};
+}
+
+HttpResponse FhirApi::CompleteRead(const HttpRequest& request, const ReadPlan& plan,
+                                   const fhir::Result<fhir::VersionRecord>& result,
+                                   RequestContext& ctx) const {
+  Format format{plan.content_type, plan.pretty};
+  HttpResponse r = impl_->ReadLike(request, format, result);
   r.SetHeader("X-Request-Id", ctx.request_id);
   return r;
 }

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "fhir/bundle.hpp"
 #include "fhir/result.hpp"
 #include "server/config.hpp"
 #include "server/http_types.hpp"
@@ -37,6 +39,21 @@ class FhirApi {
   // True when the request only needs CPU (no database), so it may run on an
   // I/O thread.
   bool IsCheap(const HttpRequest& request) const;
+
+  // A plain read (GET [type]/[id]) that the caller may serve with a
+  // non-blocking database read: what to read and how to answer.
+  struct ReadPlan {
+    std::string type;
+    std::string id;
+    std::string content_type;
+    bool pretty = false;
+  };
+  // The plan when `request` is a valid plain read; nullopt for anything else
+  // (including invalid reads, whose errors Handle reports).
+  std::optional<ReadPlan> PlanRead(const HttpRequest& request, RequestContext& ctx) const;
+  // The response to a planned read, given what the store returned.
+  HttpResponse CompleteRead(const HttpRequest& request, const ReadPlan& plan,
+                            const fhir::Result<fhir::VersionRecord>& result, RequestContext& ctx) const;
 
  private:
   struct Impl;

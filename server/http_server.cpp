@@ -1,7 +1,7 @@
-// Beast/Asio HTTP layer: accept loop, keep-alive sessions as coroutines on
-// their own strands, request limits and timeouts, and the hand-off of each
-// request to the database worker pool (libpqxx blocks, so database work never
-// runs on an I/O thread).
+// Beast/Asio HTTP layer: accept loop, keep-alive sessions as coroutines, each
+// connection on one of the per-thread io_contexts; request limits and
+// timeouts; batched non-blocking reads; and the hand-off of other requests to
+// the database worker pool (libpqxx blocks, so it never runs on an I/O thread).
 #include "server/http_server.hpp"
 
 #include <fmt/format.h>
@@ -11,9 +11,11 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -21,6 +23,8 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <deque>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -28,6 +32,7 @@
 #include "server/fhir_api.hpp"
 #include "server/http_types.hpp"
 #include "server/log.hpp"
+#include "storage/pg_async_reader.hpp"
 
 namespace eds::server {
 
@@ -81,19 +86,224 @@ HttpRequest ToHttpRequest(http::request<http::string_body>&& req) {
   return out;
 }
 
+// Reads of current versions, served without worker threads: requests queue
+// here, and each of a few non-blocking connections takes everything queued
+// as one batched query, so concurrent reads share database round trips.
+// Readiness is awaited by a 1-byte MSG_PEEK receive (a read operation, so
+// Asio checks readiness that arrived before the wait began). When a
+// connection fails the waiting reads get nullopt and fall back to the worker
+// pool.
+class ReadBatcher {
+ public:
+  using Outcome = std::optional<fhir::Result<fhir::VersionRecord>>;
+
+  ReadBatcher(net::io_context& ioc, net::thread_pool& workers, const ServerConfig& config)
+      : ioc_(ioc), workers_(workers), dsn_(config.database_url) {
+    conns_.resize(static_cast<std::size_t>(config.read_connections));
+    for (std::size_t i = 0; i < conns_.size(); ++i) {
+      Open(i);
+      idle_.push_back(i);
+    }
+  }
+
+  ~ReadBatcher() {
+    for (auto& c : conns_)
+      if (c.socket) c.socket->release();  // libpq closes its own socket
+  }
+
+  template <class Token>
+  auto AsyncRead(std::string type, std::string id, Token&& token) {
+    auto init = [this](auto handler, std::string t, std::string i) {
+      Enqueue(Waiter{{std::move(t), std::move(i)}, Handler(std::move(handler))});
+    };
+    return net::async_initiate<Token, void(Outcome)>(init, token, std::move(type), std::move(id));
+  }
+
+ private:
+  using Handler = net::any_completion_handler<void(Outcome)>;
+  static constexpr std::size_t kMaxBatch = 64;
+
+  struct Waiter {
+    storage::ResourceKey key;
+    Handler handler;
+  };
+  struct Conn {
+    std::unique_ptr<storage::PgAsyncReader> reader;
+    std::unique_ptr<net::generic::stream_protocol::socket> socket;
+  };
+
+  void Enqueue(Waiter w) {
+    std::optional<std::size_t> start;
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(std::move(w));
+      if (!idle_.empty()) {
+        start = idle_.back();
+        idle_.pop_back();
+      }
+    }
+    if (start) {
+      auto run = [this, c = *start]() { return RunBatches(c); };
+      net::co_spawn(ioc_, run, net::detached);
+    }
+  }
+
+  // Resumes a waiter later on this batcher's context, which is also its
+  // session's (sessions only use the batcher of their own context).
+  void Complete(Waiter& w, Outcome outcome) {
+    net::post(ioc_, [h = std::move(w.handler), o = std::move(outcome)]() mutable { std::move(h)(std::move(o)); });
+  }
+
+  net::awaitable<void> RunBatches(std::size_t c) {
+    for (;;) {
+      std::vector<Waiter> batch;
+      {
+        std::lock_guard lock(mu_);
+        if (queue_.empty()) {
+          idle_.push_back(c);
+          co_return;
+        }
+        while (!queue_.empty() && batch.size() < kMaxBatch) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      std::vector<storage::ResourceKey> keys;
+      keys.reserve(batch.size());
+      for (const auto& w : batch) keys.push_back(w.key);
+      auto rows = co_await Execute(c, keys);
+      if (!rows) {
+        for (auto& w : batch) Complete(w, std::nullopt);
+        Reopen(c);
+        co_return;
+      }
+      for (auto& w : batch) {
+        const fhir::VersionRecord* found = nullptr;
+        for (const auto& r : *rows)
+          if (r.id == w.key.id && r.type == w.key.type) found = &r;
+        if (found != nullptr) {
+          Complete(w, fhir::Result<fhir::VersionRecord>(*found));
+        } else {
+          Complete(w, fhir::Result<fhir::VersionRecord>(fhir::MakeError(
+                          fhir::ErrorKind::kNotFound, fmt::format("{}/{} is not known", w.key.type, w.key.id))));
+        }
+      }
+    }
+  }
+
+  net::awaitable<std::optional<std::vector<fhir::VersionRecord>>> Execute(
+      std::size_t c, const std::vector<storage::ResourceKey>& keys) {
+    Conn& conn = conns_[c];
+    using Step = storage::PgAsyncReader::Step;
+    try {
+      Step step = conn.reader->StartBatch(keys);
+      char peek = 0;
+      while (step == Step::kWantRead || step == Step::kWantWrite) {
+        if (step == Step::kWantRead) {
+          auto [ec, n] = co_await conn.socket->async_receive(net::buffer(&peek, 1),
+                                                             net::socket_base::message_peek, kTuple);
+          if (ec || n == 0) break;
+        } else {
+          auto [ec] = co_await conn.socket->async_wait(net::socket_base::wait_write, kTuple);
+          if (ec) break;
+        }
+        step = conn.reader->Continue();
+      }
+      if (step == Step::kDone) co_return conn.reader->TakeRows();
+    } catch (const std::exception& e) {
+      Log(LogLevel::kWarn, std::string("batched read failed: ") + e.what());
+    }
+    co_return std::nullopt;
+  }
+
+  // Blocking: connects. Called at start-up and on worker threads.
+  void Open(std::size_t i) {
+    auto reader = std::make_unique<storage::PgAsyncReader>(dsn_, std::chrono::milliseconds(30000));
+    int family = reader->address_family();
+    auto socket = std::make_unique<net::generic::stream_protocol::socket>(ioc_);
+    socket->assign(net::generic::stream_protocol(family, family == AF_UNIX ? 0 : IPPROTO_TCP),
+                   reader->socket());
+    conns_[i].reader = std::move(reader);
+    conns_[i].socket = std::move(socket);
+  }
+
+  // Drops a failed connection and reconnects it on a worker thread.
+  void Reopen(std::size_t i) {
+    if (conns_[i].socket) conns_[i].socket->release();
+    conns_[i].socket.reset();
+    conns_[i].reader.reset();
+    net::post(workers_, [this, i] {
+      try {
+        Open(i);
+      } catch (const std::exception& e) {
+        Log(LogLevel::kWarn, std::string("cannot reopen a read connection: ") + e.what());
+        return;  // stays out of service; reads use the worker pool
+      }
+      std::optional<std::size_t> start;
+      {
+        std::lock_guard lock(mu_);
+        if (queue_.empty()) idle_.push_back(i);
+        else start = i;
+      }
+      if (start) {
+        auto run = [this, i]() { return RunBatches(i); };
+        net::co_spawn(ioc_, run, net::detached);
+      }
+    });
+  }
+
+  net::io_context& ioc_;
+  net::thread_pool& workers_;
+  std::string dsn_;
+  std::vector<Conn> conns_;
+  std::deque<Waiter> queue_;
+  std::vector<std::size_t> idle_;
+  std::mutex mu_;
+};
+
 }  // namespace
 
 struct HttpServer::Impl {
   Impl(const ServerConfig& c, const FhirApi& a)
-      : config(c), api(a), ioc(c.io_threads), db_pool(static_cast<std::size_t>(c.pool_size)) {}
+      : config(c), api(a), db_pool(static_cast<std::size_t>(c.pool_size)) {
+    for (int i = 0; i < c.io_threads; ++i) {
+      // One thread runs each context: no locking inside, no cross-thread wake-ups.
+      auto ctx = std::make_unique<net::io_context>(1);
+      guards.push_back(net::make_work_guard(*ctx));
+      if (c.read_connections > 0) batchers.push_back(std::make_unique<ReadBatcher>(*ctx, db_pool, c));
+      contexts.push_back(std::move(ctx));
+    }
+    acceptor_ = std::make_unique<tcp::acceptor>(main_ctx());
+  }
 
   const ServerConfig& config;
   const FhirApi& api;
-  net::io_context ioc;
+  // One io_context per I/O thread; a connection lives on one of them for its
+  // whole life, with the read batcher of that context.
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  std::vector<std::unique_ptr<ReadBatcher>> batchers;
   net::thread_pool db_pool;
-  tcp::acceptor acceptor{ioc};
+  net::io_context& main_ctx() { return *contexts.front(); }
+  tcp::acceptor& acceptor() { return *acceptor_; }
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  std::size_t next_context = 0;
   std::atomic<int> in_flight{0};
   std::atomic<bool> stopping{false};
+
+  // Serves one request: cheap ones inline, plain reads on a non-blocking
+  // connection when one is free, everything else on a worker thread.
+  net::awaitable<HttpResponse> Serve(const HttpRequest& hreq, RequestContext& ctx, ReadBatcher* reads) {
+    if (api.IsCheap(hreq)) co_return api.Handle(hreq, ctx);
+    if (reads) {
+      if (auto plan = api.PlanRead(hreq, ctx)) {
+        auto result = co_await reads->AsyncRead(plan->type, plan->id, net::use_awaitable);
+        if (result) co_return api.CompleteRead(hreq, *plan, *result, ctx);
+      }
+    }
+    auto work = [this, &hreq, &ctx] { return api.Handle(hreq, ctx); };
+    co_return co_await Offload(db_pool, std::move(work));
+  }
 
   net::awaitable<void> WriteResponse(beast::tcp_stream& stream, HttpResponse&& r, unsigned version,
                                      bool keep_alive, bool& ok) {
@@ -118,7 +328,7 @@ struct HttpServer::Impl {
     co_await WriteResponse(stream, api.Reject(kind, std::move(message), ctx), 11, false, ok);
   }
 
-  net::awaitable<void> Session(tcp::socket socket) {
+  net::awaitable<void> Session(tcp::socket socket, ReadBatcher* reads) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     bool first = true;
@@ -176,13 +386,7 @@ struct HttpServer::Impl {
       ctx.request_id = MakeRequestId(hreq.Header("x-request-id"));
 
       ++in_flight;
-      HttpResponse resp;
-      if (api.IsCheap(hreq)) {
-        resp = api.Handle(hreq, ctx);
-      } else {
-        auto work = [this, &hreq, &ctx] { return api.Handle(hreq, ctx); };
-        resp = co_await Offload(db_pool, std::move(work));
-      }
+      HttpResponse resp = co_await Serve(hreq, ctx, reads);
       if (LogEnabled(LogLevel::kInfo)) {
         auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ctx.start);
         Log(LogLevel::kInfo, fmt::format("{} {} {} {} {:.1f}ms", ctx.request_id, hreq.method, hreq.target,
@@ -201,11 +405,12 @@ struct HttpServer::Impl {
 
   net::awaitable<void> Accept() {
     for (;;) {
-      auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(ioc), kTuple);
+      const std::size_t target = next_context++ % contexts.size();
+      auto [ec, socket] = co_await acceptor().async_accept(contexts[target]->get_executor(), kTuple);
       if (ec) {
-        if (!acceptor.is_open() || ec == net::error::operation_aborted) co_return;
+        if (!acceptor().is_open() || ec == net::error::operation_aborted) co_return;
         Log(LogLevel::kWarn, "accept failed: " + ec.message());
-        net::steady_timer pause(ioc, std::chrono::milliseconds(50));  // e.g. out of descriptors
+        net::steady_timer pause(main_ctx(), std::chrono::milliseconds(50));  // e.g. out of descriptors
         co_await pause.async_wait(kTuple);
         continue;
       }
@@ -220,7 +425,8 @@ struct HttpServer::Impl {
           Log(LogLevel::kDebug, std::string("session ended: ") + x.what());
         }
       };
-      net::co_spawn(executor, Session(std::move(socket)), on_done);
+      ReadBatcher* reads = batchers.empty() ? nullptr : batchers[target].get();
+      net::co_spawn(executor, Session(std::move(socket), reads), on_done);
     }
   }
 
@@ -228,17 +434,17 @@ struct HttpServer::Impl {
     if (stopping.exchange(true)) return;
     Log(LogLevel::kInfo, "shutting down: no new connections, finishing requests in flight");
     beast::error_code ignored;
-    acceptor.close(ignored);
+    acceptor().close(ignored);
     auto deadline = std::chrono::steady_clock::now() + config.shutdown_grace;
     auto drain = [this, deadline]() -> net::awaitable<void> {
-      net::steady_timer t(ioc);
+      net::steady_timer t(main_ctx());
       while (in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
         t.expires_after(std::chrono::milliseconds(20));
         co_await t.async_wait(kTuple);
       }
-      ioc.stop();
+      for (auto& c : contexts) c->stop();
     };
-    net::co_spawn(ioc, drain, net::detached);
+    net::co_spawn(main_ctx(), drain, net::detached);
   }
 };
 
@@ -247,10 +453,11 @@ HttpServer::HttpServer(const ServerConfig& config, const FhirApi& api)
 
 HttpServer::~HttpServer() {
   impl_->db_pool.join();
+  impl_->batchers.clear();
 }
 
 unsigned short HttpServer::Listen() {
-  auto& a = impl_->acceptor;
+  auto& a = impl_->acceptor();
   tcp::endpoint ep(net::ip::make_address(impl_->config.bind_address), impl_->config.port);
   a.open(ep.protocol());
   a.set_option(net::socket_base::reuse_address(true));
@@ -261,21 +468,22 @@ unsigned short HttpServer::Listen() {
 
 void HttpServer::Run() {
   auto& s = *impl_;
-  net::signal_set signals(s.ioc, SIGINT, SIGTERM);
+  net::signal_set signals(s.main_ctx(), SIGINT, SIGTERM);
   signals.async_wait([&s](const beast::error_code& ec, int) {
     if (!ec) s.BeginShutdown();
   });
   auto accept = [&s]() { return s.Accept(); };
-  net::co_spawn(s.ioc, accept, net::detached);
+  net::co_spawn(s.main_ctx(), accept, net::detached);
   std::vector<std::thread> threads;
-  for (int i = 1; i < s.config.io_threads; ++i) threads.emplace_back([&s] { s.ioc.run(); });
-  s.ioc.run();
+  for (std::size_t i = 1; i < s.contexts.size(); ++i)
+    threads.emplace_back([&s, i] { s.contexts[i]->run(); });
+  s.main_ctx().run();
   for (auto& t : threads) t.join();
   s.db_pool.join();
 }
 
 void HttpServer::Stop() {
-  net::post(impl_->ioc, [this] { impl_->BeginShutdown(); });
+  net::post(impl_->main_ctx(), [this] { impl_->BeginShutdown(); });
 }
 
 }  // namespace eds::server

@@ -12,6 +12,7 @@
 
 #include "fhir/json.hpp"
 #include "storage/pg_pool.hpp"
+#include "storage/pg_statements.hpp"
 
 namespace eds::storage {
 namespace {
@@ -19,70 +20,6 @@ namespace {
 using fhir::ErrorKind;
 using fhir::MakeError;
 using fhir::WriteMethod;
-
-// Milliseconds since the epoch <-> timestamptz, exactly.
-#define EDS_TS(p) "(timestamptz 'epoch' + " p "::bigint * interval '1 millisecond')"
-#define EDS_MS(c) "(extract(epoch from " c ") * 1000)::bigint"
-
-struct Statement {
-  const char* name;
-  const char* sql;
-};
-
-constexpr Statement kSelectCurrent{
-    "select_current",
-    "SELECT version_id, deleted, " EDS_MS("last_updated") ", content::text"
-    " FROM resource WHERE res_type = $1 AND res_id = $2"};
-
-constexpr Statement kSelectVersion{
-    "select_version",
-    "SELECT version_id, deleted, " EDS_MS("last_updated") ", content::text, method"
-    " FROM resource_history WHERE res_type = $1 AND res_id = $2 AND version_id = $3"};
-
-constexpr Statement kLockCurrent{
-    "lock_current",
-    "SELECT version_id, deleted, " EDS_MS("last_updated")
-    " FROM resource WHERE res_type = $1 AND res_id = $2 FOR UPDATE"};
-
-// Version 1 of a new resource; inserts nothing when (type, id) exists.
-constexpr Statement kInsertFirst{
-    "insert_first",
-    "WITH ins AS ("
-    " INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
-    " VALUES ($1, $2, 1, " EDS_TS("$3") ", false, $4::jsonb)"
-    " ON CONFLICT DO NOTHING"
-    " RETURNING res_type, res_id, version_id, last_updated, content)"
-    " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
-    " SELECT res_type, res_id, version_id, last_updated, $5, content FROM ins"
-    " RETURNING seq"};
-
-// A new version of a locked resource, unless its content is unchanged.
-constexpr Statement kUpdateExisting{
-    "update_existing",
-    "WITH upd AS ("
-    " UPDATE resource SET version_id = $3, last_updated = " EDS_TS("$4") ","
-    "   deleted = false, content = $5::jsonb"
-    " WHERE res_type = $1 AND res_id = $2 AND (deleted OR"
-    "   eds_strip_server_meta(content) IS DISTINCT FROM eds_strip_server_meta($5::jsonb))"
-    " RETURNING res_type, res_id, version_id, last_updated, content)"
-    " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
-    " SELECT res_type, res_id, version_id, last_updated, $6, content FROM upd"
-    " RETURNING seq"};
-
-constexpr Statement kDeleteExisting{
-    "delete_existing",
-    "WITH upd AS ("
-    " UPDATE resource SET version_id = $3, last_updated = " EDS_TS("$4") ","
-    "   deleted = true, content = NULL"
-    " WHERE res_type = $1 AND res_id = $2"
-    " RETURNING res_type, res_id, version_id, last_updated)"
-    " INSERT INTO resource_history"
-    "   (res_type, res_id, version_id, last_updated, method, deleted, content)"
-    " SELECT res_type, res_id, version_id, last_updated, 'DELETE', true, NULL FROM upd"
-    " RETURNING seq"};
-
-constexpr Statement kAllStatements[] = {kSelectCurrent, kSelectVersion, kLockCurrent,
-                                        kInsertFirst,   kUpdateExisting, kDeleteExisting};
 
 WriteMethod MethodFromSql(std::string_view m) {
   if (m == "POST") return WriteMethod::kCreate;

@@ -14,6 +14,9 @@ DURATION="${DURATION:-20}"
 PATIENTS=10000
 CONNECTIONS=16
 THREADS=2
+# Server shape; override to compare configurations.
+SERVER_THREADS="${SERVER_THREADS:-2}"
+SERVER_POOL="${SERVER_POOL:-$CONNECTIONS}"
 
 bin="${EDS_BIN:-$repo_root/build/release/eds}"
 bench_dir="$repo_root/tests/bench"
@@ -65,8 +68,8 @@ psql=("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$dsn")
 port="$(pg_pick_free_port)"
 base="http://127.0.0.1:$port"
 pg_info "starting server on $base"
-"$bin" serve --database-url "$dsn" --migrate --port "$port" --threads "$THREADS" \
-    --pool-size "$CONNECTIONS" --log-level warn >"$work/server.log" 2>&1 &
+"$bin" serve --database-url "$dsn" --migrate --port "$port" --threads "$SERVER_THREADS" \
+    --pool-size "$SERVER_POOL" --log-level warn >"$work/server.log" 2>&1 &
 server_pid=$!
 
 ready=0

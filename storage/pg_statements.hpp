@@ -1,0 +1,80 @@
+// SQL of the resource tables: named statements prepared on every
+// connection. Every value is a bound parameter.
+#pragma once
+
+namespace eds::storage {
+
+// Milliseconds since the epoch <-> timestamptz, exactly.
+#define EDS_TS(p) "(timestamptz 'epoch' + " p "::bigint * interval '1 millisecond')"
+#define EDS_MS(c) "(extract(epoch from " c ") * 1000)::bigint"
+
+struct Statement {
+  const char* name;
+  const char* sql;
+};
+
+inline constexpr Statement kSelectCurrent{
+    "select_current",
+    "SELECT version_id, deleted, " EDS_MS("last_updated") ", content::text"
+    " FROM resource WHERE res_type = $1 AND res_id = $2"};
+
+// The current versions of a batch of keys ($1 types, $2 ids, as text[]),
+// each looked up by primary key.
+inline constexpr Statement kSelectCurrentBatch{
+    "select_current_batch",
+    "SELECT r.res_type, r.res_id, r.version_id, r.deleted, " EDS_MS("r.last_updated") ", r.content::text"
+    " FROM unnest($1::text[], $2::text[]) AS k(res_type, res_id)"
+    " CROSS JOIN LATERAL (SELECT * FROM resource x"
+    "   WHERE x.res_type = k.res_type AND x.res_id = k.res_id) r"};
+
+inline constexpr Statement kSelectVersion{
+    "select_version",
+    "SELECT version_id, deleted, " EDS_MS("last_updated") ", content::text, method"
+    " FROM resource_history WHERE res_type = $1 AND res_id = $2 AND version_id = $3"};
+
+inline constexpr Statement kLockCurrent{
+    "lock_current",
+    "SELECT version_id, deleted, " EDS_MS("last_updated")
+    " FROM resource WHERE res_type = $1 AND res_id = $2 FOR UPDATE"};
+
+// Version 1 of a new resource; inserts nothing when (type, id) exists.
+inline constexpr Statement kInsertFirst{
+    "insert_first",
+    "WITH ins AS ("
+    " INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
+    " VALUES ($1, $2, 1, " EDS_TS("$3") ", false, $4::jsonb)"
+    " ON CONFLICT DO NOTHING"
+    " RETURNING res_type, res_id, version_id, last_updated, content)"
+    " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
+    " SELECT res_type, res_id, version_id, last_updated, $5, content FROM ins"
+    " RETURNING seq"};
+
+// A new version of a locked resource, unless its content is unchanged.
+inline constexpr Statement kUpdateExisting{
+    "update_existing",
+    "WITH upd AS ("
+    " UPDATE resource SET version_id = $3, last_updated = " EDS_TS("$4") ","
+    "   deleted = false, content = $5::jsonb"
+    " WHERE res_type = $1 AND res_id = $2 AND (deleted OR"
+    "   eds_strip_server_meta(content) IS DISTINCT FROM eds_strip_server_meta($5::jsonb))"
+    " RETURNING res_type, res_id, version_id, last_updated, content)"
+    " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
+    " SELECT res_type, res_id, version_id, last_updated, $6, content FROM upd"
+    " RETURNING seq"};
+
+inline constexpr Statement kDeleteExisting{
+    "delete_existing",
+    "WITH upd AS ("
+    " UPDATE resource SET version_id = $3, last_updated = " EDS_TS("$4") ","
+    "   deleted = true, content = NULL"
+    " WHERE res_type = $1 AND res_id = $2"
+    " RETURNING res_type, res_id, version_id, last_updated)"
+    " INSERT INTO resource_history"
+    "   (res_type, res_id, version_id, last_updated, method, deleted, content)"
+    " SELECT res_type, res_id, version_id, last_updated, 'DELETE', true, NULL FROM upd"
+    " RETURNING seq"};
+
+inline constexpr Statement kAllStatements[] = {kSelectCurrent, kSelectVersion, kLockCurrent,
+                                        kInsertFirst,   kUpdateExisting, kDeleteExisting};
+
+}  // namespace eds::storage
