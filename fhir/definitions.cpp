@@ -224,6 +224,14 @@ class StructureChecker {
     auto kids = def.children.find(path);
     static const std::vector<Child> kNone;
     const auto& children = kids == def.children.end() ? kNone : kids->second;
+    // Per element: its value and its _element, to check them together, and
+    // which variant of each choice element was used.
+    struct Seen {
+      const JsonValue* value = nullptr;
+      const JsonValue* extension = nullptr;
+      std::string key;
+    };
+    std::unordered_map<const Child*, Seen> seen;
     for (const auto& m : obj.GetObject()) {
       std::string key(StringOf(m.name));
       if (resource_root && key == "resourceType") continue;
@@ -236,20 +244,50 @@ class StructureChecker {
         Report(expr + "." + key, "unknown element '" + key + "'");
         continue;
       }
+      Seen& s = seen[child];
+      if (child->choice && !s.key.empty() && s.key != base) {
+        Report(expr + "." + child->name,
+               "only one of the " + child->name + "[x] types may be present ('" + s.key + "' and '" + base + "')");
+        continue;
+      }
+      s.key = base;
       if (underscore) {
         if (!defs_.IsPrimitive(type)) {
           Report(expr + "." + key, "'" + key + "' is only allowed for primitive elements");
           continue;
         }
+        s.extension = &m.value;
         CheckMany(m.value, *child, child_expr, [&](const JsonValue& v, const std::string& e) {
-          if (v.IsNull()) return;  // placeholder matching a primitive array
+          if (v.IsNull() && child->many) return;  // placeholder matching a primitive array
           CheckPrimitiveElement(v, e);
         });
         continue;
       }
+      s.value = &m.value;
       CheckMany(m.value, *child, child_expr, [&](const JsonValue& v, const std::string& e) {
         CheckValue(v, *child, type, def, e);
       });
+    }
+    for (const auto& [child, s] : seen) {
+      if (!child->many || !defs_.IsPrimitive(child->types.empty() ? "" : child->types.front())) continue;
+      CheckPrimitiveArrays(s.value, s.extension, expr + "." + s.key);
+    }
+  }
+
+  // A repeating primitive and its _element: equal lengths, and a null on one
+  // side only where the other has something.
+  void CheckPrimitiveArrays(const JsonValue* values, const JsonValue* extensions, const std::string& expr) {
+    bool values_ok = values != nullptr && values->IsArray();
+    bool extensions_ok = extensions != nullptr && extensions->IsArray();
+    if (values_ok && extensions_ok && values->Size() != extensions->Size()) {
+      Report(expr, "the array and its '_' array must have the same length");
+      return;
+    }
+    auto size = values_ok ? values->Size() : extensions_ok ? extensions->Size() : 0;
+    for (rapidjson::SizeType i = 0; i < size; ++i) {
+      bool v_null = !values_ok || (*values)[i].IsNull();
+      bool e_null = !extensions_ok || (*extensions)[i].IsNull();
+      if (v_null && e_null) Report(expr + "[" + std::to_string(i) + "]", "null values are not allowed");
     }
   }
 
@@ -305,7 +343,8 @@ class StructureChecker {
   void CheckValue(const JsonValue& v, const Child& c, const std::string& type,
                   const TypeDef& owner, const std::string& expr) {
     if (v.IsNull()) {
-      // null only stands in a primitive array whose _element array has a value there
+      // in a primitive array a null may stand where the _element array has a
+      // value (CheckPrimitiveArrays); anywhere else it is an error
       if (!(c.many && defs_.IsPrimitive(type))) Report(expr, "null values are not allowed");
       return;
     }

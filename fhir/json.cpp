@@ -7,8 +7,10 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "fhir/json_internal.hpp"
 
@@ -70,13 +72,27 @@ class TreeBuilder {
 };
 
 // Finds a duplicate key anywhere in the tree; returns its name or nullptr.
+// Small objects compare pairwise; large ones sort their names, so a body
+// with a huge object costs O(n log n), not O(n^2).
 const JsonValue* FindDuplicateKey(const JsonValue& v) {
   if (v.IsObject()) {
-    for (auto a = v.MemberBegin(); a != v.MemberEnd(); ++a) {
-      for (auto b = a + 1; b != v.MemberEnd(); ++b)
-        if (a->name == b->name) return &a->name;
-      if (auto* d = FindDuplicateKey(a->value)) return d;
+    constexpr rapidjson::SizeType kPairwiseLimit = 16;
+    if (v.MemberCount() <= kPairwiseLimit) {
+      for (auto a = v.MemberBegin(); a != v.MemberEnd(); ++a)
+        for (auto b = a + 1; b != v.MemberEnd(); ++b)
+          if (a->name == b->name) return &a->name;
+    } else {
+      std::vector<const JsonValue*> names;
+      names.reserve(v.MemberCount());
+      for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m) names.push_back(&m->name);
+      auto less = [](const JsonValue* x, const JsonValue* y) { return StringOf(*x) < StringOf(*y); };
+      std::sort(names.begin(), names.end(), less);
+      auto eq = [](const JsonValue* x, const JsonValue* y) { return StringOf(*x) == StringOf(*y); };
+      auto dup = std::adjacent_find(names.begin(), names.end(), eq);
+      if (dup != names.end()) return *dup;
     }
+    for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m)
+      if (auto* d = FindDuplicateKey(m->value)) return d;
   } else if (v.IsArray()) {
     for (const auto& e : v.GetArray())
       if (auto* d = FindDuplicateKey(e)) return d;

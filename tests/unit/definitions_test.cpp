@@ -250,5 +250,20 @@ TEST_CASE("CheckStructure caps the number of issues", "[fhir]") {
   CHECK(issues.size() == 100);
 }
 
+TEST_CASE("primitive arrays and their _element arrays are checked together", "[fhir]") {
+  RequireValid(R"({"resourceType":"Patient","name":[{"given":["a",null],"_given":[null,{"extension":[{"url":"http://x","valueString":"y"}]}]}]})");
+  RequireOneIssue(R"({"resourceType":"Patient","name":[{"given":[null]}]})", "Patient.name[0].given[0]", "null");
+  RequireValid(R"({"resourceType":"Patient","name":[{"given":["a"],"_given":[null]}]})");  // no extension there
+  RequireOneIssue(R"({"resourceType":"Patient","name":[{"given":["a","b"],"_given":[{"id":"x"}]}]})",
+                  "Patient.name[0].given", "same length");
+  RequireOneIssue(R"({"resourceType":"Patient","_gender":null})", "Patient.gender");
+}
+
+TEST_CASE("only one type of a choice element may be present", "[fhir]") {
+  RequireValid(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"valueString":"a","_valueString":{"id":"i"}})");
+  RequireOneIssue(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"valueString":"a","valueBoolean":true})",
+                  "Observation.value", "only one");
+}
+
 }  // namespace
 }  // namespace eds::fhir

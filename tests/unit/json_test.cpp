@@ -2,6 +2,8 @@
 // number preservation, pretty printing, equivalence and string escaping.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+
 #include <string>
 
 #include "fhir/json.hpp"
@@ -103,6 +105,18 @@ TEST_CASE("Resource::Parse enforces the depth limit without crashing", "[fhir]")
     CHECK(Resource::Parse(nested(63)).ok());
     CHECK_FALSE(Resource::Parse(nested(64)).ok());
   }
+}
+
+TEST_CASE("duplicate keys in a huge object are found in O(n log n)", "[fhir]") {
+  std::string json = "{\"resourceType\":\"Basic\",\"x\":{";
+  for (int i = 0; i < 200000; ++i) json += "\"k" + std::to_string(i) + "\":1,";
+  json += "\"k7\":2}}";
+  auto start = std::chrono::steady_clock::now();
+  auto r = Resource::Parse(json);
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error().outcome.issues()[0].diagnostics, Catch::Contains("k7"));
+  CHECK(elapsed < std::chrono::seconds(2));  // pairwise comparison took minutes
 }
 
 TEST_CASE("Render puts resourceType, id and meta first and sets server meta", "[fhir]") {
