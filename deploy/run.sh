@@ -43,6 +43,18 @@ forward() {
 trap 'forward INT' INT
 trap 'forward TERM' TERM
 
+# An external database: EDS_DATABASE_URL or a --database-url flag.
+for ((i = 1; i <= $#; i++)); do
+    arg="${!i}"
+    case "$arg" in
+    --database-url=*) EDS_DATABASE_URL="${arg#--database-url=}" ;;
+    --database-url)
+        j=$((i + 1))
+        EDS_DATABASE_URL="${!j:-}"
+        ;;
+    esac
+done
+
 if [[ -n "${EDS_DATABASE_URL:-}" ]]; then
     dsn="$EDS_DATABASE_URL"
 else

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <climits>
 #include <ctime>
 
 namespace eds::fhir {
@@ -142,13 +143,20 @@ std::string FormatInstant(int64_t epoch_ms) {
 }
 
 std::string FormatHttpDate(int64_t epoch_ms) {
+  // Responses in the same second share the text: cache the last one per thread.
+  thread_local int64_t cached_second = INT64_MIN;
+  thread_local std::string cached;
+  const int64_t second = epoch_ms >= 0 ? epoch_ms / 1000 : (epoch_ms - 999) / 1000;
+  if (second == cached_second) return cached;
   static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   int ms = 0;
   std::tm tm = UtcTm(epoch_ms, ms);
-  return fmt::format("{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT", kDays[tm.tm_wday], tm.tm_mday,
-                     kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  cached = fmt::format("{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT", kDays[tm.tm_wday], tm.tm_mday,
+                       kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  cached_second = second;
+  return cached;
 }
 
 int64_t NowMs() {

@@ -54,7 +54,7 @@ const std::vector<Option>& Options() {
          c.pool_size = static_cast<int>(ToNumber("pool-size", v, 1, 1024));
        }},
       {"read-connections", "EDS_READ_CONNECTIONS",
-       "non-blocking database connections serving batched reads without worker threads (default 2; 0: off)",
+       "non-blocking database connections per I/O thread serving batched reads (default 1; 0: off)",
        [](ServerConfig& c, const std::string& v) {
          c.read_connections = static_cast<int>(ToNumber("read-connections", v, 0, 1024));
        }},
@@ -139,7 +139,7 @@ ServerConfig ParseConfig(const std::vector<std::string>& args) {
 std::string ConfigHelp() {
   std::string out;
   for (const auto& o : Options())
-    out += fmt::format("  --{:<16} {:<20} {}\n", o.flag + std::string(o.is_switch ? "" : " V"), o.env,
+    out += fmt::format("  --{:<20} {:<22} {}\n", o.flag + std::string(o.is_switch ? "" : " V"), o.env,
                        o.help);
   return out;
 }

@@ -160,6 +160,12 @@ struct FhirApi::Impl {
   std::shared_ptr<const fhir::Definitions> defs;
   storage::ResourceStore& store;
   std::string started_at = fhir::FormatInstant(fhir::NowMs());
+  std::vector<std::string> base = [this] {  // segments of the base path
+    std::vector<std::string> out;
+    ForEachListItem(std::string_view(config.base_path).substr(1), '/',
+                    [&out](std::string_view s) { out.emplace_back(s); });
+    return out;
+  }();
 
   // ---- request parsing -------------------------------------------------
 
@@ -505,9 +511,6 @@ struct FhirApi::Impl {
     std::vector<std::string> segs;
     for (auto s : url->segments()) segs.emplace_back(s);
     // strip the base path
-    std::vector<std::string> base;
-    ForEachListItem(std::string_view(config.base_path).substr(1), '/',
-                    [&base](std::string_view s) { base.emplace_back(s); });
     bool under_base = segs.size() >= base.size() && std::equal(base.begin(), base.end(), segs.begin());
     if (under_base) segs.erase(segs.begin(), segs.begin() + static_cast<long>(base.size()));
     if (!segs.empty() && segs.back().empty()) segs.pop_back();  // trailing slash

@@ -2,9 +2,6 @@
 // together, and a newer schema is refused.
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <string>
 #include <vector>
 
@@ -17,17 +14,7 @@ namespace {
 // Runs `eds ARGS...` and returns its exit status.
 int RunEds(std::vector<std::string> args) {
   args.insert(args.begin(), EdsBinary());
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return WaitExit(Spawn(std::move(args)));
 }
 
 }  // namespace
@@ -47,26 +34,10 @@ TEST_CASE("migrate applies every migration once and is a no-op the second time",
 
 TEST_CASE("servers migrating at the same time do not race", "[migrations]") {
   std::string dsn = CreateDatabase("eds_mig_race");
-  std::vector<pid_t> pids;
-  for (int i = 0; i < 4; ++i) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      std::string bin = EdsBinary();
-      std::vector<std::string> args = {bin, "migrate", "--database-url", dsn, "--log-level", "error"};
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    pids.push_back(pid);
-  }
-  for (pid_t pid : pids) {
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-  }
+  std::vector<int> pids;
+  for (int i = 0; i < 4; ++i)
+    pids.push_back(Spawn({EdsBinary(), "migrate", "--database-url", dsn, "--log-level", "error"}));
+  for (int pid : pids) CHECK(WaitExit(pid) == 0);
   auto rows = Sql(dsn, "SELECT count(*), count(DISTINCT version) FROM schema_migrations");
   CHECK(rows[0][0] == rows[0][1]);
 }

@@ -204,19 +204,30 @@ std::string EdsBinary() {
   return bin;
 }
 
-ServerProcess::ServerProcess(const std::string& dsn, std::vector<std::string> extra_args) {
-  port_ = FreePort();
-  std::vector<std::string> args = {EdsBinary(), "serve", "--database-url", dsn, "--port",
-                                   std::to_string(port_), "--log-level", "warn"};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
-  pid_ = ::fork();
-  if (pid_ == 0) {
+int Spawn(std::vector<std::string> args) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+int WaitExit(int pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+ServerProcess::ServerProcess(const std::string& dsn, std::vector<std::string> extra_args) {
+  port_ = FreePort();
+  std::vector<std::string> args = {EdsBinary(), "serve", "--database-url", dsn, "--port",
+                                   std::to_string(port_), "--log-level", "warn"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  pid_ = Spawn(std::move(args));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!Running()) FAIL("eds serve exited during start-up");
@@ -243,10 +254,9 @@ bool ServerProcess::Running() {
 int ServerProcess::Stop() {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
+  int status = WaitExit(pid_);
   pid_ = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return status;
 }
 
 ServerProcess::~ServerProcess() {

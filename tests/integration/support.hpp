@@ -86,6 +86,11 @@ class ServerProcess {
 // One server per test process, on the fixture database, migrated.
 ServerProcess& SharedServer();
 
+// Starts `args` (args[0] is the program path) as a child process; returns its pid.
+int Spawn(std::vector<std::string> args);
+// Waits for a child; returns its exit status, or -1 when a signal ended it.
+int WaitExit(int pid);
+
 // Path of the eds binary (EDS_BIN).
 std::string EdsBinary();
 
