@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <functional>
 #include <stdexcept>
+#include <thread>
+#include <algorithm>
 
 namespace eds::server {
 namespace {
@@ -44,9 +46,9 @@ const std::vector<Option>& Options() {
        [](ServerConfig& c, const std::string& v) {
          c.port = static_cast<unsigned short>(ToNumber("port", v, 0, 65535));
        }},
-      {"threads", "EDS_THREADS", "HTTP I/O threads (default 2)",
+      {"threads", "EDS_THREADS", "HTTP I/O threads, each with its own event loop (default: half the cores, at least 1)",
        [](ServerConfig& c, const std::string& v) {
-         c.io_threads = static_cast<int>(ToNumber("threads", v, 1, 256));
+         c.io_threads = static_cast<int>(ToNumber("threads", v, 0, 256));
        }},
       {"pool-size", "EDS_POOL_SIZE",
        "database connections, and threads doing database work (default 8)",
@@ -133,6 +135,8 @@ ServerConfig ParseConfig(const std::vector<std::string>& args) {
     }
     opt->set(c, value);
   }
+  if (c.io_threads == 0)
+    c.io_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 2));
   return c;
 }
 

@@ -12,7 +12,7 @@ namespace eds::server {
 struct ServerConfig {
   std::string bind_address = "127.0.0.1";
   unsigned short port = 8080;
-  int io_threads = 2;
+  int io_threads = 0;               // 0: half the cores (at least 1)
   int pool_size = 8;                // database connections = database worker threads
   int read_connections = 1;         // per I/O thread: non-blocking connections for batched reads
   std::string database_url;         // libpq URL or key=value string

@@ -24,7 +24,6 @@
 
 #include <atomic>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -86,13 +85,14 @@ HttpRequest ToHttpRequest(http::request<http::string_body>&& req) {
   return out;
 }
 
-// Reads of current versions, served without worker threads: requests queue
-// here, and each of a few non-blocking connections takes everything queued
-// as one batched query, so concurrent reads share database round trips.
-// Readiness is awaited by a 1-byte MSG_PEEK receive (a read operation, so
-// Asio checks readiness that arrived before the wait began). When a
-// connection fails the waiting reads get nullopt and fall back to the worker
-// pool.
+// Reads of current versions, served without worker threads. Each I/O
+// thread has its own batcher (so nothing here is shared between threads):
+// reads that arrive while the thread handles a burst of events are sent as
+// one query, and batches are pipelined on a few non-blocking connections,
+// so the database is never idle waiting for this side. Readiness is awaited
+// by a 1-byte MSG_PEEK receive (a read operation, so Asio also sees
+// readiness that arrived before the wait). When a connection fails, its
+// waiting reads get nullopt and fall back to the worker pool.
 class ReadBatcher {
  public:
   using Outcome = std::optional<fhir::Result<fhir::VersionRecord>>;
@@ -100,21 +100,24 @@ class ReadBatcher {
   ReadBatcher(net::io_context& ioc, net::thread_pool& workers, const ServerConfig& config)
       : ioc_(ioc), workers_(workers), dsn_(config.database_url) {
     conns_.resize(static_cast<std::size_t>(config.read_connections));
-    for (std::size_t i = 0; i < conns_.size(); ++i) {
-      Open(i);
-      idle_.push_back(i);
-    }
+    for (auto& c : conns_) Open(c);
   }
 
   ~ReadBatcher() {
     for (auto& c : conns_)
-      if (c.socket) c.socket->release();  // libpq closes its own socket
+      if (c->socket) c->socket->release();  // libpq closes its own socket
   }
 
+  // Completes with the current version of type/id, or nullopt when it could
+  // not be read this way. Call only from this batcher's I/O thread.
   template <class Token>
   auto AsyncRead(std::string type, std::string id, Token&& token) {
     auto init = [this](auto handler, std::string t, std::string i) {
-      Enqueue(Waiter{{std::move(t), std::move(i)}, Handler(std::move(handler))});
+      queue_.push_back(Waiter{{std::move(t), std::move(i)}, Handler(std::move(handler))});
+      if (!flush_posted_) {
+        flush_posted_ = true;
+        net::post(ioc_, [this] { FlushQueue(); });
+      }
     };
     return net::async_initiate<Token, void(Outcome)>(init, token, std::move(type), std::move(id));
   }
@@ -130,135 +133,135 @@ class ReadBatcher {
   struct Conn {
     std::unique_ptr<storage::PgAsyncReader> reader;
     std::unique_ptr<net::generic::stream_protocol::socket> socket;
+    std::deque<std::vector<Waiter>> in_flight;  // batches sent, oldest first
+    bool receiving = false;                     // a Receive loop is running
+    bool reopening = false;
   };
 
-  void Enqueue(Waiter w) {
-    std::optional<std::size_t> start;
-    {
-      std::lock_guard lock(mu_);
-      queue_.push_back(std::move(w));
-      if (!idle_.empty()) {
-        start = idle_.back();
-        idle_.pop_back();
-      }
-    }
-    if (start) {
-      auto run = [this, c = *start]() { return RunBatches(c); };
-      net::co_spawn(ioc_, run, net::detached);
-    }
-  }
-
-  // Resumes a waiter later on this batcher's context, which is also its
-  // session's (sessions only use the batcher of their own context).
   void Complete(Waiter& w, Outcome outcome) {
     net::post(ioc_, [h = std::move(w.handler), o = std::move(outcome)]() mutable { std::move(h)(std::move(o)); });
   }
 
-  net::awaitable<void> RunBatches(std::size_t c) {
-    for (;;) {
+  // Sends everything queued, in batches, on the least busy connections.
+  void FlushQueue() {
+    flush_posted_ = false;
+    while (!queue_.empty()) {
+      Conn* conn = nullptr;
+      for (auto& c : conns_)
+        if (c->reader && (conn == nullptr || c->in_flight.size() < conn->in_flight.size())) conn = c.get();
       std::vector<Waiter> batch;
-      {
-        std::lock_guard lock(mu_);
-        if (queue_.empty()) {
-          idle_.push_back(c);
-          co_return;
-        }
-        while (!queue_.empty() && batch.size() < kMaxBatch) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
+      while (!queue_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      if (conn == nullptr) {  // every connection is reconnecting
+        for (auto& w : batch) Complete(w, std::nullopt);
+        continue;
       }
       std::vector<storage::ResourceKey> keys;
       keys.reserve(batch.size());
       for (const auto& w : batch) keys.push_back(w.key);
-      auto rows = co_await Execute(c, keys);
-      if (!rows) {
-        for (auto& w : batch) Complete(w, std::nullopt);
-        Reopen(c);
-        co_return;
+      conn->in_flight.push_back(std::move(batch));
+      if (!conn->reader->Submit(keys)) {
+        Fail(*conn);
+        continue;
       }
-      for (auto& w : batch) {
-        const fhir::VersionRecord* found = nullptr;
-        for (const auto& r : *rows)
-          if (r.id == w.key.id && r.type == w.key.type) found = &r;
-        if (found != nullptr) {
-          Complete(w, fhir::Result<fhir::VersionRecord>(*found));
-        } else {
-          Complete(w, fhir::Result<fhir::VersionRecord>(fhir::MakeError(
-                          fhir::ErrorKind::kNotFound, fmt::format("{}/{} is not known", w.key.type, w.key.id))));
-        }
+      if (!conn->receiving) {
+        conn->receiving = true;
+        auto loop = [this, conn]() { return ReceiveLoop(*conn); };
+        net::co_spawn(ioc_, loop, net::detached);
       }
     }
   }
 
-  net::awaitable<std::optional<std::vector<fhir::VersionRecord>>> Execute(
-      std::size_t c, const std::vector<storage::ResourceKey>& keys) {
-    Conn& conn = conns_[c];
-    using Step = storage::PgAsyncReader::Step;
-    try {
-      Step step = conn.reader->StartBatch(keys);
-      char peek = 0;
-      while (step == Step::kWantRead || step == Step::kWantWrite) {
-        if (step == Step::kWantRead) {
-          auto [ec, n] = co_await conn.socket->async_receive(net::buffer(&peek, 1),
-                                                             net::socket_base::message_peek, kTuple);
-          if (ec || n == 0) break;
-        } else {
-          auto [ec] = co_await conn.socket->async_wait(net::socket_base::wait_write, kTuple);
-          if (ec) break;
-        }
-        step = conn.reader->Continue();
+  void Deliver(std::vector<Waiter>& batch, storage::BatchResult& result) {
+    for (auto& w : batch) {
+      if (!result.ok) {
+        Complete(w, std::nullopt);
+        continue;
       }
-      if (step == Step::kDone) co_return conn.reader->TakeRows();
-    } catch (const std::exception& e) {
-      Log(LogLevel::kWarn, std::string("batched read failed: ") + e.what());
+      const fhir::VersionRecord* found = nullptr;
+      for (const auto& r : result.rows)
+        if (r.id == w.key.id && r.type == w.key.type) found = &r;
+      if (found != nullptr)
+        Complete(w, fhir::Result<fhir::VersionRecord>(*found));
+      else
+        Complete(w, fhir::Result<fhir::VersionRecord>(fhir::MakeError(
+                        fhir::ErrorKind::kNotFound, fmt::format("{}/{} is not known", w.key.type, w.key.id))));
     }
-    co_return std::nullopt;
   }
 
-  // Blocking: connects. Called at start-up and on worker threads.
-  void Open(std::size_t i) {
-    auto reader = std::make_unique<storage::PgAsyncReader>(dsn_, std::chrono::milliseconds(30000));
+  // Waits for answers while batches are in flight and hands them out.
+  net::awaitable<void> ReceiveLoop(Conn& conn) {
+    char peek = 0;
+    std::vector<storage::BatchResult> done;
+    while (!conn.in_flight.empty() && conn.reader) {
+      if (conn.reader->WantsWrite()) {
+        auto [ec] = co_await conn.socket->async_wait(net::socket_base::wait_write, kTuple);
+        if (ec || !conn.reader || !conn.reader->Flush()) break;
+        continue;
+      }
+      auto [ec, n] = co_await conn.socket->async_receive(net::buffer(&peek, 1),
+                                                         net::socket_base::message_peek, kTuple);
+      if (ec || n == 0 || !conn.reader) break;
+      done.clear();
+      if (!conn.reader->Receive(done)) break;
+      for (auto& result : done) {
+        if (!result.ok) Log(LogLevel::kWarn, "batched read failed: " + result.error);
+        Deliver(conn.in_flight.front(), result);
+        conn.in_flight.pop_front();
+      }
+    }
+    conn.receiving = false;
+    if (!conn.in_flight.empty()) Fail(conn);
+  }
+
+  // Answers everything in flight with nullopt and reconnects on a worker.
+  void Fail(Conn& conn) {
+    for (auto& batch : conn.in_flight)
+      for (auto& w : batch) Complete(w, std::nullopt);
+    conn.in_flight.clear();
+    if (conn.reopening) return;
+    conn.reopening = true;
+    if (conn.socket) conn.socket->release();
+    conn.socket.reset();
+    conn.reader.reset();
+    net::post(workers_, [this, &conn] {
+      std::unique_ptr<storage::PgAsyncReader> reader;
+      try {
+        reader = std::make_unique<storage::PgAsyncReader>(dsn_, std::chrono::milliseconds(30000));
+      } catch (const std::exception& e) {
+        Log(LogLevel::kWarn, std::string("cannot reopen a read connection: ") + e.what());
+      }
+      // Back on the I/O thread: install it (or stay out of service).
+      net::post(ioc_, [this, &conn, r = std::move(reader)]() mutable {
+        conn.reopening = false;
+        if (r) Install(conn, std::move(r));
+      });
+    });
+  }
+
+  void Install(Conn& conn, std::unique_ptr<storage::PgAsyncReader> reader) {
     int family = reader->address_family();
     auto socket = std::make_unique<net::generic::stream_protocol::socket>(ioc_);
     socket->assign(net::generic::stream_protocol(family, family == AF_UNIX ? 0 : IPPROTO_TCP),
                    reader->socket());
-    conns_[i].reader = std::move(reader);
-    conns_[i].socket = std::move(socket);
+    conn.reader = std::move(reader);
+    conn.socket = std::move(socket);
   }
 
-  // Drops a failed connection and reconnects it on a worker thread.
-  void Reopen(std::size_t i) {
-    if (conns_[i].socket) conns_[i].socket->release();
-    conns_[i].socket.reset();
-    conns_[i].reader.reset();
-    net::post(workers_, [this, i] {
-      try {
-        Open(i);
-      } catch (const std::exception& e) {
-        Log(LogLevel::kWarn, std::string("cannot reopen a read connection: ") + e.what());
-        return;  // stays out of service; reads use the worker pool
-      }
-      std::optional<std::size_t> start;
-      {
-        std::lock_guard lock(mu_);
-        if (queue_.empty()) idle_.push_back(i);
-        else start = i;
-      }
-      if (start) {
-        auto run = [this, i]() { return RunBatches(i); };
-        net::co_spawn(ioc_, run, net::detached);
-      }
-    });
+  // Blocking: connects. Called at start-up.
+  void Open(std::unique_ptr<Conn>& c) {
+    c = std::make_unique<Conn>();
+    Install(*c, std::make_unique<storage::PgAsyncReader>(dsn_, std::chrono::milliseconds(30000)));
   }
 
   net::io_context& ioc_;
   net::thread_pool& workers_;
   std::string dsn_;
-  std::vector<Conn> conns_;
+  std::vector<std::unique_ptr<Conn>> conns_;
   std::deque<Waiter> queue_;
-  std::vector<std::size_t> idle_;
-  std::mutex mu_;
+  bool flush_posted_ = false;
 };
 
 }  // namespace

@@ -1,4 +1,4 @@
-// libpq non-blocking query state machine for PgAsyncReader.
+// libpq pipeline-mode reader behind PgAsyncReader.
 #include "storage/pg_async_reader.hpp"
 
 #include <fmt/format.h>
@@ -28,59 +28,33 @@ std::string ArrayLiteral(const std::vector<ResourceKey>& keys, bool types) {
   return out;
 }
 
+void DecodeRows(PGresult* res, std::vector<VersionRecord>& rows) {
+  const int n = PQntuples(res);
+  rows.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    VersionRecord rec;
+    rec.type = PQgetvalue(res, i, 0);
+    rec.id = PQgetvalue(res, i, 1);
+    rec.version = std::strtoll(PQgetvalue(res, i, 2), nullptr, 10);
+    rec.deleted = PQgetvalue(res, i, 3)[0] == 't';
+    rec.last_updated_ms = std::strtoll(PQgetvalue(res, i, 4), nullptr, 10);
+    rec.method = fhir::WriteMethod::kUpdate;
+    if (!PQgetisnull(res, i, 5))
+      rec.content.assign(PQgetvalue(res, i, 5), static_cast<std::size_t>(PQgetlength(res, i, 5)));
+    rows.push_back(std::move(rec));
+  }
+}
+
 }  // namespace
 
 struct PgAsyncReader::Impl {
   PGconn* conn = nullptr;
-  std::vector<VersionRecord> rows;
-  bool have_result = false;
-  bool flushing = false;
-  std::string error;
+  std::size_t in_flight = 0;
+  bool want_write = false;
+  BatchResult current;  // results of the batch at the head of the pipeline
 
   ~Impl() {
     if (conn != nullptr) PQfinish(conn);
-  }
-
-  Step Drain() {
-    if (flushing) {
-      int f = PQflush(conn);
-      if (f < 0) return Step::kFailed;
-      if (f == 1) return Step::kWantWrite;
-      flushing = false;
-    }
-    if (PQconsumeInput(conn) == 0) return Step::kFailed;
-    while (!PQisBusy(conn)) {
-      PGresult* res = PQgetResult(conn);
-      if (res == nullptr) {
-        if (!error.empty()) throw StorageError(error);
-        return have_result ? Step::kDone : Step::kFailed;
-      }
-      if (!have_result) Decode(res);
-      PQclear(res);
-    }
-    return Step::kWantRead;
-  }
-
-  void Decode(PGresult* res) {
-    have_result = true;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-      error = std::string("batched read failed: ") + PQresultErrorMessage(res);
-      return;
-    }
-    const int n = PQntuples(res);
-    rows.reserve(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) {
-      VersionRecord rec;
-      rec.type = PQgetvalue(res, i, 0);
-      rec.id = PQgetvalue(res, i, 1);
-      rec.version = std::strtoll(PQgetvalue(res, i, 2), nullptr, 10);
-      rec.deleted = PQgetvalue(res, i, 3)[0] == 't';
-      rec.last_updated_ms = std::strtoll(PQgetvalue(res, i, 4), nullptr, 10);
-      rec.method = fhir::WriteMethod::kUpdate;
-      if (!PQgetisnull(res, i, 5))
-        rec.content.assign(PQgetvalue(res, i, 5), static_cast<std::size_t>(PQgetlength(res, i, 5)));
-      rows.push_back(std::move(rec));
-    }
   }
 };
 
@@ -102,6 +76,8 @@ PgAsyncReader::PgAsyncReader(const std::string& dsn, std::chrono::milliseconds s
        "preparing the batched read");
   if (PQsetnonblocking(impl_->conn, 1) != 0)
     throw StorageError("cannot make the database connection non-blocking");
+  if (PQenterPipelineMode(impl_->conn) != 1)
+    throw StorageError(std::string("cannot enter pipeline mode: ") + PQerrorMessage(impl_->conn));
 }
 
 PgAsyncReader::~PgAsyncReader() = default;
@@ -115,21 +91,60 @@ int PgAsyncReader::address_family() const {
   return addr.ss_family;
 }
 
-PgAsyncReader::Step PgAsyncReader::StartBatch(const std::vector<ResourceKey>& keys) {
-  impl_->rows.clear();
-  impl_->have_result = false;
-  impl_->error.clear();
+bool PgAsyncReader::Submit(const std::vector<ResourceKey>& keys) {
   const std::string types = ArrayLiteral(keys, true);
   const std::string ids = ArrayLiteral(keys, false);
   const char* values[2] = {types.c_str(), ids.c_str()};
   if (PQsendQueryPrepared(impl_->conn, kSelectCurrentBatch.name, 2, values, nullptr, nullptr, 0) == 0)
-    return Step::kFailed;
-  impl_->flushing = true;
-  return impl_->Drain();
+    return false;
+  // A sync point per batch: an error fails only its own batch.
+  if (PQpipelineSync(impl_->conn) != 1) return false;
+  ++impl_->in_flight;
+  return Flush();
 }
 
-PgAsyncReader::Step PgAsyncReader::Continue() { return impl_->Drain(); }
+bool PgAsyncReader::WantsWrite() const { return impl_->want_write; }
 
-std::vector<VersionRecord> PgAsyncReader::TakeRows() { return std::move(impl_->rows); }
+bool PgAsyncReader::Flush() {
+  int f = PQflush(impl_->conn);
+  impl_->want_write = f == 1;
+  return f >= 0;
+}
+
+bool PgAsyncReader::Receive(std::vector<BatchResult>& completed) {
+  auto& s = *impl_;
+  if (PQconsumeInput(s.conn) == 0) return false;
+  // Per batch the pipeline yields: the query's result, NULL, then the sync.
+  int nulls = 0;
+  while (s.in_flight > 0 && !PQisBusy(s.conn)) {
+    PGresult* res = PQgetResult(s.conn);
+    if (res == nullptr) {  // end of the query's results
+      if (++nulls > 1) break;  // nothing further has arrived yet
+      continue;
+    }
+    nulls = 0;
+    switch (PQresultStatus(res)) {
+      case PGRES_TUPLES_OK:
+        s.current.ok = true;
+        DecodeRows(res, s.current.rows);
+        break;
+      case PGRES_PIPELINE_SYNC:
+        completed.push_back(std::move(s.current));
+        s.current = BatchResult{};
+        --s.in_flight;
+        break;
+      case PGRES_PIPELINE_ABORTED:
+        break;
+      default:
+        s.current.ok = false;
+        s.current.error = PQresultErrorMessage(res);
+        break;
+    }
+    PQclear(res);
+  }
+  return true;
+}
+
+std::size_t PgAsyncReader::in_flight() const { return impl_->in_flight; }
 
 }  // namespace eds::storage

@@ -1,10 +1,12 @@
 // Non-blocking batched reads of current resource versions on a dedicated
-// libpq connection. The caller's event loop waits for socket readiness and
-// calls Continue(); no thread blocks on the database. One query reads a whole
-// batch of (type, id) keys, so concurrent reads share a round trip.
+// libpq connection in pipeline mode. The caller's event loop waits for
+// socket readiness; no thread blocks on the database. One query reads a
+// whole batch of (type, id) keys, and further batches are sent while earlier
+// ones are still being answered, so the database never waits for the client.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,10 +20,17 @@ struct ResourceKey {
   std::string id;
 };
 
+// The answer to one batch, in submission order.
+struct BatchResult {
+  bool ok = false;                    // false: the query failed (error says why)
+  std::vector<VersionRecord> rows;    // current versions found, tombstones included
+  std::string error;
+};
+
 class PgAsyncReader {
  public:
-  // Connects (blocking) and prepares the statement. Throws StorageError when
-  // the database cannot be reached.
+  // Connects (blocking), prepares the statement and enters pipeline mode.
+  // Throws StorageError when the database cannot be reached.
   PgAsyncReader(const std::string& dsn, std::chrono::milliseconds statement_timeout);
   ~PgAsyncReader();
   PgAsyncReader(const PgAsyncReader&) = delete;
@@ -32,16 +41,18 @@ class PgAsyncReader {
   int socket() const;
   int address_family() const;
 
-  enum class Step { kWantRead, kWantWrite, kDone, kFailed };
-
-  // Sends the read of the current versions of `keys`. kFailed: the
-  // connection is unusable (discard this reader).
-  Step StartBatch(const std::vector<ResourceKey>& keys);
-  // Advances after the socket became ready.
-  Step Continue();
-  // Once Continue() returned kDone: the current versions found (tombstones
-  // included); keys without a row do not exist.
-  std::vector<VersionRecord> TakeRows();
+  // Queues the read of `keys` and sends what the socket takes. Returns false
+  // when the connection is unusable (discard this reader).
+  bool Submit(const std::vector<ResourceKey>& keys);
+  // True when queued output is waiting for the socket to become writable.
+  bool WantsWrite() const;
+  // Sends queued output; false when the connection failed.
+  bool Flush();
+  // Consumes what arrived and appends the batches completed since, in
+  // submission order. Returns false when the connection failed.
+  bool Receive(std::vector<BatchResult>& completed);
+  // Batches submitted and not yet completed.
+  std::size_t in_flight() const;
 
  private:
   struct Impl;

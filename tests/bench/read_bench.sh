@@ -15,7 +15,7 @@ PATIENTS=10000
 CONNECTIONS=16
 THREADS=2
 # Server shape; override to compare configurations.
-SERVER_THREADS="${SERVER_THREADS:-2}"
+SERVER_THREADS="${SERVER_THREADS:-0}"  # 0: the server's default
 SERVER_POOL="${SERVER_POOL:-$CONNECTIONS}"
 
 bin="${EDS_BIN:-$repo_root/build/release/eds}"
