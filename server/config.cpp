@@ -56,7 +56,7 @@ const std::vector<Option>& Options() {
          c.pool_size = static_cast<int>(ToNumber("pool-size", v, 1, 1024));
        }},
       {"read-connections", "EDS_READ_CONNECTIONS",
-       "non-blocking database connections per I/O thread serving batched reads (default 1; 0: off)",
+       "non-blocking database connections per I/O thread serving batched reads (default 2; 0: off)",
        [](ServerConfig& c, const std::string& v) {
          c.read_connections = static_cast<int>(ToNumber("read-connections", v, 0, 1024));
        }},

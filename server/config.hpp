@@ -14,7 +14,7 @@ struct ServerConfig {
   unsigned short port = 8080;
   int io_threads = 0;               // 0: half the cores (at least 1)
   int pool_size = 8;                // database connections = database worker threads
-  int read_connections = 1;         // per I/O thread: non-blocking connections for batched reads
+  int read_connections = 2;         // per I/O thread: non-blocking connections for batched reads
   std::string database_url;         // libpq URL or key=value string
   std::string definitions_dir;      // unpacked hl7.fhir.r4.examples package
   std::string base_path = "/fhir";

@@ -276,9 +276,9 @@ struct FhirApi::Impl {
   }
 
   HttpResponse ReadLike(const HttpRequest& req, const Format& format,
-                        const storage::Result<fhir::VersionRecord>& res) const {
+                        storage::Result<fhir::VersionRecord> res) const {
     if (!res) return ErrorResponse(res.error(), format);
-    const auto& rec = *res;
+    auto& rec = *res;
     if (rec.deleted) return Deleted(rec, format);
     std::string_view inm = req.Header("if-none-match");
     if (!inm.empty()) {
@@ -293,7 +293,7 @@ struct FhirApi::Impl {
         return r;
       }
     }
-    HttpResponse r = Json(200, rec.content, format);
+    HttpResponse r = Json(200, std::move(rec.content), format);
     SetVersionHeaders(r, rec);
     return r;
   }
@@ -506,7 +506,6 @@ struct FhirApi::Impl {
     for (auto param : url->params(boost::urls::encoding_opts(true)))
       p.params.emplace_back(std::string(param.key), std::string(param.value));
     if (auto e = Negotiate(req, p.format, p.params)) return ErrorResponse(*e, Format{});
-    p.base_url = BaseUrl(req);
 
     std::vector<std::string> segs;
     for (auto s : url->segments()) segs.emplace_back(s);
@@ -583,6 +582,7 @@ struct FhirApi::Impl {
   HttpResponse Dispatch(const HttpRequest& req, RequestContext& ctx) const {
     Parsed p;
     if (auto early = Route(req, p, ctx)) return std::move(*early);
+    p.base_url = BaseUrl(req);
     switch (p.match.route->interaction) {
       case Interaction::kCapabilities: return Capabilities(p);
       case Interaction::kCreate: return Create(req, p);
@@ -635,18 +635,19 @@ std::optional<FhirApi::ReadPlan> FhirApi::PlanRead(const HttpRequest& request,
 }
 
 HttpResponse FhirApi::CompleteRead(const HttpRequest& request, const ReadPlan& plan,
-                                   const fhir::Result<fhir::VersionRecord>& result,
+                                   fhir::Result<fhir::VersionRecord> result,
                                    RequestContext& ctx) const {
   Format format{plan.content_type, plan.pretty};
-  HttpResponse r = impl_->ReadLike(request, format, result);
+  HttpResponse r = impl_->ReadLike(request, format, std::move(result));
   r.SetHeader("X-Request-Id", ctx.request_id);
   return r;
 }
 
 bool FhirApi::IsCheap(const HttpRequest& request) const {
-  return request.method == "GET" &&
-         request.target.compare(0, impl_->config.base_path.size() + 9,
-                                impl_->config.base_path + "/metadata") == 0;
+  if (request.method != "GET") return false;
+  const std::string metadata = impl_->config.base_path + "/metadata";
+  std::string_view path = std::string_view(request.target).substr(0, request.target.find('?'));
+  return path == metadata || path == metadata + "/";
 }
 
 }  // namespace eds::server

@@ -53,7 +53,7 @@ class FhirApi {
   std::optional<ReadPlan> PlanRead(const HttpRequest& request, RequestContext& ctx) const;
   // The response to a planned read, given what the store returned.
   HttpResponse CompleteRead(const HttpRequest& request, const ReadPlan& plan,
-                            const fhir::Result<fhir::VersionRecord>& result, RequestContext& ctx) const;
+                            fhir::Result<fhir::VersionRecord> result, RequestContext& ctx) const;
 
  private:
   struct Impl;

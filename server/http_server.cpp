@@ -301,7 +301,7 @@ struct HttpServer::Impl {
     if (reads) {
       if (auto plan = api.PlanRead(hreq, ctx)) {
         auto result = co_await reads->AsyncRead(plan->type, plan->id, net::use_awaitable);
-        if (result) co_return api.CompleteRead(hreq, *plan, *result, ctx);
+        if (result) co_return api.CompleteRead(hreq, *plan, std::move(*result), ctx);
       }
     }
     auto work = [this, &hreq, &ctx] { return api.Handle(hreq, ctx); };

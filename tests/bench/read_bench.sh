@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Read benchmark, run by hand (`make bench`): GET /fhir/Patient/{id} through the EDS server
 # (wrk) versus the same SELECT on raw PostgreSQL (pgbench), same connection count.
-# DURATION (s) defaults to 20; the last line printed is "ratio server/raw: X.XX".
+# DURATION (s, default 10) per run, ROUNDS (default 3) alternating runs of each side;
+# the last line printed is "ratio server/raw: X.XX".
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -9,7 +10,9 @@ PG_LOG_TAG="read_bench"
 # shellcheck source=deploy/pg_common.sh
 source "$repo_root/deploy/pg_common.sh"
 
-DURATION="${DURATION:-20}"
+DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || pg_die "ROUNDS must be a positive number"
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || pg_die "DURATION must be a positive number of seconds"
 PATIENTS=10000
 CONNECTIONS=16
@@ -166,12 +169,8 @@ stored="$("${psql[@]}" -c "SELECT count(*) FROM resource WHERE res_type='Patient
 pg_info "loaded $stored patients in $((SECONDS - load_start)) s"
 rm -f -- "$work/load.curl" "$work/load.out"
 "${psql[@]}" -c "VACUUM ANALYZE resource"
-
-# ---- (a) server: wrk ----------------------------------------------------------
-
-pg_info "server: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
-    -s "$bench_dir/random_patient.lua" "$base" | tee "$work/wrk.out"
+# Let the writes of the load settle before measuring anything.
+"${psql[@]}" -c "CHECKPOINT"
 
 # Latency values come as e.g. 812.00us, 1.25ms, 1.02s; print them in ms.
 wrk_ms() {
@@ -182,47 +181,73 @@ wrk_ms() {
             if (f < 0) exit 1
             printf "%.3f\n", v * f; found = 1; exit
         }
-        END { if (!found) exit 1 }' "$work/wrk.out"
+        END { if (!found) exit 1 }' "$2"
 }
-srv_rps="$(awk '$1 == "Requests/sec:" { print $2 }' "$work/wrk.out")"
-srv_p50="$(wrk_ms 50%)" || pg_die "no 50% latency in wrk output"
-srv_p99="$(wrk_ms 99%)" || pg_die "no 99% latency in wrk output"
-[[ -n "$srv_rps" ]] || pg_die "no Requests/sec in wrk output"
-non2xx="$(awk '$1 == "non-2xx" { print $3 }' "$work/wrk.out")"
-[[ "$non2xx" == 0 ]] || pg_die "server answered ${non2xx:-an unknown number of} requests with a non-2xx status"
-if grep -q '^ *Socket errors:' "$work/wrk.out"; then
-    pg_die "wrk reported socket errors: $(grep '^ *Socket errors:' "$work/wrk.out")"
-fi
 
-# ---- (b) raw PostgreSQL: pgbench ---------------------------------------------
-
-pg_info "raw PostgreSQL: pgbench -c $CONNECTIONS -j $THREADS -T $DURATION"
-(cd "$work" && "$PG_BIN/pgbench" -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -T "$DURATION" \
-    -f "$bench_dir/read_patient.sql" -r -l --log-prefix="$work/pgbench_log" "$dsn") |
-    tee "$work/pgbench.out"
-
-raw_tps="$(awk '$1 == "tps" && $2 == "=" { print $3; exit }' "$work/pgbench.out")"
-[[ -n "$raw_tps" ]] || pg_die "no tps in pgbench output"
-# Column 3 of the per-transaction log is the latency in microseconds.
-cat "$work"/pgbench_log.* | awk '{ print $3 }' | sort -n >"$work/pgbench_latency_us"
-pct_ms() {
-    awk -v p="$1" '{ a[NR] = $1 }
-        END {
-            if (NR == 0) exit 1
-            i = int(NR * p / 100); if (i < NR * p / 100) i++; if (i < 1) i = 1
-            printf "%.3f\n", a[i] / 1000
-        }' "$work/pgbench_latency_us"
+# (a) the server, through wrk. Prints "rps p50 p99".
+run_server() {
+    local seconds="$1" out="$work/wrk.$2.out"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --latency \
+        -s "$bench_dir/random_patient.lua" "$base" >"$out"
+    # wrk prints this line only when some responses were not 2xx/3xx.
+    local non2xx
+    non2xx="$(awk '/^ *Non-2xx or 3xx responses:/ { print $NF }' "$out")"
+    [[ -z "$non2xx" ]] || pg_die "server answered $non2xx requests with a status outside 2xx/3xx"
+    if grep -q '^ *Socket errors:' "$out"; then
+        pg_die "wrk reported socket errors: $(grep '^ *Socket errors:' "$out")"
+    fi
+    local rps p50 p99
+    rps="$(awk '$1 == "Requests/sec:" { print $2 }' "$out")"
+    [[ -n "$rps" ]] || pg_die "no Requests/sec in wrk output"
+    p50="$(wrk_ms 50% "$out")" || pg_die "no 50% latency in wrk output"
+    p99="$(wrk_ms 99% "$out")" || pg_die "no 99% latency in wrk output"
+    echo "$rps $p50 $p99"
 }
-raw_p50="$(pct_ms 50)" || pg_die "empty pgbench transaction log"
-raw_p99="$(pct_ms 99)"
-rm -f -- "$work"/pgbench_log.* "$work/pgbench_latency_us"
+
+# (b) raw PostgreSQL, the same SELECT through pgbench. Prints "tps p50 p99".
+run_raw() {
+    local seconds="$1" out="$work/pgbench.$2.out"
+    rm -f -- "$work"/pgbench_log.*
+    (cd "$work" && "$PG_BIN/pgbench" -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -T "$seconds" \
+        -f "$bench_dir/read_patient.sql" -l --log-prefix="$work/pgbench_log" "$dsn") >"$out" 2>&1 ||
+        { cat "$out" >&2; pg_die "pgbench failed"; }
+    local tps
+    tps="$(awk '$1 == "tps" && $2 == "=" { print $3; exit }' "$out")"
+    [[ -n "$tps" ]] || pg_die "no tps in pgbench output"
+    # Column 3 of the per-transaction log is the latency in microseconds.
+    cat "$work"/pgbench_log.* | awk '{ print $3 }' | sort -n >"$work/pgbench_latency_us"
+    rm -f -- "$work"/pgbench_log.*
+    awk '{ a[NR] = $1 }
+        function pct(p,    i) { i = int(NR * p / 100); if (i < NR * p / 100) i++; if (i < 1) i = 1; return a[i] / 1000 }
+        END { if (NR == 0) exit 1; printf "%s %.3f %.3f\n", tps, pct(50), pct(99) }' tps="$tps" \
+        "$work/pgbench_latency_us" || pg_die "empty pgbench transaction log"
+    rm -f -- "$work/pgbench_latency_us"
+}
+
+# Warm both paths up (caches, connections, plans), then alternate the two
+# measurements ROUNDS times, so that drift in the machine's load affects
+# both alike; the summary is the mean of the rounds.
+pg_info "warming up"
+run_server 2 warmup >/dev/null
+run_raw 2 warmup >/dev/null
+: >"$work/results"
+for ((round = 1; round <= ROUNDS; round++)); do
+    pg_info "round $round/$ROUNDS: server (wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s)"
+    echo "server $(run_server "$DURATION" "$round")" | tee -a "$work/results"
+    pg_info "round $round/$ROUNDS: raw PostgreSQL (pgbench -c $CONNECTIONS -j $THREADS -T $DURATION)"
+    echo "raw $(run_raw "$DURATION" "$round")" | tee -a "$work/results"
+done
 
 # ---- summary ---------------------------------------------------------------------
 
 echo
-printf 'Read benchmark: %d patients, %d connections, %d threads, %d s per run\n' \
-    "$PATIENTS" "$CONNECTIONS" "$THREADS" "$DURATION"
-printf '%-32s %14s %10s %10s\n' "" "throughput/s" "p50 (ms)" "p99 (ms)"
-printf '%-32s %14.1f %10.3f %10.3f\n' "server GET /fhir/Patient/{id}" "$srv_rps" "$srv_p50" "$srv_p99"
-printf '%-32s %14.1f %10.3f %10.3f\n' "raw PostgreSQL SELECT" "$raw_tps" "$raw_p50" "$raw_p99"
-awk -v s="$srv_rps" -v r="$raw_tps" 'BEGIN { printf "ratio server/raw: %.2f\n", s / r }'
+printf 'Read benchmark: %d patients, %d connections, %d load threads, %d x %d s per side\n' \
+    "$PATIENTS" "$CONNECTIONS" "$THREADS" "$ROUNDS" "$DURATION"
+awk '
+    { n[$1]++; r[$1] += $2; p50[$1] += $3; p99[$1] += $4 }
+    END {
+        printf "%-32s %14s %10s %10s\n", "", "throughput/s", "p50 (ms)", "p99 (ms)"
+        printf "%-32s %14.1f %10.3f %10.3f\n", "server GET /fhir/Patient/{id}", r["server"] / n["server"], p50["server"] / n["server"], p99["server"] / n["server"]
+        printf "%-32s %14.1f %10.3f %10.3f\n", "raw PostgreSQL SELECT", r["raw"] / n["raw"], p50["raw"] / n["raw"], p99["raw"] / n["raw"]
+        printf "ratio server/raw: %.2f\n", (r["server"] / n["server"]) / (r["raw"] / n["raw"])
+    }' "$work/results"

@@ -686,6 +686,7 @@ TEST_CASE("FhirApi: Reject, IsCheap and HttpStatusOf", "[server]") {
   CHECK(h.api->IsCheap(HttpRequest{"GET", "/fhir/metadata?_pretty=true", {}, {}}));
   CHECK_FALSE(h.api->IsCheap(HttpRequest{"POST", "/fhir/metadata", {}, {}}));
   CHECK_FALSE(h.api->IsCheap(HttpRequest{"GET", "/fhir/Patient/1", {}, {}}));
+  CHECK_FALSE(h.api->IsCheap(HttpRequest{"GET", "/fhir/metadataX", {}, {}}));
   CHECK_FALSE(h.api->IsCheap(HttpRequest{"GET", "/fhir/_history", {}, {}}));
 
   using fhir::ErrorKind;
@@ -715,6 +716,54 @@ TEST_CASE("HttpRequest and HttpResponse headers", "[server]") {
   CHECK(r.Header("ETAG") == "2");
   CHECK(r.Header("Location").empty());
   CHECK(r.Header("ETa").empty());
+}
+
+}  // namespace
+}  // namespace eds::server
+
+namespace eds::server {
+namespace {
+
+TEST_CASE("FhirApi: planned reads answer like Handle", "[server]") {
+  Harness h;
+  std::string id = h.CreatePatient();
+  RequestContext ctx;
+  ctx.request_id = "plan-1";
+
+  HttpRequest read{"GET", "/fhir/Patient/" + id + "?_pretty=true", {{"accept", "application/json"}}, {}};
+  auto plan = h.api->PlanRead(read, ctx);
+  REQUIRE(plan.has_value());
+  CHECK(plan->type == "Patient");
+  CHECK(plan->id == id);
+  CHECK(plan->pretty);
+  CHECK(plan->content_type.find("application/json") == 0);
+  CHECK(ctx.interaction == "read");
+
+  auto planned = h.api->CompleteRead(read, *plan, h.store.Read("Patient", id), ctx);
+  auto handled = h.api->Handle(read, ctx);
+  CHECK(planned.status == 200);
+  CHECK(planned.body == handled.body);
+  CHECK(planned.Header("ETag") == handled.Header("ETag"));
+  CHECK(planned.Header("Content-Type") == handled.Header("Content-Type"));
+  CHECK(planned.Header("X-Request-Id") == "plan-1");
+
+  auto missing = h.api->CompleteRead(read, *plan, h.store.Read("Patient", "nope"), ctx);
+  CHECK(missing.status == 404);
+
+  // anything but a valid plain read is left to Handle
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/fhir/Patient/" + id + "/_history/1"},
+           {"GET", "/fhir/Patient/_history"},
+           {"GET", "/fhir/metadata"},
+           {"PUT", "/fhir/Patient/" + id},
+           {"GET", "/fhir/Patient/bad_id"},
+           {"GET", "/fhir/Unicorn/1"}}) {
+    HttpRequest r{method, target, {}, {}};
+    INFO(method << " " << target);
+    CHECK_FALSE(h.api->PlanRead(r, ctx).has_value());
+  }
+  HttpRequest xml{"GET", "/fhir/Patient/" + id, {{"accept", "application/fhir+xml"}}, {}};
+  CHECK_FALSE(h.api->PlanRead(xml, ctx).has_value());
 }
 
 }  // namespace
