@@ -42,7 +42,7 @@ inline constexpr Statement kInsertFirst{
     "insert_first",
     "WITH ins AS ("
     " INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
-    " VALUES ($1, $2, 1, " EDS_TS("$3") ", false, $4::jsonb)"
+    " VALUES ($1, $2, 1, " EDS_TS("$3") ", false, $4::json)"
     " ON CONFLICT DO NOTHING"
     " RETURNING res_type, res_id, version_id, last_updated, content)"
     " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
@@ -54,9 +54,9 @@ inline constexpr Statement kUpdateExisting{
     "update_existing",
     "WITH upd AS ("
     " UPDATE resource SET version_id = $3, last_updated = " EDS_TS("$4") ","
-    "   deleted = false, content = $5::jsonb"
+    "   deleted = false, content = $5::json"
     " WHERE res_type = $1 AND res_id = $2 AND (deleted OR"
-    "   eds_strip_server_meta(content) IS DISTINCT FROM eds_strip_server_meta($5::jsonb))"
+    "   eds_strip_server_meta(content::jsonb) IS DISTINCT FROM eds_strip_server_meta($5::jsonb))"
     " RETURNING res_type, res_id, version_id, last_updated, content)"
     " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
     " SELECT res_type, res_id, version_id, last_updated, $6, content FROM upd"

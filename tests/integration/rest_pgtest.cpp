@@ -243,10 +243,14 @@ TEST_CASE("decimal precision and unicode survive a round trip", "[e2e]") {
   std::string body =
       "{\"resourceType\":\"Observation\",\"id\":\"" + id +
       "\",\"status\":\"final\",\"code\":{\"text\":\"Glicemia \\u00e8 alta \xe2\x82\xac\"},"
-      "\"valueQuantity\":{\"value\":1.50,\"unit\":\"mg\"}}";
+      "\"valueQuantity\":{\"value\":1.50,\"unit\":\"mg\"},"
+      "\"component\":[{\"code\":{\"text\":\"c\"},\"valueQuantity\":{\"value\":1.000E+3}}]}";
   REQUIRE(c.Put("/fhir/Observation/" + id, body).status == 201);
   auto r = c.Get("/fhir/Observation/" + id);
   REQUIRE(r.status == 200);
-  CHECK(r.body.find("1.50") != std::string::npos);
+  CHECK(r.body.find("\"value\":1.50,") != std::string::npos);
+  CHECK(r.body.find("\"value\":1.000E+3") != std::string::npos);  // precision of the exponent form kept
+  // stored as written: resourceType, id and meta first
+  CHECK(r.body.rfind("{\"resourceType\":\"Observation\",\"id\":\"" + id + "\",\"meta\":{", 0) == 0);
   CHECK(std::string(r.Json()["code"]["text"].GetString()) == "Glicemia \xc3\xa8 alta \xe2\x82\xac");
 }
