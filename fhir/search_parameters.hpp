@@ -1,0 +1,74 @@
+// The SearchParameters the server knows: the R4 definitions from the FHIR
+// package, by resource type and code, with each parameter's FHIRPath
+// expression narrowed to the branch that applies to a given resource type.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace eds::fhir {
+
+enum class SearchParamType { kNumber, kDate, kString, kToken, kReference, kComposite, kQuantity, kUri, kSpecial };
+
+// Parses a SearchParameter.type code; false when unknown.
+bool ParseSearchParamType(std::string_view code, SearchParamType& out);
+const char* SearchParamTypeCode(SearchParamType type);
+
+struct SearchParamComponent {
+  std::string definition;  // canonical URL of the component's SearchParameter
+  std::string expression;  // relative to the composite's expression
+};
+
+struct SearchParamDef {
+  std::string url;
+  std::string code;
+  SearchParamType type = SearchParamType::kToken;
+  std::vector<std::string> base;     // resource types, or Resource / DomainResource
+  std::string expression;            // the whole FHIRPath expression (may be empty: special)
+  std::vector<std::string> targets;  // reference target types
+  std::vector<std::string> modifiers;
+  std::vector<std::string> comparators;
+  std::vector<std::string> chains;
+  std::vector<SearchParamComponent> components;
+};
+
+class SearchParameterRegistry {
+ public:
+  ~SearchParameterRegistry();
+  SearchParameterRegistry(const SearchParameterRegistry&) = delete;
+  SearchParameterRegistry& operator=(const SearchParameterRegistry&) = delete;
+
+  // Loads every SearchParameter-*.json of an unpacked FHIR package
+  // directory. `resource_types` are the concrete resource types (parameters
+  // on Resource and DomainResource apply to them all). Throws
+  // std::runtime_error when the directory holds no SearchParameter.
+  static std::shared_ptr<const SearchParameterRegistry> Load(const std::string& package_dir,
+                                                            const std::vector<std::string>& resource_types);
+
+  // The parameter `code` of `resource_type` (its own, or inherited from
+  // Resource/DomainResource); nullptr when there is none.
+  const SearchParamDef* Find(std::string_view resource_type, std::string_view code) const;
+  // By canonical URL (composite components); nullptr when unknown.
+  const SearchParamDef* FindByUrl(std::string_view url) const;
+  // Every parameter that applies to `resource_type`, sorted by code.
+  std::vector<const SearchParamDef*> ForType(std::string_view resource_type) const;
+  // The branches of `def.expression` that can match `resource_type`, joined
+  // with " | " (e.g. "Observation.subject.where(resolve() is Patient)" out of
+  // the 31 branches of clinical-patient). Empty when none applies.
+  std::string ExpressionFor(const SearchParamDef& def, std::string_view resource_type) const;
+
+  std::size_t size() const;
+
+ private:
+  SearchParameterRegistry();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Splits a FHIRPath expression at its top-level '|' operators (outside
+// parentheses, brackets and string literals). Exposed for tests.
+std::vector<std::string> SplitTopLevelUnion(std::string_view expression);
+
+}  // namespace eds::fhir

@@ -1,0 +1,410 @@
+// FHIR search request parsing.
+#include "fhir/search_query.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "fhir/primitives.hpp"
+
+namespace eds::fhir {
+namespace {
+
+struct PrefixCodeEntry {
+  const char* code;
+  Prefix prefix;
+};
+constexpr PrefixCodeEntry kPrefixes[] = {{"eq", Prefix::kEq}, {"ne", Prefix::kNe}, {"gt", Prefix::kGt},
+                                         {"lt", Prefix::kLt}, {"ge", Prefix::kGe}, {"le", Prefix::kLe},
+                                         {"sa", Prefix::kSa}, {"eb", Prefix::kEb}, {"ap", Prefix::kAp}};
+
+Error Invalid(const std::string& param, std::string message) {
+  return MakeError(ErrorKind::kInvalid, fmt::format("search parameter '{}': {}", param, message), param);
+}
+
+bool IsDecimal(std::string_view s) {
+  std::size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  std::size_t digits = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
+  }
+  if (digits == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    std::size_t exp = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++exp;
+    if (exp == 0) return false;
+  }
+  return i == s.size();
+}
+
+bool TakesPrefix(SearchParamType t) {
+  return t == SearchParamType::kNumber || t == SearchParamType::kDate || t == SearchParamType::kQuantity;
+}
+
+// Modifiers each parameter type supports here. Terminology-based ones
+// (in, not-in, above/below on tokens) need a terminology service: refused.
+bool ModifierAllowed(SearchParamType t, const std::string& m, const std::vector<std::string>& targets) {
+  if (m.empty() || m == "missing") return true;
+  switch (t) {
+    case SearchParamType::kString: return m == "exact" || m == "contains";
+    case SearchParamType::kToken: return m == "text" || m == "not" || m == "of-type";
+    case SearchParamType::kReference:
+      return m == "identifier" || std::find(targets.begin(), targets.end(), m) != targets.end() ||
+             (targets.empty() && IsTypeNameSyntax(m));
+    case SearchParamType::kUri: return m == "above" || m == "below";
+    default: return false;
+  }
+}
+
+bool ParseInt(std::string_view s, long& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+class Parser {
+ public:
+  Parser(const SearchParameterRegistry& reg, const SearchOptions& opt, SearchQuery& q)
+      : reg_(reg), opt_(opt), q_(q) {}
+
+  std::optional<Error> Param(const std::string& name, const std::string& value) {
+    if (name == "_format" || name == "_pretty") return std::nullopt;  // handled by the HTTP layer
+    if (name == "_count") return Count(value);
+    if (name == "_offset") return Offset(value);
+    if (name == "_cursor") {
+      q_.cursor = value;
+      return std::nullopt;
+    }
+    if (name == "_sort") return Sort(value);
+    if (name == "_include" || name == "_include:iterate" || name == "_include:recurse")
+      return Include(name, value, name != "_include", q_.includes);
+    if (name == "_revinclude" || name == "_revinclude:iterate" || name == "_revinclude:recurse")
+      return Include(name, value, name != "_revinclude", q_.revincludes);
+    if (name == "_summary") return Summary(value);
+    if (name == "_elements") {
+      for (const auto& e : SplitEscaped(value, ',')) q_.elements.push_back(Unescape(e));
+      q_.used.emplace_back(name, value);
+      return std::nullopt;
+    }
+    if (name == "_total") return Total(value);
+    if (name == "_type" && q_.resource_type.empty()) return Types(value);
+    return Criterion(name, value);
+  }
+
+ private:
+  std::optional<Error> Ignore(const std::string& name, std::string why) {
+    if (opt_.strict) return Invalid(name, why);
+    q_.ignored.Add({Severity::kWarning, "not-supported",
+                    fmt::format("search parameter '{}' ignored: {}", name, why), name});
+    return std::nullopt;
+  }
+
+  std::optional<Error> Count(const std::string& v) {
+    long n = 0;
+    if (!ParseInt(v, n) || n < 0) return Invalid("_count", "expected a whole number >= 0, got '" + v + "'");
+    q_.count = static_cast<int>(std::min<long>(n, opt_.max_count));
+    q_.used.emplace_back("_count", std::to_string(*q_.count));
+    return std::nullopt;
+  }
+
+  std::optional<Error> Offset(const std::string& v) {
+    long n = 0;
+    if (!ParseInt(v, n) || n < 0) return Invalid("_offset", "expected a whole number >= 0, got '" + v + "'");
+    q_.offset = n;
+    q_.used.emplace_back("_offset", v);
+    return std::nullopt;
+  }
+
+  std::optional<Error> Summary(const std::string& v) {
+    if (v == "true") q_.summary = SummaryMode::kTrue;
+    else if (v == "false") q_.summary = SummaryMode::kFalse;
+    else if (v == "count") q_.summary = SummaryMode::kCount;
+    else if (v == "data") q_.summary = SummaryMode::kData;
+    else if (v == "text") q_.summary = SummaryMode::kText;
+    else return Invalid("_summary", "expected true, false, count, data or text, got '" + v + "'");
+    q_.used.emplace_back("_summary", v);
+    return std::nullopt;
+  }
+
+  std::optional<Error> Total(const std::string& v) {
+    if (v == "none") q_.total = TotalMode::kNone;
+    else if (v == "estimate") q_.total = TotalMode::kEstimate;
+    else if (v == "accurate") q_.total = TotalMode::kAccurate;
+    else return Invalid("_total", "expected none, estimate or accurate, got '" + v + "'");
+    q_.used.emplace_back("_total", v);
+    return std::nullopt;
+  }
+
+  std::optional<Error> Types(const std::string& v) {
+    for (const auto& t : SplitEscaped(v, ',')) {
+      std::string type = Unescape(t);
+      if (reg_.ForType(type).empty()) return Invalid("_type", "unknown resource type '" + type + "'");
+      q_.types.push_back(type);
+    }
+    q_.used.emplace_back("_type", v);
+    return std::nullopt;
+  }
+
+  std::optional<Error> Sort(const std::string& v) {
+    const std::string& type = q_.resource_type;
+    for (const auto& raw : SplitEscaped(v, ',')) {
+      std::string key = Unescape(raw);
+      SortKey k;
+      if (!key.empty() && key[0] == '-') {
+        k.descending = true;
+        key.erase(0, 1);
+      }
+      k.code = key;
+      k.param = type.empty() ? nullptr : reg_.Find(type, key);
+      if (k.param == nullptr && key != "_id" && key != "_lastUpdated")
+        return Invalid("_sort", "unknown search parameter '" + key + "'");
+      if (k.param != nullptr && (k.param->type == SearchParamType::kComposite ||
+                                 k.param->type == SearchParamType::kSpecial))
+        return Invalid("_sort", "cannot sort by the " + std::string(SearchParamTypeCode(k.param->type)) +
+                                    " parameter '" + key + "'");
+      q_.sort.push_back(k);
+    }
+    q_.used.emplace_back("_sort", v);
+    return std::nullopt;
+  }
+
+  std::optional<Error> Include(const std::string& name, const std::string& v, bool iterate,
+                               std::vector<IncludeSpec>& out) {
+    IncludeSpec spec;
+    spec.iterate = iterate;
+    if (v == "*") {
+      spec.wildcard = true;
+      out.push_back(spec);
+      q_.used.emplace_back(name, v);
+      return std::nullopt;
+    }
+    auto parts = SplitEscaped(v, ':');
+    if (parts.size() < 2 || parts.size() > 3)
+      return Invalid(name, "expected Type:parameter[:targetType], got '" + v + "'");
+    spec.source_type = Unescape(parts[0]);
+    std::string code = Unescape(parts[1]);
+    if (code == "*") {
+      spec.wildcard = true;
+    } else {
+      spec.param = reg_.Find(spec.source_type, code);
+      if (spec.param == nullptr || spec.param->type != SearchParamType::kReference)
+        return Invalid(name, fmt::format("'{}' is not a reference parameter of {}", code, spec.source_type));
+    }
+    if (parts.size() == 3) spec.target_type = Unescape(parts[2]);
+    out.push_back(spec);
+    q_.used.emplace_back(name, v);
+    return std::nullopt;
+  }
+
+  // The target type of a chain step through `param` of `type`, followed by
+  // parameter `next`: an explicit `:Type`; else the one type the branch for
+  // `type` narrows to (`.where(resolve() is Patient)`); else the only target
+  // that has `next`.
+  std::optional<Error> ChainTarget(const std::string& name, const std::string& type, const SearchParamDef& param,
+                                   const std::string& modifier, const std::string& next, std::string& target) {
+    if (!modifier.empty()) {
+      if (!param.targets.empty() &&
+          std::find(param.targets.begin(), param.targets.end(), modifier) == param.targets.end())
+        return Invalid(name, fmt::format("{} cannot refer to {}", param.code, modifier));
+      target = modifier;
+      return std::nullopt;
+    }
+    std::vector<std::string> candidates;
+    const std::string expression = reg_.ExpressionFor(param, type);
+    for (const auto& t : param.targets)
+      if (expression.find("resolve() is " + t + ")") != std::string::npos) candidates.push_back(t);
+    if (candidates.size() != 1) {
+      candidates.clear();
+      for (const auto& t : param.targets)
+        if (reg_.Find(t, next) != nullptr) candidates.push_back(t);
+    }
+    if (candidates.size() == 1) {
+      target = candidates.front();
+      return std::nullopt;
+    }
+    return Invalid(name, fmt::format("{} may refer to several types; name one, e.g. {}:{}", param.code,
+                                     param.code, param.targets.empty() ? "Patient" : param.targets.front()));
+  }
+
+  std::optional<Error> Criterion(const std::string& name, const std::string& value) {
+    SearchCriterion c;
+    c.name = name;
+    std::string type = q_.resource_type;
+    std::string_view rest = name;
+    // _has:Type:refparam:... (may nest)
+    while (rest.substr(0, 5) == "_has:") {
+      auto p1 = rest.find(':', 5);
+      auto p2 = p1 == std::string_view::npos ? p1 : rest.find(':', p1 + 1);
+      if (p2 == std::string_view::npos) return Invalid(name, "expected _has:Type:reference:parameter");
+      std::string has_type(rest.substr(5, p1 - 5));
+      std::string ref(rest.substr(p1 + 1, p2 - p1 - 1));
+      const SearchParamDef* rp = reg_.Find(has_type, ref);
+      if (rp == nullptr || rp->type != SearchParamType::kReference)
+        return Invalid(name, fmt::format("'{}' is not a reference parameter of {}", ref, has_type));
+      if (!type.empty() && !rp->targets.empty() &&
+          std::find(rp->targets.begin(), rp->targets.end(), type) == rp->targets.end())
+        return Invalid(name, fmt::format("{}.{} cannot refer to {}", has_type, ref, type));
+      c.reverse.push_back({has_type, rp});
+      type = has_type;
+      rest = rest.substr(p2 + 1);
+    }
+    // forward chain: a:T.b.c
+    std::vector<std::string> links;
+    {
+      std::size_t start = 0;
+      for (std::size_t i = 0; i <= rest.size(); ++i)
+        if (i == rest.size() || rest[i] == '.') {
+          links.emplace_back(rest.substr(start, i - start));
+          start = i + 1;
+        }
+    }
+    for (std::size_t i = 0; i < links.size(); ++i) {
+      std::string code = links[i], modifier;
+      if (auto colon = code.find(':'); colon != std::string::npos) {
+        modifier = code.substr(colon + 1);
+        code.resize(colon);
+      }
+      if (type.empty()) return Ignore(name, "searching all types supports only parameters common to all of them");
+      const SearchParamDef* p = reg_.Find(type, code);
+      if (p == nullptr) return Ignore(name, fmt::format("{} has no search parameter '{}'", type, code));
+      if (i + 1 < links.size()) {
+        if (p->type != SearchParamType::kReference)
+          return Invalid(name, fmt::format("'{}' is not a reference parameter, so it cannot be chained", code));
+        std::string target, next = links[i + 1].substr(0, links[i + 1].find(':'));
+        if (auto e = ChainTarget(name, type, *p, modifier, next, target)) return e;
+        c.chain.push_back({type, p, target});
+        type = target;
+        continue;
+      }
+      if (!ModifierAllowed(p->type, modifier, p->targets))
+        return Invalid(name, fmt::format("modifier ':{}' is not supported for {} parameters", modifier,
+                                         SearchParamTypeCode(p->type)));
+      c.param = p;
+      c.modifier = modifier;
+      c.resource_type = type;
+    }
+    if (c.param->type == SearchParamType::kSpecial)
+      return Ignore(name, "special search parameters are not supported");
+    if (auto e = Values(c, value)) return e;
+    q_.criteria.push_back(std::move(c));
+    q_.used.emplace_back(name, value);
+    return std::nullopt;
+  }
+
+  std::optional<Error> Values(SearchCriterion& c, const std::string& value) {
+    if (value.empty()) return Invalid(c.name, "empty value");
+    if (c.modifier == "missing") {
+      if (value != "true" && value != "false") return Invalid(c.name, ":missing takes true or false");
+      c.values.push_back({Prefix::kEq, value, {value}, false});
+      return std::nullopt;
+    }
+    const SearchParamType t = c.param->type;
+    for (const auto& raw : SplitEscaped(value, ',')) {
+      SearchValue v;
+      std::string_view body = raw;
+      if (TakesPrefix(t) && body.size() > 2) {
+        for (const auto& p : kPrefixes)
+          if (body.substr(0, 2) == p.code) {
+            v.prefix = p.prefix;
+            body.remove_prefix(2);
+            break;
+          }
+      }
+      char sep = t == SearchParamType::kComposite ? '$' : (t == SearchParamType::kToken || t == SearchParamType::kQuantity) ? '|' : 0;
+      if (t == SearchParamType::kReference && c.modifier == "identifier") sep = '|';
+      if (sep != 0) {
+        auto parts = SplitEscaped(body, sep);
+        v.has_separator = parts.size() > 1;
+        for (const auto& part : parts) v.parts.push_back(Unescape(part));
+      } else {
+        v.parts.push_back(Unescape(body));
+      }
+      v.text = Unescape(body);
+      switch (t) {
+        case SearchParamType::kDate:
+          if (!ParseDateTimeRange(v.text))
+            return Invalid(c.name, "'" + v.text + "' is not a date, dateTime or instant");
+          break;
+        case SearchParamType::kNumber:
+          if (!IsDecimal(v.text)) return Invalid(c.name, "'" + v.text + "' is not a number");
+          break;
+        case SearchParamType::kQuantity:
+          if (v.parts.size() > 3 || !IsDecimal(v.parts[0]))
+            return Invalid(c.name, "expected [prefix]number[|system|code], got '" + std::string(raw) + "'");
+          break;
+        case SearchParamType::kToken:
+          if (v.parts.size() > 2) return Invalid(c.name, "expected [system|]code, got '" + std::string(raw) + "'");
+          break;
+        case SearchParamType::kComposite:
+          if (v.parts.size() != c.param->components.size())
+            return Invalid(c.name, fmt::format("expected {} values separated by '$'", c.param->components.size()));
+          break;
+        default:
+          break;
+      }
+      c.values.push_back(std::move(v));
+    }
+    return std::nullopt;
+  }
+
+  const SearchParameterRegistry& reg_;
+  const SearchOptions& opt_;
+  SearchQuery& q_;
+};
+
+}  // namespace
+
+const char* PrefixCode(Prefix p) {
+  for (const auto& e : kPrefixes)
+    if (e.prefix == p) return e.code;
+  return "eq";
+}
+
+std::vector<std::string> SplitEscaped(std::string_view s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      cur += s[i];
+      cur += s[++i];
+    } else if (s[i] == sep) {
+      out.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += s[i];
+    }
+  }
+  out.push_back(std::move(cur));
+  return out;
+}
+
+std::string Unescape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size() &&
+        (s[i + 1] == ',' || s[i + 1] == '$' || s[i + 1] == '|' || s[i + 1] == '\\' || s[i + 1] == ':'))
+      ++i;
+    out += s[i];
+  }
+  return out;
+}
+
+Result<SearchQuery> ParseSearch(const std::string& resource_type,
+                                const std::vector<std::pair<std::string, std::string>>& params,
+                                const SearchParameterRegistry& registry, const SearchOptions& options) {
+  SearchQuery q;
+  q.resource_type = resource_type;
+  Parser parser(registry, options, q);
+  for (const auto& [name, value] : params)
+    if (auto e = parser.Param(name, value)) return std::move(*e);
+  if (!q.count) q.count = options.default_count;
+  return q;
+}
+
+}  // namespace eds::fhir

@@ -1,0 +1,116 @@
+// Parsing of FHIR search requests (R4 search page) into a typed query:
+// parameters resolved against the SearchParameter registry, modifiers,
+// OR-lists and prefixes, chains and reverse chains (_has), and the result
+// controls (_count, _sort, _include, _revinclude, _summary, _elements,
+// _total, _offset). Values stay text here; each comparison is built where
+// the type is known (storage).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fhir/outcome.hpp"
+#include "fhir/result.hpp"
+#include "fhir/search_parameters.hpp"
+
+namespace eds::fhir {
+
+enum class Prefix { kEq, kNe, kGt, kLt, kGe, kLe, kSa, kEb, kAp };
+const char* PrefixCode(Prefix p);
+
+// One value of an OR-list, with its comparison prefix (number, date,
+// quantity) and its parts split at unescaped separators, unescaped:
+// token "system|code" -> {"system", "code"} (has_separator true);
+// quantity "5.4|http://unitsofmeasure.org|mg" -> {"5.4", "http://...", "mg"};
+// composite "code$value" -> {"code", "value"}.
+struct SearchValue {
+  Prefix prefix = Prefix::kEq;
+  std::string text;                // without prefix, unescaped
+  std::vector<std::string> parts;  // see above; one element when no separator
+  bool has_separator = false;      // token: a '|' was present
+};
+
+// A step of a chain: `param` (a reference parameter) of `resource_type`,
+// leading to resources of `target_type`.
+struct ChainLink {
+  std::string resource_type;
+  const SearchParamDef* param = nullptr;
+  std::string target_type;
+};
+
+// _has:Type:reference:...: resources of `resource_type` whose `param`
+// references the resource being searched.
+struct ReverseLink {
+  std::string resource_type;
+  const SearchParamDef* param = nullptr;
+};
+
+struct SearchCriterion {
+  std::string name;                   // as sent, e.g. "subject:Patient.identifier"
+  std::vector<ReverseLink> reverse;   // _has steps, outermost first
+  std::vector<ChainLink> chain;       // forward chain, in order
+  std::string resource_type;          // type `param` applies to (after the links)
+  const SearchParamDef* param = nullptr;
+  std::string modifier;               // missing exact contains text not above below identifier of-type, or a type
+  std::vector<SearchValue> values;    // OR
+};
+
+struct SortKey {
+  const SearchParamDef* param = nullptr;  // nullptr for _id / _lastUpdated handled by code
+  std::string code;
+  bool descending = false;
+};
+
+struct IncludeSpec {
+  std::string source_type;                // type holding the reference ("*" allowed in target only)
+  const SearchParamDef* param = nullptr;  // nullptr with wildcard
+  std::string target_type;                // optional restriction
+  bool iterate = false;
+  bool wildcard = false;                  // _include=*
+};
+
+enum class TotalMode { kNone, kEstimate, kAccurate };
+enum class SummaryMode { kFalse, kTrue, kCount, kData, kText };
+
+struct SearchQuery {
+  std::string resource_type;                // empty for system search (_type)
+  std::vector<std::string> types;           // _type for system search
+  std::vector<SearchCriterion> criteria;    // AND
+  std::vector<IncludeSpec> includes;
+  std::vector<IncludeSpec> revincludes;
+  std::vector<SortKey> sort;
+  std::optional<int> count;
+  std::optional<long> offset;
+  std::optional<std::string> cursor;
+  TotalMode total = TotalMode::kNone;
+  SummaryMode summary = SummaryMode::kFalse;
+  std::vector<std::string> elements;
+  // Parameters the server ignored (unknown or unsupported), one issue each;
+  // reported in the result Bundle's OperationOutcome.
+  Outcome ignored;
+  // The parameters actually used, in a canonical form for the self link.
+  std::vector<std::pair<std::string, std::string>> used;
+};
+
+struct SearchOptions {
+  bool strict = false;  // Prefer: handling=strict: unknown parameters are errors
+  int default_count = 50;
+  int max_count = 1000;
+};
+
+// Parses `params` (decoded name/value pairs in request order) for a search
+// on `resource_type` (empty: all types, with _type). kInvalid errors name
+// the offending parameter: malformed values, modifiers the parameter's type
+// does not allow, and (strict) unknown parameters.
+Result<SearchQuery> ParseSearch(const std::string& resource_type,
+                                const std::vector<std::pair<std::string, std::string>>& params,
+                                const SearchParameterRegistry& registry, const SearchOptions& options);
+
+// Splits at unescaped `sep` (the escapes \, \$ \| \\ are kept).
+std::vector<std::string> SplitEscaped(std::string_view s, char sep);
+// Removes the escaping backslashes.
+std::string Unescape(std::string_view s);
+
+}  // namespace eds::fhir

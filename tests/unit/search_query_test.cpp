@@ -1,0 +1,177 @@
+// Unit tests of the SearchParameter registry and search request parsing.
+#include <catch2/catch.hpp>
+
+#include <memory>
+
+#include "fhir/definitions.hpp"
+#include "fhir/search_parameters.hpp"
+#include "fhir/search_query.hpp"
+#include "test_support.hpp"
+
+namespace eds::fhir {
+namespace {
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+const SearchParameterRegistry& Registry() {
+  static auto reg = SearchParameterRegistry::Load(testing::DefinitionsDir(), testing::R4Definitions()->resource_types());
+  return *reg;
+}
+
+SearchQuery Parse(const std::string& type, const Params& params, bool strict = false) {
+  SearchOptions opt;
+  opt.strict = strict;
+  auto r = ParseSearch(type, params, Registry(), opt);
+  INFO((r.ok() ? std::string() : r.error().outcome.ToJson()));
+  REQUIRE(r.ok());
+  return std::move(*r);
+}
+
+std::string ParseError(const std::string& type, const Params& params, bool strict = false) {
+  SearchOptions opt;
+  opt.strict = strict;
+  auto r = ParseSearch(type, params, Registry(), opt);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().kind == ErrorKind::kInvalid);
+  return r.error().outcome.issues()[0].diagnostics;
+}
+
+TEST_CASE("the registry holds the R4 search parameters by type and code", "[search]") {
+  const auto& reg = Registry();
+  CHECK(reg.size() == 1400);
+  const auto* family = reg.Find("Patient", "family");
+  REQUIRE(family != nullptr);
+  CHECK(family->type == SearchParamType::kString);
+  CHECK(reg.Find("Practitioner", "family") == family);
+  CHECK(reg.Find("Observation", "family") == nullptr);
+  // Resource-level parameters apply to every type
+  for (const char* code : {"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"}) {
+    INFO(code);
+    CHECK(reg.Find("Observation", code) != nullptr);
+    CHECK(reg.Find("Bundle", code) != nullptr);
+  }
+  const auto* patient = reg.Find("Observation", "patient");
+  REQUIRE(patient != nullptr);
+  CHECK(patient->type == SearchParamType::kReference);
+  CHECK(reg.ExpressionFor(*patient, "Observation") == "Observation.subject.where(resolve() is Patient)");
+  CHECK(reg.ExpressionFor(*patient, "AllergyIntolerance") == "AllergyIntolerance.patient");
+  CHECK(reg.ExpressionFor(*family, "Practitioner") == "Practitioner.name.family");
+  const auto* composite = reg.Find("Observation", "code-value-quantity");
+  REQUIRE(composite != nullptr);
+  REQUIRE(composite->components.size() == 2);
+  CHECK(reg.FindByUrl(composite->components[0].definition) != nullptr);
+  CHECK(reg.ForType("Patient").size() > 20);
+}
+
+TEST_CASE("top-level unions split outside parentheses and strings", "[search]") {
+  CHECK(SplitTopLevelUnion("A.b | C.d") == std::vector<std::string>{"A.b", "C.d"});
+  CHECK(SplitTopLevelUnion("(A.b | A.c).where(x = 'a|b') | D") ==
+        std::vector<std::string>{"(A.b | A.c).where(x = 'a|b')", "D"});
+}
+
+TEST_CASE("parameters with modifiers, OR lists and prefixes", "[search]") {
+  auto q = Parse("Observation", {{"code", "http://loinc.org|1234-5,http://loinc.org|789"},
+                                 {"date", "ge2023-01-01"},
+                                 {"date", "lt2024"},
+                                 {"value-quantity", "ap5.4|http://unitsofmeasure.org|mg"},
+                                 {"subject:Patient", "p1"},
+                                 {"status:not", "cancelled"}});
+  REQUIRE(q.criteria.size() == 6);
+  const auto& code = q.criteria[0];
+  REQUIRE(code.values.size() == 2);
+  CHECK(code.values[0].parts == std::vector<std::string>{"http://loinc.org", "1234-5"});
+  CHECK(code.values[0].has_separator);
+  CHECK(q.criteria[1].values[0].prefix == Prefix::kGe);
+  CHECK(q.criteria[1].values[0].text == "2023-01-01");
+  CHECK(q.criteria[2].values[0].prefix == Prefix::kLt);
+  const auto& qty = q.criteria[3].values[0];
+  CHECK(qty.prefix == Prefix::kAp);
+  CHECK(qty.parts == std::vector<std::string>{"5.4", "http://unitsofmeasure.org", "mg"});
+  CHECK(q.criteria[4].modifier == "Patient");
+  CHECK(q.criteria[5].modifier == "not");
+  CHECK(q.count == 50);
+}
+
+TEST_CASE("escapes in values", "[search]") {
+  auto q = Parse("Patient", {{"family", "a\\,b,c"}, {"identifier", "sys|with\\|bar"}});
+  REQUIRE(q.criteria[0].values.size() == 2);
+  CHECK(q.criteria[0].values[0].text == "a,b");
+  CHECK(q.criteria[1].values[0].parts == std::vector<std::string>{"sys", "with|bar"});
+  CHECK(Unescape("a\\$b\\\\c") == "a$b\\c");
+}
+
+TEST_CASE("chains and reverse chains", "[search]") {
+  auto q = Parse("Observation", {{"patient.identifier", "http://hl7.it/sid/codiceFiscale|RSSMRA80A01H501U"},
+                                 {"subject:Patient.name", "rossi"}});
+  REQUIRE(q.criteria.size() == 2);
+  const auto& c = q.criteria[0];
+  REQUIRE(c.chain.size() == 1);
+  CHECK(c.chain[0].param->code == "patient");
+  CHECK(c.chain[0].target_type == "Patient");
+  CHECK(c.resource_type == "Patient");
+  CHECK(c.param->code == "identifier");
+  CHECK(q.criteria[1].chain[0].target_type == "Patient");
+
+  auto h = Parse("Patient", {{"_has:Observation:patient:code", "1234-5"}});
+  REQUIRE(h.criteria.size() == 1);
+  REQUIRE(h.criteria[0].reverse.size() == 1);
+  CHECK(h.criteria[0].reverse[0].resource_type == "Observation");
+  CHECK(h.criteria[0].resource_type == "Observation");
+  CHECK(h.criteria[0].param->code == "code");
+
+  CHECK_THAT(ParseError("Observation", {{"subject.name", "x"}}), Catch::Contains("several types"));
+  CHECK_THAT(ParseError("Observation", {{"status.name", "x"}}), Catch::Contains("cannot be chained"));
+  CHECK_THAT(ParseError("Patient", {{"_has:Observation:code:status", "final"}}), Catch::Contains("not a reference"));
+}
+
+TEST_CASE("result controls", "[search]") {
+  auto q = Parse("DiagnosticReport", {{"_count", "5000"},
+                                      {"_sort", "-date,_id"},
+                                      {"_include", "DiagnosticReport:subject"},
+                                      {"_revinclude", "Composition:entry"},
+                                      {"_revinclude:iterate", "DocumentReference:related"},
+                                      {"_summary", "count"},
+                                      {"_total", "accurate"},
+                                      {"_elements", "status,code"},
+                                      {"_offset", "20"}});
+  CHECK(q.count == 1000);  // clamped to the maximum
+  REQUIRE(q.sort.size() == 2);
+  CHECK(q.sort[0].descending);
+  CHECK(q.sort[0].param->code == "date");
+  CHECK(q.sort[1].code == "_id");
+  REQUIRE(q.includes.size() == 1);
+  CHECK(q.includes[0].param->code == "subject");
+  REQUIRE(q.revincludes.size() == 2);
+  CHECK_FALSE(q.revincludes[0].iterate);
+  CHECK(q.revincludes[1].iterate);
+  CHECK(q.revincludes[1].source_type == "DocumentReference");
+  CHECK(q.summary == SummaryMode::kCount);
+  CHECK(q.total == TotalMode::kAccurate);
+  CHECK(q.elements == std::vector<std::string>{"status", "code"});
+  CHECK(q.offset == 20);
+}
+
+TEST_CASE("unknown parameters are reported, or refused in strict mode", "[search]") {
+  auto q = Parse("Patient", {{"frobnicate", "1"}, {"family", "rossi"}});
+  CHECK(q.criteria.size() == 1);
+  REQUIRE(q.ignored.issues().size() == 1);
+  CHECK(q.ignored.issues()[0].expression == "frobnicate");
+  CHECK(q.ignored.issues()[0].severity == Severity::kWarning);
+  CHECK_THAT(ParseError("Patient", {{"frobnicate", "1"}}, true), Catch::Contains("frobnicate"));
+}
+
+TEST_CASE("malformed values and unsupported modifiers are errors", "[search]") {
+  CHECK_THAT(ParseError("Observation", {{"date", "ge2023-13-01"}}), Catch::Contains("date"));
+  CHECK_THAT(ParseError("Observation", {{"value-quantity", "lots"}}), Catch::Contains("value-quantity"));
+  CHECK_THAT(ParseError("Patient", {{"family:below", "x"}}), Catch::Contains("not supported"));
+  CHECK_THAT(ParseError("Patient", {{"gender:missing", "maybe"}}), Catch::Contains("true or false"));
+  CHECK_THAT(ParseError("Patient", {{"_count", "-1"}}), Catch::Contains("_count"));
+  CHECK_THAT(ParseError("Patient", {{"_sort", "nope"}}), Catch::Contains("nope"));
+  CHECK_THAT(ParseError("Patient", {{"_summary", "maybe"}}), Catch::Contains("_summary"));
+  CHECK_THAT(ParseError("Observation", {{"code-value-quantity", "1234-5"}}), Catch::Contains("'$'"));
+  CHECK_THAT(ParseError("Patient", {{"_include", "Patient"}}), Catch::Contains("_include"));
+  CHECK_THAT(ParseError("Patient", {{"family", ""}}), Catch::Contains("empty"));
+}
+
+}  // namespace
+}  // namespace eds::fhir
