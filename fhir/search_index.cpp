@@ -1,0 +1,350 @@
+// Search index rows from FHIR-typed nodes.
+#include "fhir/search_index_internal.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "fhir/primitives.hpp"
+
+namespace eds::fhir {
+namespace {
+
+// Unicode code point -> ASCII letter it folds to (Latin-1 Supplement and
+// Latin Extended-A), 0 when none.
+char FoldLatin(uint32_t cp) {
+  static const char kLatin1[] =  // U+00C0 .. U+00FF
+      "AAAAAAACEEEEIIIIDNOOOOO\0OUUUUYTs"
+      "aaaaaaaceeeeiiiidnooooo\0ouuuuyty";
+  if (cp >= 0xC0 && cp <= 0xFF) return kLatin1[cp - 0xC0];
+  if (cp >= 0x100 && cp <= 0x17F) {
+    static const char kExtA[] =  // U+0100 .. U+017F, pairs upper/lower
+        "AaAaAaCcCcCcCcDdDdEeEeEeEeEeGgGgGgGgHhHhIiIiIiIiIiJjJjKkkLlLlLlLlLlNnNnNnnNnOoOoOoOoRrRrRrSsSsSsSsTtTtTtUuUuUuUuUuUuWwYyYZzZzZzs";
+    std::size_t i = cp - 0x100;
+    return i < sizeof(kExtA) - 1 ? kExtA[i] : 0;
+  }
+  return 0;
+}
+
+const JsonValue* Member(const JsonValue& obj, const char* key) {
+  if (!obj.IsObject()) return nullptr;
+  auto it = obj.FindMember(key);
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+std::string Text(const JsonValue* v) {
+  if (v == nullptr) return {};
+  if (IsString(*v)) return std::string(StringOf(*v));
+  if (IsNumber(*v)) return std::string(NumberText(*v));
+  if (v->IsBool()) return v->GetBool() ? "true" : "false";
+  return {};
+}
+
+void AddString(const std::string& param, const std::string& value, IndexRows& out) {
+  if (value.empty()) return;
+  out.strings.push_back({param, NormalizeForSearch(value), value});
+}
+
+void AddToken(const std::string& param, std::string system, std::string code, std::string text, IndexRows& out) {
+  if (system.empty() && code.empty() && text.empty()) return;
+  out.tokens.push_back({param, std::move(system), std::move(code), std::move(text)});
+}
+
+void AddCoding(const std::string& param, const JsonValue& coding, const std::string& extra_text, IndexRows& out) {
+  std::string display = Text(Member(coding, "display"));
+  AddToken(param, Text(Member(coding, "system")), Text(Member(coding, "code")),
+           display.empty() ? extra_text : display, out);
+}
+
+void AddDate(const std::string& param, const std::string& low_text, const std::string& high_text, IndexRows& out) {
+  auto low = low_text.empty() ? std::nullopt : ParseDateTimeRange(low_text);
+  auto high = high_text.empty() ? std::nullopt : ParseDateTimeRange(high_text);
+  if (!low && !high) return;
+  constexpr int64_t kMin = INT64_MIN / 2, kMax = INT64_MAX / 2;  // open ends of a Period
+  out.dates.push_back({param, low ? low->low_ms : kMin, high ? high->high_ms : kMax});
+}
+
+// Parses a reference string into type/id/version or an absolute URL.
+void AddReference(const std::string& param, const std::string& ref, IndexRows& out) {
+  if (ref.empty() || ref[0] == '#') return;  // contained: not indexed as a target
+  ReferenceIndexRow row;
+  row.param = param;
+  std::string_view r = ref;
+  std::string_view rel = r;
+  bool absolute = r.find("://") != std::string_view::npos || r.rfind("urn:", 0) == 0;
+  if (absolute) {
+    row.url = ref;
+    // the last Type/id[/_history/v] of an absolute RESTful URL
+    auto hist = r.find("/_history/");
+    std::string_view base = hist == std::string_view::npos ? r : r.substr(0, hist);
+    auto id_slash = base.rfind('/');
+    if (id_slash != std::string_view::npos) {
+      auto type_slash = base.rfind('/', id_slash - 1);
+      if (type_slash != std::string_view::npos) rel = r.substr(type_slash + 1);
+      else rel = {};
+    } else {
+      rel = {};
+    }
+  }
+  if (!rel.empty()) {
+    auto slash = rel.find('/');
+    if (slash != std::string_view::npos && IsTypeNameSyntax(rel.substr(0, slash))) {
+      std::string_view rest = rel.substr(slash + 1);
+      auto hist = rest.find("/_history/");
+      std::string_view id = hist == std::string_view::npos ? rest : rest.substr(0, hist);
+      if (IsValidId(id)) {
+        row.target_type = std::string(rel.substr(0, slash));
+        row.target_id = std::string(id);
+        if (hist != std::string_view::npos) row.version = std::string(rest.substr(hist + 10));
+      }
+    }
+  }
+  if (row.target_id.empty() && row.url.empty()) return;
+  out.references.push_back(std::move(row));
+}
+
+void AddNumber(const std::string& param, const std::string& value, IndexRows& out) {
+  NumberIndexRow row{param, value, {}, {}};
+  if (!DecimalRange(value, row.low, row.high)) return;
+  out.numbers.push_back(std::move(row));
+}
+
+void AddQuantity(const std::string& param, const JsonValue& q, IndexRows& out) {
+  QuantityIndexRow row;
+  row.param = param;
+  row.value = Text(Member(q, "value"));
+  if (!DecimalRange(row.value, row.low, row.high)) return;
+  row.system = Text(Member(q, "system"));
+  row.code = Text(Member(q, "code"));
+  row.unit = Text(Member(q, "unit"));
+  if (row.code.empty()) row.code = Text(Member(q, "currency"));  // Money
+  out.quantities.push_back(std::move(row));
+}
+
+bool IsPrimitiveText(std::string_view t) {
+  return t == "string" || t == "code" || t == "id" || t == "markdown" || t == "uri" || t == "url" ||
+         t == "canonical" || t == "oid" || t == "uuid" || t == "boolean" || t == "System.String" ||
+         t == "System.Boolean";
+}
+
+}  // namespace
+
+std::size_t IndexRows::size() const {
+  return strings.size() + tokens.size() + dates.size() + numbers.size() + quantities.size() + references.size() +
+         uris.size();
+}
+
+std::string NormalizeForSearch(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  bool space = false;
+  for (std::size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    uint32_t cp = c;
+    std::size_t len = 1;
+    if (c >= 0xC0 && c < 0xE0 && i + 1 < s.size()) {
+      cp = ((c & 0x1Fu) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu);
+      len = 2;
+    } else if (c >= 0xE0 && c < 0xF0) {
+      len = 3;
+    } else if (c >= 0xF0) {
+      len = 4;
+    }
+    if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r') {
+      space = !out.empty();
+      i += len;
+      continue;
+    }
+    if (space) {
+      out.push_back(' ');
+      space = false;
+    }
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
+    } else if (char f = FoldLatin(cp); f != 0) {
+      if (f == 's' && cp == 0xDF) out += "ss";  // ß
+      else out.push_back(static_cast<char>(f >= 'A' && f <= 'Z' ? f - 'A' + 'a' : f));
+    } else {
+      out.append(s.substr(i, std::min(len, s.size() - i)));
+    }
+    i += len;
+  }
+  return out;
+}
+
+bool DecimalRange(std::string_view s, std::string& low, std::string& high) {
+  // digits D and scale: value = D * 10^-scale
+  bool negative = false;
+  std::size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) negative = s[i++] == '-';
+  std::string digits;
+  long scale = 0;
+  bool point = false;
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (c >= '0' && c <= '9') {
+      digits.push_back(c);
+      if (point) ++scale;
+    } else if (c == '.' && !point) {
+      point = true;
+    } else if (c == 'e' || c == 'E') {
+      long exp = 0;
+      std::size_t j = i + 1;
+      bool neg = false;
+      if (j < s.size() && (s[j] == '-' || s[j] == '+')) neg = s[j++] == '-';
+      if (j >= s.size()) return false;
+      for (; j < s.size(); ++j) {
+        if (s[j] < '0' || s[j] > '9') return false;
+        exp = exp * 10 + (s[j] - '0');
+        if (exp > 10000) return false;
+      }
+      scale -= neg ? -exp : exp;
+      break;
+    } else {
+      return false;
+    }
+  }
+  if (digits.empty()) return false;
+  // |v| * 10 +- 5, at scale + 1
+  auto add5 = [](std::string d, bool add) {  // d has >= 1 digit; returns digits of d +- 5 (d*10 form)
+    d.push_back('0');
+    int carry = add ? 5 : -5;
+    for (std::size_t k = d.size(); k-- > 0 && carry != 0;) {
+      int x = (d[k] - '0') + carry;
+      carry = 0;
+      if (x >= 10) {
+        x -= 10;
+        carry = 1;
+      } else if (x < 0) {
+        x += 10;
+        carry = -1;
+      }
+      d[k] = static_cast<char>('0' + x);
+    }
+    if (carry == 1) d.insert(d.begin(), '1');
+    return std::make_pair(d, carry == -1);  // second: went below zero
+  };
+  auto render = [](std::string d, long sc, bool neg) {
+    auto nz = d.find_first_not_of('0');
+    if (nz == std::string::npos) return std::string("0");
+    std::string out;
+    if (sc <= 0) {
+      out = d.substr(nz) + std::string(static_cast<std::size_t>(-sc), '0');
+    } else {
+      if (static_cast<long>(d.size()) <= sc) d.insert(0, static_cast<std::size_t>(sc) - d.size() + 1, '0');
+      out = d.substr(0, d.size() - static_cast<std::size_t>(sc));
+      auto lead = out.find_first_not_of('0');
+      out = lead == std::string::npos ? "0" : out.substr(lead);
+      out += "." + d.substr(d.size() - static_cast<std::size_t>(sc));
+    }
+    return neg ? "-" + out : out;
+  };
+  const long sc = scale + 1;
+  bool is_zero = digits.find_first_not_of('0') == std::string::npos;
+  auto [up, up_neg] = add5(digits, true);
+  if (is_zero) {  // [-0.5u, +0.5u)
+    low = render(up, sc, true);
+    high = render(up, sc, false);
+    return true;
+  }
+  auto [down, down_neg] = add5(digits, false);
+  (void)down_neg;  // |v| >= 1 unit at its precision, so |v|*10 - 5 > 0
+  if (negative) {
+    low = render(up, sc, true);
+    high = render(down, sc, true);
+  } else {
+    low = render(down, sc, false);
+    high = render(up, sc, false);
+  }
+  (void)up_neg;
+  return true;
+}
+
+void AddIndexValues(const SearchParamDef& def, std::string_view t, const JsonValue& node, IndexRows& out) {
+  const std::string& p = def.code;
+  switch (def.type) {
+    case SearchParamType::kString:
+      if (t == "HumanName") {
+        for (const char* k : {"family", "text"}) AddString(p, Text(Member(node, k)), out);
+        for (const char* k : {"given", "prefix", "suffix"})
+          if (const auto* a = Member(node, k); a && a->IsArray())
+            for (const auto& v : a->GetArray()) AddString(p, Text(&v), out);
+      } else if (t == "Address") {
+        for (const char* k : {"text", "city", "district", "state", "postalCode", "country"})
+          AddString(p, Text(Member(node, k)), out);
+        if (const auto* a = Member(node, "line"); a && a->IsArray())
+          for (const auto& v : a->GetArray()) AddString(p, Text(&v), out);
+      } else if (IsPrimitiveText(t) || t == "System.String") {
+        AddString(p, Text(&node), out);
+      }
+      break;
+    case SearchParamType::kToken:
+      if (t == "Coding") {
+        AddCoding(p, node, {}, out);
+      } else if (t == "CodeableConcept") {
+        std::string text = Text(Member(node, "text"));
+        bool any = false;
+        if (const auto* a = Member(node, "coding"); a && a->IsArray())
+          for (const auto& c : a->GetArray()) {
+            AddCoding(p, c, text, out);
+            any = true;
+          }
+        if (!any) AddToken(p, {}, {}, text, out);
+      } else if (t == "Identifier") {
+        std::string type_text;
+        if (const auto* ty = Member(node, "type")) type_text = Text(Member(*ty, "text"));
+        AddToken(p, Text(Member(node, "system")), Text(Member(node, "value")), type_text, out);
+      } else if (t == "ContactPoint") {
+        AddToken(p, Text(Member(node, "system")), Text(Member(node, "value")), Text(Member(node, "use")), out);
+      } else if (IsPrimitiveText(t)) {
+        AddToken(p, {}, Text(&node), {}, out);
+      }
+      break;
+    case SearchParamType::kDate:
+      if (t == "Period") {
+        AddDate(p, Text(Member(node, "start")), Text(Member(node, "end")), out);
+      } else if (t == "Timing") {
+        if (const auto* ev = Member(node, "event"); ev && ev->IsArray() && !ev->Empty()) {
+          std::string first = Text(&(*ev)[0]), last = first;
+          for (const auto& e : ev->GetArray()) {
+            std::string x = Text(&e);
+            auto rx = ParseDateTimeRange(x), rf = ParseDateTimeRange(first), rl = ParseDateTimeRange(last);
+            if (rx && rf && rx->low_ms < rf->low_ms) first = x;
+            if (rx && rl && rx->high_ms > rl->high_ms) last = x;
+          }
+          AddDate(p, first, last, out);
+        }
+      } else if (t == "date" || t == "dateTime" || t == "instant" || t == "System.DateTime" || t == "System.Date") {
+        std::string v = Text(&node);
+        AddDate(p, v, v, out);
+      }
+      break;
+    case SearchParamType::kNumber:
+      if (IsNumber(node)) AddNumber(p, std::string(NumberText(node)), out);
+      break;
+    case SearchParamType::kQuantity:
+      if (t == "Quantity" || t == "Age" || t == "Duration" || t == "Distance" || t == "Count" ||
+          t == "SimpleQuantity" || t == "MoneyQuantity" || t == "Money")
+        AddQuantity(p, node, out);
+      break;
+    case SearchParamType::kReference:
+      if (t == "Reference") {
+        AddReference(p, Text(Member(node, "reference")), out);
+      } else if (t == "canonical" || t == "uri" || t == "url") {
+        std::string v = Text(&node);
+        if (auto bar = v.find('|'); bar != std::string::npos) v.resize(bar);
+        AddReference(p, v, out);
+      }
+      break;
+    case SearchParamType::kUri:
+      if (IsPrimitiveText(t)) {
+        std::string v = Text(&node);
+        if (!v.empty()) out.uris.push_back({p, v});
+      }
+      break;
+    case SearchParamType::kComposite:
+    case SearchParamType::kSpecial:
+      break;
+  }
+}
+
+}  // namespace eds::fhir

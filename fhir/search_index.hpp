@@ -1,0 +1,86 @@
+// Search index values: what a resource contributes to each of its search
+// parameters, as typed rows (string, token, date, number, quantity,
+// reference, uri), converted from the FHIR-typed nodes that the parameter's
+// FHIRPath expression selects. Storage writes these rows in the same
+// transaction as the resource.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fhir/search_parameters.hpp"
+
+namespace eds::fhir {
+
+class JsonTree;
+
+struct StringIndexRow {
+  std::string param;
+  std::string normalized;  // case- and accent-folded, whitespace collapsed
+  std::string exact;
+};
+
+struct TokenIndexRow {
+  std::string param;
+  std::string system;  // empty when none
+  std::string code;    // empty when only text is known
+  std::string text;    // display / CodeableConcept.text / Identifier.type.text, for :text
+};
+
+struct DateIndexRow {
+  std::string param;
+  int64_t low_ms = 0;   // inclusive
+  int64_t high_ms = 0;  // exclusive
+};
+
+struct NumberIndexRow {
+  std::string param;
+  std::string value;  // decimal text as written
+  std::string low;    // value range implied by its precision: 1.5 -> [1.45, 1.55)
+  std::string high;
+};
+
+struct QuantityIndexRow {
+  std::string param;
+  std::string value, low, high;  // as NumberIndexRow
+  std::string system;
+  std::string code;
+  std::string unit;
+};
+
+struct ReferenceIndexRow {
+  std::string param;
+  std::string target_type;  // for relative and same-server references
+  std::string target_id;
+  std::string version;      // _history/[vid], when given
+  std::string url;          // absolute or canonical URL (canonical version after '|' dropped)
+};
+
+struct UriIndexRow {
+  std::string param;
+  std::string value;
+};
+
+struct IndexRows {
+  std::vector<StringIndexRow> strings;
+  std::vector<TokenIndexRow> tokens;
+  std::vector<DateIndexRow> dates;
+  std::vector<NumberIndexRow> numbers;
+  std::vector<QuantityIndexRow> quantities;
+  std::vector<ReferenceIndexRow> references;
+  std::vector<UriIndexRow> uris;
+  std::size_t size() const;
+};
+
+// Case- and accent-folds `s` for string search ("Élodie  D'Amico" ->
+// "elodie d'amico").
+std::string NormalizeForSearch(std::string_view s);
+
+// The [low, high) range a decimal's precision implies, as decimal text:
+// "1.5" -> {"1.45", "1.55"}, "100" -> {"99.5", "100.5"}. False when `s` is
+// not a decimal.
+bool DecimalRange(std::string_view s, std::string& low, std::string& high);
+
+}  // namespace eds::fhir

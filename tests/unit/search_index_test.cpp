@@ -1,0 +1,127 @@
+// Unit tests of search index values: normalisation, decimal ranges and the
+// rows each FHIR type contributes to each parameter type.
+#include <catch2/catch.hpp>
+
+#include "fhir/json_internal.hpp"
+#include "fhir/primitives.hpp"
+#include "fhir/search_index_internal.hpp"
+
+namespace eds::fhir {
+namespace {
+
+IndexRows Rows(SearchParamType type, std::string_view fhir_type, std::string_view json) {
+  rapidjson::Document doc;
+  std::string error;
+  REQUIRE(ParseJsonTree(json, 64, doc, error));
+  SearchParamDef def;
+  def.code = "p";
+  def.type = type;
+  IndexRows rows;
+  AddIndexValues(def, fhir_type, doc, rows);
+  return rows;
+}
+
+TEST_CASE("string search values are case- and accent-folded", "[search]") {
+  CHECK(NormalizeForSearch("Rossi") == "rossi");
+  CHECK(NormalizeForSearch("  Niccolò   D'Àmico ") == "niccolo d'amico");
+  CHECK(NormalizeForSearch("ÉLODIE Łukasz Straße") == "elodie lukasz strasse");
+  CHECK(NormalizeForSearch("Ζωή") == "Ζωή");  // other scripts kept as they are
+}
+
+TEST_CASE("a decimal's precision implies its range", "[search]") {
+  auto range = [](std::string_view v) {
+    std::string lo, hi;
+    REQUIRE(DecimalRange(v, lo, hi));
+    return std::make_pair(lo, hi);
+  };
+  CHECK(range("1.5") == std::make_pair(std::string("1.45"), std::string("1.55")));
+  CHECK(range("100") == std::make_pair(std::string("99.5"), std::string("100.5")));
+  CHECK(range("0.10") == std::make_pair(std::string("0.095"), std::string("0.105")));
+  CHECK(range("-2.0") == std::make_pair(std::string("-2.05"), std::string("-1.95")));
+  CHECK(range("0") == std::make_pair(std::string("-0.5"), std::string("0.5")));
+  CHECK(range("1.5e2") == std::make_pair(std::string("145"), std::string("155")));
+  CHECK(range("1e-3") == std::make_pair(std::string("0.0005"), std::string("0.0015")));
+  std::string lo, hi;
+  CHECK_FALSE(DecimalRange("abc", lo, hi));
+  CHECK_FALSE(DecimalRange("", lo, hi));
+}
+
+TEST_CASE("string parameters index names, addresses and primitives", "[search]") {
+  auto name = Rows(SearchParamType::kString, "HumanName",
+                   R"({"family":"Rossi","given":["Mario","Giuseppe"],"prefix":["Dott."]})");
+  REQUIRE(name.strings.size() == 4);
+  CHECK(name.strings[0].normalized == "rossi");
+  CHECK(name.strings[0].exact == "Rossi");
+  auto addr = Rows(SearchParamType::kString, "Address", R"({"line":["Via Roma 1"],"city":"Roma","postalCode":"00184"})");
+  CHECK(addr.strings.size() == 3);
+  CHECK(Rows(SearchParamType::kString, "string", R"("Città")").strings[0].normalized == "citta");
+}
+
+TEST_CASE("token parameters index codings, identifiers and codes", "[search]") {
+  auto cc = Rows(SearchParamType::kToken, "CodeableConcept",
+                 R"({"coding":[{"system":"http://loinc.org","code":"1234-5","display":"Glucose"}],"text":"Glicemia"})");
+  REQUIRE(cc.tokens.size() == 1);
+  CHECK(cc.tokens[0].system == "http://loinc.org");
+  CHECK(cc.tokens[0].code == "1234-5");
+  CHECK(cc.tokens[0].text == "Glucose");
+  auto text_only = Rows(SearchParamType::kToken, "CodeableConcept", R"({"text":"Glicemia"})");
+  REQUIRE(text_only.tokens.size() == 1);
+  CHECK(text_only.tokens[0].text == "Glicemia");
+  auto id = Rows(SearchParamType::kToken, "Identifier",
+                 R"({"system":"http://hl7.it/sid/codiceFiscale","value":"RSSMRA80A01H501U"})");
+  REQUIRE(id.tokens.size() == 1);
+  CHECK(id.tokens[0].code == "RSSMRA80A01H501U");
+  CHECK(Rows(SearchParamType::kToken, "code", R"("final")").tokens[0].code == "final");
+  CHECK(Rows(SearchParamType::kToken, "boolean", "true").tokens[0].code == "true");
+}
+
+TEST_CASE("date parameters index the range of dates, periods and timings", "[search]") {
+  auto d = Rows(SearchParamType::kDate, "date", R"("2023-05")");
+  REQUIRE(d.dates.size() == 1);
+  CHECK(d.dates[0].low_ms == ParseDateTimeRange("2023-05-01")->low_ms);
+  CHECK(d.dates[0].high_ms == ParseDateTimeRange("2023-05-31")->high_ms);
+  auto period = Rows(SearchParamType::kDate, "Period", R"({"start":"2023-01-01","end":"2023-01-10"})");
+  REQUIRE(period.dates.size() == 1);
+  CHECK(period.dates[0].high_ms == ParseDateTimeRange("2023-01-10")->high_ms);
+  auto open = Rows(SearchParamType::kDate, "Period", R"({"start":"2023-01-01"})");
+  REQUIRE(open.dates.size() == 1);
+  CHECK(open.dates[0].high_ms > ParseDateTimeRange("9999")->high_ms);
+  auto timing = Rows(SearchParamType::kDate, "Timing", R"({"event":["2023-03-01","2023-01-01","2023-02-01"]})");
+  REQUIRE(timing.dates.size() == 1);
+  CHECK(timing.dates[0].low_ms == ParseDateTimeRange("2023-01-01")->low_ms);
+  CHECK(timing.dates[0].high_ms == ParseDateTimeRange("2023-03-01")->high_ms);
+}
+
+TEST_CASE("reference parameters index type, id, version and URL", "[search]") {
+  auto rel = Rows(SearchParamType::kReference, "Reference", R"({"reference":"Patient/p1/_history/3"})");
+  REQUIRE(rel.references.size() == 1);
+  CHECK(rel.references[0].target_type == "Patient");
+  CHECK(rel.references[0].target_id == "p1");
+  CHECK(rel.references[0].version == "3");
+  auto abs = Rows(SearchParamType::kReference, "Reference", R"({"reference":"https://eds.example/fhir/Patient/p2"})");
+  REQUIRE(abs.references.size() == 1);
+  CHECK(abs.references[0].target_id == "p2");
+  CHECK(abs.references[0].url == "https://eds.example/fhir/Patient/p2");
+  CHECK(Rows(SearchParamType::kReference, "Reference", R"({"reference":"#contained1"})").references.empty());
+  CHECK(Rows(SearchParamType::kReference, "Reference", R"({"display":"only text"})").references.empty());
+  auto canon = Rows(SearchParamType::kReference, "canonical", R"("http://hl7.org/fhir/StructureDefinition/Patient|4.0.1")");
+  REQUIRE(canon.references.size() == 1);
+  CHECK(canon.references[0].url == "http://hl7.org/fhir/StructureDefinition/Patient");
+}
+
+TEST_CASE("number and quantity parameters keep the value's precision", "[search]") {
+  auto n = Rows(SearchParamType::kNumber, "integer", "3");
+  REQUIRE(n.numbers.size() == 1);
+  CHECK(n.numbers[0].low == "2.5");
+  auto q = Rows(SearchParamType::kQuantity, "Quantity",
+                R"({"value":5.40,"unit":"mg","system":"http://unitsofmeasure.org","code":"mg"})");
+  REQUIRE(q.quantities.size() == 1);
+  CHECK(q.quantities[0].value == "5.40");
+  CHECK(q.quantities[0].low == "5.395");
+  CHECK(q.quantities[0].high == "5.405");
+  CHECK(q.quantities[0].code == "mg");
+  CHECK(Rows(SearchParamType::kQuantity, "Quantity", R"({"unit":"mg"})").quantities.empty());
+}
+
+}  // namespace
+}  // namespace eds::fhir
