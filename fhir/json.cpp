@@ -322,6 +322,40 @@ std::string Resource::Render(std::string_view version_id, std::string_view last_
   return {buf.GetString(), buf.GetSize()};
 }
 
+std::string SerializeJson(const JsonValue& value) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  WriteValue(w, value);
+  return {buf.GetString(), buf.GetSize()};
+}
+
+namespace {
+int Rewrite(JsonValue& v, rapidjson::Document::AllocatorType& alloc,
+            const std::function<std::optional<std::string>(std::string_view)>& map) {
+  int n = 0;
+  if (v.IsObject()) {
+    for (auto& m : v.GetObject()) {
+      if (KeyIs(m.name, "reference") && IsString(m.value)) {
+        if (auto to = map(StringOf(m.value))) {
+          m.value.SetString(to->data(), static_cast<rapidjson::SizeType>(to->size()), alloc);
+          ++n;
+        }
+      } else {
+        n += Rewrite(m.value, alloc, map);
+      }
+    }
+  } else if (v.IsArray()) {
+    for (auto& e : v.GetArray()) n += Rewrite(e, alloc, map);
+  }
+  return n;
+}
+}  // namespace
+
+int Resource::RewriteReferences(const std::function<std::optional<std::string>(std::string_view)>& map) {
+  auto& doc = impl_->tree.doc;
+  return Rewrite(doc, doc.GetAllocator(), map);
+}
+
 std::string PrettyPrintJson(std::string_view json) {
   rapidjson::Document doc;
   std::string error;

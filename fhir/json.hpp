@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,11 @@ class Resource {
   std::string Render(std::string_view version_id, std::string_view last_updated) const;
 
   const JsonTree& tree() const;
+
+  // Replaces every `reference` string in the resource (contained resources
+  // and extensions included) for which `map` returns a value. Returns how
+  // many were replaced.
+  int RewriteReferences(const std::function<std::optional<std::string>(std::string_view)>& map);
 
  private:
   Resource();

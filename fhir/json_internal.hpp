@@ -5,6 +5,7 @@
 
 #include <rapidjson/document.h>
 
+#include <string>
 #include <string_view>
 
 namespace eds::fhir {
@@ -28,6 +29,9 @@ inline std::string_view StringOf(const JsonValue& v) {
 inline std::string_view NumberText(const JsonValue& v) {
   return {v.GetString() + 1, v.GetStringLength() - 1};
 }
+
+// Serialises a value (numbers as written).
+std::string SerializeJson(const JsonValue& value);
 
 // Parses `text` into `doc`; on failure returns false and sets `error`.
 bool ParseJsonTree(std::string_view text, std::size_t max_depth, rapidjson::Document& doc,

@@ -101,6 +101,12 @@ struct PgResourceStore::Impl {
     }
   }
 
+  auto Inserter() {
+    return [this](pqxx::work& tx, fhir::Resource& r, const std::string& id, WriteMethod m) {
+      return InsertFirst(tx, r, id, m);
+    };
+  }
+
   // Writes version 1, or returns nullopt when (type, id) appeared meanwhile.
   std::optional<WriteResult> InsertFirst(pqxx::work& tx, fhir::Resource& resource,
                                          const std::string& id, WriteMethod method) {
@@ -152,6 +158,69 @@ Result<VersionRecord> PgResourceStore::ReadVersion(const std::string& type, cons
   });
 }
 
+namespace {
+
+// The write operations inside a caller's transaction; each decides its
+// outcome with one locking read and one statement.
+
+template <class Insert>
+Result<WriteResult> UpdateIn(pqxx::work& tx, Insert&& insert, fhir::Resource& resource,
+                             const std::string& id, std::optional<int64_t> if_match) {
+  const std::string& type = resource.type();
+  // A concurrent creator of the same id makes the insert find the row taken
+  // (after waiting for it to commit); the next locking read then sees it.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto cur = LockCurrent(tx, type, id);
+    if (!cur) {
+      if (if_match) return PreconditionFailed(if_match, std::nullopt);
+      if (auto w = insert(tx, resource, id, WriteMethod::kUpdate)) return std::move(*w);
+      continue;
+    }
+    if (if_match && *if_match != cur->version) return PreconditionFailed(if_match, cur->version);
+    int64_t version = cur->version + 1;
+    int64_t now = std::max(fhir::NowMs(), cur->last_updated_ms);
+    resource.SetId(id);
+    std::string content = resource.Render(std::to_string(version), fhir::FormatInstant(now));
+    auto r = tx.exec_prepared(kUpdateExisting.name, type, id, version, now, content, "PUT");
+    if (r.empty()) {
+      // Unchanged content: answer with the current version, write nothing.
+      auto cur_row = tx.exec_prepared(kSelectCurrent.name, type, id);
+      VersionRecord rec{type, id, cur->version, cur->last_updated_ms, WriteMethod::kUpdate, false,
+                        cur_row[0][3].c_str()};
+      return WriteResult{std::move(rec), false, false};
+    }
+    return WriteResult{{type, id, version, now, WriteMethod::kUpdate, false, std::move(content)}, cur->deleted,
+                       true};
+  }
+  return MakeError(ErrorKind::kConflict, fmt::format("concurrent creation of {}/{}", type, id));
+}
+
+Result<WriteResult> DeleteIn(pqxx::work& tx, const std::string& type, const std::string& id,
+                             std::optional<int64_t> if_match) {
+  auto cur = LockCurrent(tx, type, id);
+  if (!cur) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} is not known", type, id));
+  if (if_match && *if_match != cur->version) return PreconditionFailed(if_match, cur->version);
+  if (cur->deleted)
+    return WriteResult{{type, id, cur->version, cur->last_updated_ms, WriteMethod::kDelete, true, {}}, false, false};
+  int64_t version = cur->version + 1;
+  int64_t now = std::max(fhir::NowMs(), cur->last_updated_ms);
+  tx.exec_prepared(kDeleteExisting.name, type, id, version, now);
+  return WriteResult{{type, id, version, now, WriteMethod::kDelete, true, {}}, false, true};
+}
+
+Result<WriteResult> ReadIn(pqxx::work& tx, const std::string& type, const std::string& id) {
+  auto r = tx.exec_prepared(kSelectCurrent.name, type, id);
+  if (r.empty()) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} is not known", type, id));
+  const auto& row = r[0];
+  VersionRecord rec{type, id, row[0].as<int64_t>(), row[2].as<int64_t>(), WriteMethod::kUpdate, row[1].as<bool>(), {}};
+  if (rec.deleted)
+    return MakeError(ErrorKind::kGone, fmt::format("{}/{} was deleted (version {})", type, id, rec.version));
+  rec.content.assign(row[3].c_str(), row[3].size());
+  return WriteResult{std::move(rec), false, false};
+}
+
+}  // namespace
+
 Result<WriteResult> PgResourceStore::Create(fhir::Resource& resource) {
   return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
     for (int i = 0; i < 3; ++i) {
@@ -168,39 +237,10 @@ Result<WriteResult> PgResourceStore::Create(fhir::Resource& resource) {
 Result<WriteResult> PgResourceStore::Update(fhir::Resource& resource, const std::string& id,
                                             std::optional<int64_t> if_match) {
   return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
-    const std::string& type = resource.type();
-    // Two attempts: a concurrent creator of the same id makes the first
-    // insert find the row taken; the second sees (and locks) it.
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      pqxx::work tx(c);
-      auto cur = LockCurrent(tx, type, id);
-      if (!cur) {
-        if (if_match) return PreconditionFailed(if_match, std::nullopt);
-        if (auto w = impl_->InsertFirst(tx, resource, id, WriteMethod::kUpdate)) {
-          tx.commit();
-          return std::move(*w);
-        }
-        continue;
-      }
-      if (if_match && *if_match != cur->version) return PreconditionFailed(if_match, cur->version);
-      int64_t version = cur->version + 1;
-      int64_t now = std::max(fhir::NowMs(), cur->last_updated_ms);
-      resource.SetId(id);
-      std::string content = resource.Render(std::to_string(version), fhir::FormatInstant(now));
-      auto r = tx.exec_prepared(kUpdateExisting.name, type, id, version, now, content, "PUT");
-      if (r.empty()) {
-        // Unchanged content: answer with the current version, write nothing.
-        auto cur_row = tx.exec_prepared(kSelectCurrent.name, type, id);
-        VersionRecord rec{type, id, cur->version, cur->last_updated_ms, WriteMethod::kUpdate,
-                          false, cur_row[0][3].c_str()};
-        tx.commit();
-        return WriteResult{std::move(rec), false, false};
-      }
-      tx.commit();
-      return WriteResult{{type, id, version, now, WriteMethod::kUpdate, false, std::move(content)},
-                         cur->deleted, true};
-    }
-    return MakeError(ErrorKind::kConflict, fmt::format("concurrent creation of {}/{}", type, id));
+    pqxx::work tx(c);
+    auto w = UpdateIn(tx, impl_->Inserter(), resource, id, if_match);
+    if (w) tx.commit();
+    return w;
   });
 }
 
@@ -208,17 +248,39 @@ Result<WriteResult> PgResourceStore::Delete(const std::string& type, const std::
                                             std::optional<int64_t> if_match) {
   return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
     pqxx::work tx(c);
-    auto cur = LockCurrent(tx, type, id);
-    if (!cur) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} is not known", type, id));
-    if (if_match && *if_match != cur->version) return PreconditionFailed(if_match, cur->version);
-    if (cur->deleted)
-      return WriteResult{{type, id, cur->version, cur->last_updated_ms, WriteMethod::kDelete, true, {}},
-                         false, false};
-    int64_t version = cur->version + 1;
-    int64_t now = std::max(fhir::NowMs(), cur->last_updated_ms);
-    tx.exec_prepared(kDeleteExisting.name, type, id, version, now);
+    auto w = DeleteIn(tx, type, id, if_match);
+    if (w) tx.commit();
+    return w;
+  });
+}
+
+Result<std::vector<WriteResult>> PgResourceStore::Transaction(std::vector<TxOp>& ops, std::size_t& failed_op) {
+  return impl_->Run<std::vector<WriteResult>>([&](pqxx::connection& c) -> Result<std::vector<WriteResult>> {
+    pqxx::work tx(c);
+    std::vector<WriteResult> results;
+    results.reserve(ops.size());
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      TxOp& op = ops[i];
+      Result<WriteResult> r = WriteResult{};
+      switch (op.kind) {
+        case TxOp::Kind::kCreate: {
+          auto w = impl_->InsertFirst(tx, *op.resource, op.id, WriteMethod::kCreate);
+          if (w) r = std::move(*w);
+          else r = MakeError(ErrorKind::kConflict, fmt::format("{}/{} already exists", op.resource->type(), op.id));
+          break;
+        }
+        case TxOp::Kind::kUpdate: r = UpdateIn(tx, impl_->Inserter(), *op.resource, op.id, op.if_match); break;
+        case TxOp::Kind::kDelete: r = DeleteIn(tx, op.type, op.id, op.if_match); break;
+        case TxOp::Kind::kRead: r = ReadIn(tx, op.type, op.id); break;
+      }
+      if (!r) {
+        failed_op = i;
+        return std::move(r.error());  // the transaction rolls back
+      }
+      results.push_back(std::move(*r));
+    }
     tx.commit();
-    return WriteResult{{type, id, version, now, WriteMethod::kDelete, true, {}}, false, true};
+    return results;
   });
 }
 

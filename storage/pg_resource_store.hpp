@@ -31,6 +31,7 @@ class PgResourceStore final : public ResourceStore {
   Result<WriteResult> Delete(const std::string& type, const std::string& id,
                              std::optional<int64_t> if_match) override;
   Result<HistoryPage> History(const HistoryQuery& query) override;
+  Result<std::vector<WriteResult>> Transaction(std::vector<TxOp>& ops, std::size_t& failed_op) override;
 
   int pool_size() const;
 

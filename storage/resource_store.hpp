@@ -50,6 +50,16 @@ struct HistoryPage {
   std::optional<int64_t> next_before_seq;  // cursor of the next page, if any
 };
 
+// One operation of a multi-operation transaction.
+struct TxOp {
+  enum class Kind { kCreate, kUpdate, kDelete, kRead };
+  Kind kind = Kind::kRead;
+  fhir::Resource* resource = nullptr;  // kCreate, kUpdate
+  std::string type;                    // kDelete, kRead
+  std::string id;                      // all kinds; kCreate: the new resource's id
+  std::optional<int64_t> if_match;
+};
+
 class ResourceStore {
  public:
   virtual ~ResourceStore() = default;
@@ -79,6 +89,12 @@ class ResourceStore {
                                      std::optional<int64_t> if_match) = 0;
 
   virtual Result<HistoryPage> History(const HistoryQuery& query) = 0;
+
+  // Runs `ops` in order in one database transaction: all are stored or none.
+  // On the first failing operation returns its error, with its index in
+  // `failed_op`. kCreate of an existing id is kConflict; kRead of a deleted
+  // resource is kGone. Results are in the order of `ops`.
+  virtual Result<std::vector<WriteResult>> Transaction(std::vector<TxOp>& ops, std::size_t& failed_op) = 0;
 };
 
 }  // namespace eds::storage

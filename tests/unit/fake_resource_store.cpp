@@ -89,6 +89,52 @@ Result<WriteResult> FakeResourceStore::Create(fhir::Resource& resource) {
   return WriteResult{rec, true, true};
 }
 
+Result<std::vector<WriteResult>> FakeResourceStore::Transaction(std::vector<storage::TxOp>& ops,
+                                                                std::size_t& failed_op) {
+  std::unique_lock lock(mutex_);
+  auto saved_resources = resources_;
+  auto saved_seq = seq_;
+  lock.unlock();
+  std::vector<WriteResult> results;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    auto& op = ops[i];
+    Result<WriteResult> r = WriteResult{};
+    switch (op.kind) {
+      case storage::TxOp::Kind::kCreate: {
+        std::lock_guard g(mutex_);
+        if (resources_.count({op.resource->type(), op.id}) != 0) {
+          r = fhir::MakeError(fhir::ErrorKind::kConflict, op.id + " exists");
+          break;
+        }
+        const int64_t now = Now();
+        op.resource->SetId(op.id);
+        std::string content = op.resource->Render("1", fhir::FormatInstant(now));
+        r = WriteResult{Append({op.resource->type(), op.id, 1, now, WriteMethod::kCreate, false, std::move(content)}),
+                        true, true};
+        break;
+      }
+      case storage::TxOp::Kind::kUpdate: r = Update(*op.resource, op.id, op.if_match); break;
+      case storage::TxOp::Kind::kDelete: r = Delete(op.type, op.id, op.if_match); break;
+      case storage::TxOp::Kind::kRead: {
+        auto rec = Read(op.type, op.id);
+        if (!rec) r = std::move(rec.error());
+        else if (rec->deleted) r = fhir::MakeError(fhir::ErrorKind::kGone, op.id + " was deleted");
+        else r = WriteResult{*rec, false, false};
+        break;
+      }
+    }
+    if (!r) {
+      std::lock_guard g(mutex_);
+      resources_ = std::move(saved_resources);
+      seq_ = saved_seq;
+      failed_op = i;
+      return std::move(r.error());
+    }
+    results.push_back(std::move(*r));
+  }
+  return results;
+}
+
 Result<WriteResult> FakeResourceStore::Update(fhir::Resource& resource, const std::string& id,
                                               std::optional<int64_t> if_match) {
   std::lock_guard lock(mutex_);

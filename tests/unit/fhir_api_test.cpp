@@ -105,6 +105,8 @@ class ThrowingStore : public storage::ResourceStore {
   storage::Result<storage::WriteResult> Delete(const std::string&, const std::string&,
                                                std::optional<int64_t>) override { Throw(); }
   storage::Result<storage::HistoryPage> History(const storage::HistoryQuery&) override { Throw(); }
+  storage::Result<std::vector<storage::WriteResult>> Transaction(std::vector<storage::TxOp>&,
+                                                                 std::size_t&) override { Throw(); }
 
  private:
   [[noreturn]] static void Throw() { throw storage::StorageError(kSecret); }
