@@ -6,6 +6,7 @@
 #include <chrono>
 #include <climits>
 #include <ctime>
+#include <random>
 
 namespace eds::fhir {
 
@@ -157,6 +158,15 @@ std::string FormatHttpDate(int64_t epoch_ms) {
                        kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
   cached_second = second;
   return cached;
+}
+
+std::string NewResourceId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t hi = rng(), lo = rng();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff, lo >> 48,
+                     lo & 0xffffffffffffULL);
 }
 
 int64_t NowMs() {

@@ -31,6 +31,9 @@ std::string FormatInstant(int64_t epoch_ms);
 // Milliseconds since the epoch as an HTTP date: Mon, 06 May 2024 10:11:12 GMT.
 std::string FormatHttpDate(int64_t epoch_ms);
 
+// A fresh resource id: a random (version 4) UUID.
+std::string NewResourceId();
+
 // Current time in milliseconds since the epoch.
 int64_t NowMs();
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdio>
 #include <optional>
 #include <random>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "fhir/definitions.hpp"
 #include "fhir/json.hpp"
 #include "fhir/primitives.hpp"
+#include "fhir/transaction.hpp"
 #include "server/log.hpp"
 #include "storage/resource_store.hpp"
 
@@ -72,7 +74,7 @@ enum class PreferReturn { kRepresentation, kMinimal, kOutcome };
 
 enum class Interaction {
   kCapabilities, kHistorySystem, kHistoryType, kCreate, kRead, kUpdate, kDelete,
-  kHistoryInstance, kVread,
+  kHistoryInstance, kVread, kTransaction,
 };
 
 struct Route {
@@ -86,6 +88,7 @@ struct Route {
 const std::vector<Route>& Routes() {
   static const std::vector<Route> kRoutes = {
       {"GET", {"metadata"}, Interaction::kCapabilities, "capabilities", false},
+      {"POST", {}, Interaction::kTransaction, "transaction", false},
       {"GET", {"_history"}, Interaction::kHistorySystem, "history-system", false},
       {"GET", {"{type}", "_history"}, Interaction::kHistoryType, "history-type", true},
       {"POST", {"{type}"}, Interaction::kCreate, "create", true},
@@ -263,6 +266,7 @@ struct FhirApi::Impl {
     for (const auto& r : Routes()) {
       if (r.interaction == Interaction::kCapabilities) continue;
       (r.type_level ? caps.type_interactions : caps.system_interactions).push_back(r.code);
+      if (r.interaction == Interaction::kTransaction) caps.system_interactions.push_back("batch");
     }
     return Json(200, fhir::BuildCapabilityStatement(*defs, caps), p.format);
   }
@@ -298,7 +302,10 @@ struct FhirApi::Impl {
     return r;
   }
 
-  fhir::Result<fhir::Resource> ParseBody(const HttpRequest& req, const std::string& type) const {
+  // Parses and checks a request body. With `structure`, structure issues are
+  // handed to the caller instead of failing the parse.
+  fhir::Result<fhir::Resource> ParseBody(const HttpRequest& req, const std::string& type,
+                                         fhir::Outcome* structure = nullptr) const {
     std::string_view ct = req.Header("content-type");
     if (!ct.empty()) {
       std::string mt = MediaType(ct);
@@ -317,8 +324,9 @@ struct FhirApi::Impl {
                        fmt::format("resourceType '{}' does not match the type in the URL ({})",
                                    parsed->type(), type),
                        "resourceType");
-    auto structure = defs->CheckStructure(*parsed);
-    if (structure.HasErrors()) return Error{ErrorKind::kInvalid, std::move(structure)};
+    auto issues = defs->CheckStructure(*parsed);
+    if (structure != nullptr) *structure = std::move(issues);
+    else if (issues.HasErrors()) return Error{ErrorKind::kInvalid, std::move(issues)};
     return std::move(*parsed);
   }
 
@@ -478,6 +486,160 @@ struct FhirApi::Impl {
     return Json(200, fhir::BuildHistoryBundle(p.base_url, page->entries, links), p.format);
   }
 
+  static const char* ReasonPhrase(int status) {
+    switch (status) {
+      case 200: return "OK";
+      case 201: return "Created";
+      case 204: return "No Content";
+      case 400: return "Bad Request";
+      case 404: return "Not Found";
+      case 405: return "Method Not Allowed";
+      case 409: return "Conflict";
+      case 410: return "Gone";
+      case 412: return "Precondition Failed";
+      case 422: return "Unprocessable Entity";
+      case 501: return "Not Implemented";
+      case 503: return "Service Unavailable";
+      default: return status >= 500 ? "Server Error" : "Error";
+    }
+  }
+
+  // One entry of a transaction-response / batch-response Bundle.
+  static void AppendEntryResponse(std::string& out, const fhir::TransactionEntry& e, int status,
+                                  const storage::WriteResult* w, const fhir::Outcome* outcome, bool with_resource) {
+    out += "{";
+    if (w != nullptr && with_resource && !w->record.deleted && !w->record.content.empty()) {
+      out += R"("resource":)";
+      out += w->record.content;
+      out += ",";
+    }
+    out += R"("response":{"status":)";
+    fhir::AppendJsonString(out, fmt::format("{} {}", status, ReasonPhrase(status)));
+    if (w != nullptr) {
+      const auto& rec = w->record;
+      if (e.method == fhir::EntryMethod::kPost || e.method == fhir::EntryMethod::kPut) {
+        out += R"(,"location":)";
+        fhir::AppendJsonString(out, fmt::format("{}/{}/_history/{}", rec.type, rec.id, rec.version));
+      }
+      out += R"(,"etag":)";
+      fhir::AppendJsonString(out, fhir::VersionETag(rec.version));
+      out += R"(,"lastModified":)";
+      fhir::AppendJsonString(out, fhir::FormatInstant(rec.last_updated_ms));
+    }
+    if (outcome != nullptr) {
+      out += R"(,"outcome":)";
+      out += outcome->ToJson();
+    }
+    out += "}}";
+  }
+
+  static int EntryStatus(const fhir::TransactionEntry& e, const storage::WriteResult& w) {
+    if (e.method == fhir::EntryMethod::kDelete || e.method == fhir::EntryMethod::kGet) return 200;
+    return w.created ? 201 : 200;
+  }
+
+  storage::Result<storage::WriteResult> ExecuteOne(fhir::TransactionEntry& e) const {
+    switch (e.method) {
+      case fhir::EntryMethod::kPost: return store.Create(*e.resource);
+      case fhir::EntryMethod::kPut: return store.Update(*e.resource, e.id, e.if_match);
+      case fhir::EntryMethod::kDelete: return store.Delete(e.type, e.id, e.if_match);
+      case fhir::EntryMethod::kGet: {
+        auto r = store.Read(e.type, e.id);
+        if (!r) return std::move(r.error());
+        if (r->deleted)
+          return MakeError(ErrorKind::kGone, fmt::format("{}/{} was deleted", e.type, e.id));
+        return storage::WriteResult{std::move(*r), false, false};
+      }
+    }
+    return MakeError(ErrorKind::kInternal, "unknown entry method");
+  }
+
+  // POST [base] with a transaction (all or nothing) or batch (each entry on
+  // its own) Bundle.
+  HttpResponse Transaction(const HttpRequest& req, const Parsed& p) const {
+    fhir::Outcome structure;
+    auto bundle = ParseBody(req, "Bundle", &structure);
+    if (!bundle) return ErrorResponse(bundle.error(), p.format);
+    auto plan = fhir::PlanTransaction(*bundle, *defs);
+    if (!plan) return ErrorResponse(plan.error(), p.format);
+    auto& entries = plan->entries;
+    if (structure.HasErrors()) {
+      // A transaction fails whole; a batch answers a bad entry on its own,
+      // and fails whole only for problems outside the entries' resources.
+      if (!plan->batch) return ErrorResponse(fhir::Error{ErrorKind::kInvalid, std::move(structure)}, p.format);
+      std::vector<fhir::Outcome> per_entry(entries.size());
+      fhir::Outcome outside;
+      for (const auto& issue : structure.issues()) {
+        std::size_t n = 0;
+        if (std::sscanf(issue.expression.c_str(), "Bundle.entry[%zu].resource", &n) == 1 && n < entries.size() &&
+            issue.expression.find("].resource") != std::string::npos)
+          per_entry[n].Add(issue);
+        else
+          outside.Add(issue);
+      }
+      if (outside.HasErrors()) return ErrorResponse(fhir::Error{ErrorKind::kInvalid, std::move(outside)}, p.format);
+      for (std::size_t i = 0; i < entries.size(); ++i)
+        if (per_entry[i].HasErrors() && !entries[i].error)
+          entries[i].error = fhir::Error{ErrorKind::kInvalid, std::move(per_entry[i])};
+    }
+    const bool with_resource = Prefer(req) == PreferReturn::kRepresentation;
+    std::vector<std::optional<storage::Result<storage::WriteResult>>> results(entries.size());
+
+    if (plan->batch) {
+      for (std::size_t i : plan->order) {
+        auto& e = entries[i];
+        if (e.error) results[i] = *e.error;
+        else results[i] = ExecuteOne(e);
+      }
+    } else {
+      std::vector<storage::TxOp> ops;
+      ops.reserve(entries.size());
+      for (std::size_t i : plan->order) {
+        auto& e = entries[i];
+        storage::TxOp op;
+        op.type = e.type;
+        op.id = e.id;
+        op.if_match = e.if_match;
+        op.resource = e.resource ? &*e.resource : nullptr;
+        switch (e.method) {
+          case fhir::EntryMethod::kPost: op.kind = storage::TxOp::Kind::kCreate; break;
+          case fhir::EntryMethod::kPut: op.kind = storage::TxOp::Kind::kUpdate; break;
+          case fhir::EntryMethod::kDelete: op.kind = storage::TxOp::Kind::kDelete; break;
+          case fhir::EntryMethod::kGet: op.kind = storage::TxOp::Kind::kRead; break;
+        }
+        ops.push_back(op);
+      }
+      std::size_t failed = 0;
+      auto done = store.Transaction(ops, failed);
+      if (!done) {
+        auto error = std::move(done.error());
+        const auto& e = entries[plan->order[failed]];
+        fhir::Outcome outcome;
+        for (const auto& issue : error.outcome.issues())
+          outcome.Add({issue.severity, issue.code,
+                       fmt::format("transaction failed at entry {} ({} {}): {}", e.index, fhir::EntryMethodCode(e.method),
+                                   e.url, issue.diagnostics),
+                       fmt::format("Bundle.entry[{}]", e.index)});
+        return ErrorResponse(fhir::Error{error.kind, std::move(outcome)}, p.format);
+      }
+      for (std::size_t k = 0; k < plan->order.size(); ++k) results[plan->order[k]] = std::move(done->at(k));
+    }
+
+    std::string out = plan->batch ? R"({"resourceType":"Bundle","type":"batch-response","entry":[)"
+                                  : R"({"resourceType":"Bundle","type":"transaction-response","entry":[)";
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      if (i) out += ",";
+      const auto& r = *results[i];
+      if (r) {
+        AppendEntryResponse(out, entries[i], EntryStatus(entries[i], *r), &*r, nullptr, with_resource);
+      } else {
+        AppendEntryResponse(out, entries[i], HttpStatusOf(r.error().kind), nullptr, &r.error().outcome, false);
+      }
+    }
+    out += "]}";
+    return Json(200, std::move(out), p.format);
+  }
+
   static std::string UrlEncode(std::string_view s) {
     std::string out;
     for (unsigned char c : s) {
@@ -594,6 +756,7 @@ struct FhirApi::Impl {
       case Interaction::kHistorySystem:
       case Interaction::kHistoryType:
       case Interaction::kHistoryInstance: return History(p);
+      case Interaction::kTransaction: return Transaction(req, p);
     }
     return ErrorResponse(MakeError(ErrorKind::kInternal, "unrouted interaction"), p.format);
   }

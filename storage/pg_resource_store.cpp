@@ -8,7 +8,6 @@
 #include <pqxx/pqxx>
 
 #include <algorithm>
-#include <random>
 
 #include "fhir/json.hpp"
 #include "storage/pg_pool.hpp"
@@ -25,16 +24,6 @@ WriteMethod MethodFromSql(std::string_view m) {
   if (m == "POST") return WriteMethod::kCreate;
   if (m == "DELETE") return WriteMethod::kDelete;
   return WriteMethod::kUpdate;
-}
-
-// Random (version 4) UUID as a new resource id.
-std::string NewId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint64_t hi = rng(), lo = rng();
-  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
-  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff,
-                     hi & 0xffff, lo >> 48, lo & 0xffffffffffffULL);
 }
 
 struct Locked {
@@ -225,7 +214,7 @@ Result<WriteResult> PgResourceStore::Create(fhir::Resource& resource) {
   return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
     for (int i = 0; i < 3; ++i) {
       pqxx::work tx(c);
-      if (auto w = impl_->InsertFirst(tx, resource, NewId(), WriteMethod::kCreate)) {
+      if (auto w = impl_->InsertFirst(tx, resource, fhir::NewResourceId(), WriteMethod::kCreate)) {
         tx.commit();
         return std::move(*w);
       }

@@ -1,0 +1,206 @@
+// Transaction/batch Bundle planning.
+#include "fhir/transaction.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "fhir/definitions.hpp"
+#include "fhir/json_internal.hpp"
+#include "fhir/primitives.hpp"
+
+namespace eds::fhir {
+namespace {
+
+const JsonValue* Member(const JsonValue& obj, const char* key) {
+  if (!obj.IsObject()) return nullptr;
+  auto it = obj.FindMember(key);
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+std::string Text(const JsonValue* v) { return v != nullptr && IsString(*v) ? std::string(StringOf(*v)) : ""; }
+
+int Rank(EntryMethod m) {
+  switch (m) {
+    case EntryMethod::kDelete: return 0;
+    case EntryMethod::kPost: return 1;
+    case EntryMethod::kPut: return 2;
+    case EntryMethod::kGet: return 3;
+  }
+  return 3;
+}
+
+std::optional<int64_t> ParseVersionTag(std::string_view s) {
+  if (s.substr(0, 2) == "W/") s.remove_prefix(2);
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+  if (s.empty()) return std::nullopt;
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v > 0 ? std::optional<int64_t>(v) : std::nullopt;
+}
+
+// Fills type/id from request.url ("Patient", "Patient/1", or an absolute
+// URL ending in Type[/id]). Returns the error for this entry, if any.
+std::optional<Error> ReadTarget(TransactionEntry& e, const Definitions& defs) {
+  const std::string where = fmt::format("Bundle.entry[{}].request.url", e.index);
+  std::string_view url = e.url;
+  if (url.empty()) return MakeError(ErrorKind::kInvalid, "the entry has no request.url", where);
+  if (url.find('?') != std::string_view::npos)
+    return MakeError(ErrorKind::kNotSupported,
+                     fmt::format("'{}': conditional operations and searches in bundles are not supported yet", e.url),
+                     where);
+  std::vector<std::string> segs;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= url.size(); ++i)
+    if (i == url.size() || url[i] == '/') {
+      if (i > start) segs.emplace_back(url.substr(start, i - start));
+      start = i + 1;
+    }
+  // the resource type is the last segment naming one (absolute URLs carry a base before it)
+  std::size_t t = segs.size();
+  for (std::size_t i = segs.size(); i-- > 0;)
+    if (defs.IsResourceType(segs[i])) {
+      t = i;
+      break;
+    }
+  if (t == segs.size()) return MakeError(ErrorKind::kNotFound, fmt::format("'{}' names no known resource type", e.url), where);
+  e.type = segs[t];
+  std::size_t rest = segs.size() - t - 1;
+  const bool wants_id = e.method != EntryMethod::kPost;
+  if (rest > 1) return MakeError(ErrorKind::kInvalid, fmt::format("'{}' is not Type or Type/id", e.url), where);
+  if (wants_id && rest != 1)
+    return MakeError(ErrorKind::kInvalid, fmt::format("{} needs Type/id, got '{}'", EntryMethodCode(e.method), e.url), where);
+  if (!wants_id && rest != 0) return MakeError(ErrorKind::kInvalid, fmt::format("POST takes a type, got '{}'", e.url), where);
+  if (wants_id) {
+    e.id = segs[t + 1];
+    if (!IsValidId(e.id)) return MakeError(ErrorKind::kInvalid, fmt::format("'{}' is not a valid id", e.id), where);
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> ReadEntry(const JsonValue& entry, TransactionEntry& e, const Definitions& defs) {
+  const std::string at = fmt::format("Bundle.entry[{}]", e.index);
+  e.full_url = Text(Member(entry, "fullUrl"));
+  const JsonValue* request = Member(entry, "request");
+  if (request == nullptr) return MakeError(ErrorKind::kInvalid, "the entry has no request", at + ".request");
+  std::string method = Text(Member(*request, "method"));
+  if (method == "GET" || method == "HEAD") e.method = EntryMethod::kGet;
+  else if (method == "POST") e.method = EntryMethod::kPost;
+  else if (method == "PUT") e.method = EntryMethod::kPut;
+  else if (method == "DELETE") e.method = EntryMethod::kDelete;
+  else if (method == "PATCH")
+    return MakeError(ErrorKind::kNotSupported, "PATCH entries are not supported yet", at + ".request.method");
+  else return MakeError(ErrorKind::kInvalid, fmt::format("unknown request.method '{}'", method), at + ".request.method");
+  e.url = Text(Member(*request, "url"));
+  if (const JsonValue* im = Member(*request, "ifMatch")) {
+    e.if_match = ParseVersionTag(Text(im));
+    if (!e.if_match) return MakeError(ErrorKind::kInvalid, "ifMatch is not a version ETag such as W/\"3\"", at + ".request.ifMatch");
+  }
+  if (Member(*request, "ifNoneExist") != nullptr)
+    return MakeError(ErrorKind::kNotSupported, "conditional create (ifNoneExist) is not supported yet",
+                     at + ".request.ifNoneExist");
+  if (auto err = ReadTarget(e, defs)) return err;
+  const JsonValue* resource = Member(entry, "resource");
+  if (e.method == EntryMethod::kPost || e.method == EntryMethod::kPut) {
+    if (resource == nullptr) return MakeError(ErrorKind::kInvalid, fmt::format("{} needs a resource", method), at + ".resource");
+    auto parsed = Resource::Parse(SerializeJson(*resource));
+    if (!parsed) return std::move(parsed.error());
+    if (parsed->type() != e.type)
+      return MakeError(ErrorKind::kInvalid,
+                       fmt::format("resourceType '{}' does not match request.url '{}'", parsed->type(), e.url),
+                       at + ".resource.resourceType");
+    if (e.method == EntryMethod::kPut) {
+      auto id = parsed->id();
+      if (!id || *id != e.id)
+        return MakeError(ErrorKind::kInvalid,
+                         fmt::format("the resource id '{}' does not match request.url '{}'", id.value_or(""), e.url),
+                         at + ".resource.id");
+    } else {
+      e.id = NewResourceId();
+    }
+    e.resource = std::move(*parsed);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+const char* EntryMethodCode(EntryMethod m) {
+  switch (m) {
+    case EntryMethod::kGet: return "GET";
+    case EntryMethod::kPost: return "POST";
+    case EntryMethod::kPut: return "PUT";
+    case EntryMethod::kDelete: return "DELETE";
+  }
+  return "GET";
+}
+
+Result<TransactionPlan> PlanTransaction(const Resource& bundle, const Definitions& defs) {
+  const auto& doc = bundle.tree().doc;
+  TransactionPlan plan;
+  std::string type = Text(Member(doc, "type"));
+  if (type == "batch") plan.batch = true;
+  else if (type != "transaction")
+    return MakeError(ErrorKind::kInvalid, fmt::format("a Bundle posted to the base must be a transaction or batch, not '{}'", type),
+                     "Bundle.type");
+  const JsonValue* entries = Member(doc, "entry");
+  if (entries != nullptr && entries->IsArray()) {
+    for (rapidjson::SizeType i = 0; i < entries->Size(); ++i) {
+      TransactionEntry e;
+      e.index = i;
+      if (auto err = ReadEntry((*entries)[i], e, defs)) {
+        if (!plan.batch) return std::move(*err);
+        e.error = std::move(err);
+      }
+      plan.entries.push_back(std::move(e));
+    }
+  }
+  if (!plan.batch) {
+    // fullUrls name entries; two writes of one resource are an error
+    std::map<std::string, std::size_t> full_urls;
+    std::map<std::pair<std::string, std::string>, std::size_t> writes;
+    std::map<std::string, std::string> rewrite;
+    for (const auto& e : plan.entries) {
+      if (!e.full_url.empty()) {
+        auto [it, fresh] = full_urls.emplace(e.full_url, e.index);
+        if (!fresh)
+          return MakeError(ErrorKind::kInvalid,
+                           fmt::format("entries {} and {} have the same fullUrl '{}'", it->second, e.index, e.full_url),
+                           fmt::format("Bundle.entry[{}].fullUrl", e.index));
+      }
+      if (e.method == EntryMethod::kGet) continue;
+      auto [it, fresh] = writes.emplace(std::make_pair(e.type, e.id), e.index);
+      if (!fresh)
+        return MakeError(ErrorKind::kInvalid,
+                         fmt::format("entries {} and {} both write {}/{}", it->second, e.index, e.type, e.id),
+                         fmt::format("Bundle.entry[{}]", e.index));
+      if (e.full_url.empty() || !e.resource) continue;
+      std::string target = e.type + "/" + e.id;
+      rewrite[e.full_url] = target;
+      // an absolute RESTful fullUrl also names the entry by its relative form
+      auto pos = e.full_url.rfind("/" + e.type + "/");
+      if (pos != std::string::npos && e.full_url.find("://") != std::string::npos)
+        rewrite[e.full_url.substr(pos + 1)] = target;
+    }
+    if (!rewrite.empty()) {
+      auto map = [&rewrite](std::string_view ref) -> std::optional<std::string> {
+        auto it = rewrite.find(std::string(ref));
+        if (it == rewrite.end()) return std::nullopt;
+        return it->second;
+      };
+      for (auto& e : plan.entries)
+        if (e.resource) e.resource->RewriteReferences(map);
+    }
+  }
+  plan.order.resize(plan.entries.size());
+  for (std::size_t i = 0; i < plan.order.size(); ++i) plan.order[i] = i;
+  std::stable_sort(plan.order.begin(), plan.order.end(), [&plan](std::size_t a, std::size_t b) {
+    return Rank(plan.entries[a].method) < Rank(plan.entries[b].method);
+  });
+  return plan;
+}
+
+}  // namespace eds::fhir
