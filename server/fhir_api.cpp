@@ -18,6 +18,7 @@
 #include "fhir/capability.hpp"
 #include "fhir/definitions.hpp"
 #include "fhir/json.hpp"
+#include "fhir/json_patch.hpp"
 #include "fhir/primitives.hpp"
 #include "fhir/transaction.hpp"
 #include "server/log.hpp"
@@ -74,7 +75,7 @@ enum class PreferReturn { kRepresentation, kMinimal, kOutcome };
 
 enum class Interaction {
   kCapabilities, kHistorySystem, kHistoryType, kCreate, kRead, kUpdate, kDelete,
-  kHistoryInstance, kVread, kTransaction,
+  kHistoryInstance, kVread, kTransaction, kPatch,
 };
 
 struct Route {
@@ -95,6 +96,7 @@ const std::vector<Route>& Routes() {
       {"GET", {"{type}", "{id}"}, Interaction::kRead, "read", true},
       {"PUT", {"{type}", "{id}"}, Interaction::kUpdate, "update", true},
       {"DELETE", {"{type}", "{id}"}, Interaction::kDelete, "delete", true},
+      {"PATCH", {"{type}", "{id}"}, Interaction::kPatch, "patch", true},
       {"GET", {"{type}", "{id}", "_history"}, Interaction::kHistoryInstance, "history-instance", true},
       {"GET", {"{type}", "{id}", "_history", "{vid}"}, Interaction::kVread, "vread", true},
   };
@@ -408,6 +410,50 @@ struct FhirApi::Impl {
     auto w = store.Update(*res, p.match.id, if_match);
     if (!w) return ErrorResponse(w.error(), p.format);
     return WriteResponse(req, p, *w, w->created ? "created" : "updated");
+  }
+
+  // PATCH [type]/[id] with a JSON Patch: applied to the current version,
+  // checked like an update, and stored only if the version did not change
+  // meanwhile (the client's If-Match, else the version the patch was applied
+  // to; a concurrent change makes it re-apply, a few times at most).
+  HttpResponse Patch(const HttpRequest& req, const Parsed& p) const {
+    std::optional<int64_t> if_match;
+    if (auto e = IfMatch(req, if_match)) return ErrorResponse(*e, p.format);
+    std::string mt = MediaType(req.Header("content-type"));
+    if (mt == "application/fhir+json" || mt == "application/json")
+      return ErrorResponse(MakeError(ErrorKind::kNotSupported, "FHIRPath Patch (a Parameters body) is not supported yet; "
+                                                               "send a JSON Patch as application/json-patch+json"),
+                           p.format);
+    if (mt != "application/json-patch+json")
+      return ErrorResponse(MakeError(ErrorKind::kUnsupportedMediaType,
+                                     fmt::format("Content-Type '{}' is not supported for PATCH; send "
+                                                 "application/json-patch+json", req.Header("content-type"))),
+                           p.format);
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto current = store.Read(p.match.type, p.match.id);
+      if (!current) return ErrorResponse(current.error(), p.format);
+      if (current->deleted) return Deleted(*current, p.format);
+      if (if_match && *if_match != current->version)
+        return ErrorResponse(MakeError(ErrorKind::kPreconditionFailed,
+                                       fmt::format("version conflict: If-Match expects version {} but the current "
+                                                   "version is {}", *if_match, current->version)),
+                             p.format);
+      auto patched = fhir::ApplyJsonPatch(current->content, req.body, config.json_max_depth);
+      if (!patched) return ErrorResponse(patched.error(), p.format);
+      auto resource = fhir::Resource::Parse(*patched, fhir::JsonLimits{config.json_max_depth});
+      if (!resource) return ErrorResponse(resource.error(), p.format);
+      if (resource->type() != p.match.type || resource->id() != p.match.id)
+        return ErrorResponse(MakeError(ErrorKind::kUnprocessable, "a patch must not change resourceType or id"),
+                             p.format);
+      auto structure = defs->CheckStructure(*resource);
+      if (structure.HasErrors()) return ErrorResponse(Error{ErrorKind::kUnprocessable, std::move(structure)}, p.format);
+      auto w = store.Update(*resource, p.match.id, current->version);
+      if (!w && w.error().kind == ErrorKind::kPreconditionFailed && !if_match) continue;  // changed meanwhile
+      if (!w) return ErrorResponse(w.error(), p.format);
+      return WriteResponse(req, p, *w, "patched");
+    }
+    return ErrorResponse(MakeError(ErrorKind::kConflict, "the resource kept changing while the patch was applied"),
+                         p.format);
   }
 
   HttpResponse Delete(const HttpRequest& req, const Parsed& p) const {
@@ -757,6 +803,7 @@ struct FhirApi::Impl {
       case Interaction::kHistoryType:
       case Interaction::kHistoryInstance: return History(p);
       case Interaction::kTransaction: return Transaction(req, p);
+      case Interaction::kPatch: return Patch(req, p);
     }
     return ErrorResponse(MakeError(ErrorKind::kInternal, "unrouted interaction"), p.format);
   }
