@@ -226,17 +226,33 @@ class ReadBatcher {
     if (conn.socket) conn.socket->release();
     conn.socket.reset();
     conn.reader.reset();
-    net::post(workers_, [this, &conn] {
-      std::unique_ptr<storage::PgAsyncReader> reader;
-      try {
-        reader = std::make_unique<storage::PgAsyncReader>(dsn_, std::chrono::milliseconds(30000));
-      } catch (const std::exception& e) {
-        Log(LogLevel::kWarn, std::string("cannot reopen a read connection: ") + e.what());
-      }
-      // Back on the I/O thread: install it (or stay out of service).
-      net::post(ioc_, [this, &conn, r = std::move(reader)]() mutable {
-        conn.reopening = false;
-        if (r) Install(conn, std::move(r));
+    Reconnect(conn, std::chrono::milliseconds(0));
+  }
+
+  // Reconnects on a worker thread after `delay`; while the database stays
+  // unreachable, tries again with a growing delay (up to 5 s). Reads use the
+  // worker pool meanwhile.
+  void Reconnect(Conn& conn, std::chrono::milliseconds delay) {
+    auto timer = std::make_shared<net::steady_timer>(ioc_, delay);
+    timer->async_wait([this, &conn, timer, delay](const beast::error_code& ec) {
+      if (ec) return;  // shutting down
+      net::post(workers_, [this, &conn, delay] {
+        std::unique_ptr<storage::PgAsyncReader> reader;
+        try {
+          reader = std::make_unique<storage::PgAsyncReader>(dsn_, std::chrono::milliseconds(30000));
+        } catch (const std::exception& e) {
+          Log(LogLevel::kDebug, std::string("cannot reopen a read connection yet: ") + e.what());
+        }
+        // Back on the I/O thread: install it, or try again later.
+        net::post(ioc_, [this, &conn, delay, r = std::move(reader)]() mutable {
+          if (r) {
+            conn.reopening = false;
+            Install(conn, std::move(r));
+            return;
+          }
+          auto next = std::min(std::max(delay * 2, std::chrono::milliseconds(100)), std::chrono::milliseconds(5000));
+          Reconnect(conn, next);
+        });
       });
     });
   }

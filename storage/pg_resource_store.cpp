@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 
 #include <algorithm>
+#include <utility>
 
 #include "fhir/json.hpp"
 #include "storage/pg_pool.hpp"
@@ -59,11 +60,14 @@ struct PgResourceStore::Impl {
              }) {}
 
   // Runs `fn(conn)` on a pooled connection, translating database failures:
-  // no free connection or a broken one -> kUnavailable; serialization
+  // no free connection -> kUnavailable; a broken connection (the database
+  // restarted, the network dropped) is discarded and the work retried once
+  // on a fresh one (nothing was committed), then kUnavailable; serialization
   // failures and deadlocks are retried once, then kConflict; unique
   // violations -> kConflict; anything else throws StorageError.
   template <class T, class Fn>
   Result<T> Run(Fn&& fn) {
+    bool retried_broken = false;
     for (int attempt = 0;; ++attempt) {
       auto lease = pool.Acquire();
       if (!lease)
@@ -72,6 +76,7 @@ struct PgResourceStore::Impl {
         return fn(lease->conn());
       } catch (const pqxx::broken_connection&) {
         lease->MarkBroken();
+        if (!std::exchange(retried_broken, true)) continue;
         return MakeError(ErrorKind::kUnavailable, "the database is unavailable; try again later");
       } catch (const pqxx::transaction_rollback&) {
         if (attempt == 0) continue;
@@ -82,7 +87,13 @@ struct PgResourceStore::Impl {
         lease->MarkBroken();
         throw StorageError(std::string("transaction outcome unknown: ") + e.what());
       } catch (const pqxx::sql_error& e) {
-        throw StorageError(std::string(e.what()) + " [query: " + e.query() + "]");
+        // 57P01-03: the server is shutting down or restarting; 08xxx: connection exceptions
+        const std::string state = e.sqlstate();
+        if (state.rfind("57P", 0) != 0 && state.rfind("08", 0) != 0)
+          throw StorageError(std::string(e.what()) + " [query: " + e.query() + "]");
+        lease->MarkBroken();
+        if (!std::exchange(retried_broken, true)) continue;
+        return MakeError(ErrorKind::kUnavailable, "the database is unavailable; try again later");
       } catch (const pqxx::failure& e) {
         lease->MarkBroken();
         throw StorageError(e.what());

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: tests/pg_fixture.sh start|stop STATE_DIR" >&2
+    echo "usage: tests/pg_fixture.sh start|stop|restart STATE_DIR" >&2
     exit 2
 }
 
@@ -82,8 +82,20 @@ cmd_stop() {
     teardown
 }
 
+# Restarts the recorded cluster (fast shutdown: open connections are cut), on
+# the same port and data; for tests of recovery from a database restart.
+cmd_restart() {
+    pg_select_owner
+    [[ -f "$state_dir/pgdir" ]] || pg_die "no cluster recorded in $state_dir"
+    local pgdir
+    pgdir="$(<"$state_dir/pgdir")"
+    pg_as_owner "$PG_BIN/pg_ctl" restart -D "$pgdir/data" -m fast -w -t 90 -l "$pgdir/pg.log" >/dev/null ||
+        pg_die "could not restart PostgreSQL (log: $pgdir/pg.log)"
+}
+
 case "$cmd" in
 start) cmd_start ;;
 stop) cmd_stop ;;
+restart) cmd_restart ;;
 *) usage ;;
 esac
