@@ -69,6 +69,18 @@ std::string BuildCapabilityStatement(const Definitions& defs, const ServerCapabi
     w.Key("conditionalUpdate");
     w.Bool(false);
     kv("conditionalDelete", "not-supported");
+    if (!caps.search_params.empty()) {
+      w.Key("searchParam");
+      w.StartArray();
+      for (const auto& sp : caps.search_params) {
+        w.StartObject();
+        kv("name", sp.name);
+        kv("definition", sp.definition);
+        kv("type", sp.type);
+        w.EndObject();
+      }
+      w.EndArray();
+    }
     w.EndObject();
   }
   w.EndArray();

@@ -16,6 +16,10 @@ struct ServerCapabilities {
   std::string date;                              // FHIR dateTime of server start
   std::vector<std::string> type_interactions;    // TypeRestfulInteraction codes
   std::vector<std::string> system_interactions;  // SystemRestfulInteraction codes
+  struct SearchParam {
+    std::string name, type, definition;
+  };
+  std::vector<SearchParam> search_params;        // supported on every resource type
 };
 
 std::string BuildCapabilityStatement(const Definitions& defs, const ServerCapabilities& caps);

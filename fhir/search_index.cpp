@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "fhir/json.hpp"
 #include "fhir/primitives.hpp"
 
 namespace eds::fhir {
@@ -127,6 +128,40 @@ bool IsPrimitiveText(std::string_view t) {
 }
 
 }  // namespace
+
+bool IsIndexed(const SearchParamDef& def) {
+  const bool resource_level = def.base.size() == 1 && def.base.front() == "Resource";
+  return resource_level && (def.code == "_id" || def.code == "_lastUpdated" || def.code == "_tag" ||
+                            def.code == "_profile" || def.code == "_security" || def.code == "_source");
+}
+
+IndexRows ExtractIndexRows(const Resource& resource, const SearchParameterRegistry& registry) {
+  IndexRows out;
+  const JsonValue& doc = resource.tree().doc;
+  const JsonValue* meta = Member(doc, "meta");
+  if (meta == nullptr) return out;
+  // Resource.meta.X, with the element types of Meta
+  struct MetaParam {
+    const char* code;
+    const char* element;
+    const char* type;
+  };
+  static constexpr MetaParam kMeta[] = {{"_tag", "tag", "Coding"},
+                                        {"_security", "security", "Coding"},
+                                        {"_profile", "profile", "canonical"},
+                                        {"_source", "source", "uri"}};
+  for (const auto& m : kMeta) {
+    const SearchParamDef* def = registry.Find(resource.type(), m.code);
+    const JsonValue* v = Member(*meta, m.element);
+    if (def == nullptr || v == nullptr) continue;
+    if (v->IsArray()) {
+      for (const auto& item : v->GetArray()) AddIndexValues(*def, m.type, item, out);
+    } else {
+      AddIndexValues(*def, m.type, *v, out);
+    }
+  }
+  return out;
+}
 
 std::size_t IndexRows::size() const {
   return strings.size() + tokens.size() + dates.size() + numbers.size() + quantities.size() + references.size() +

@@ -74,6 +74,19 @@ struct IndexRows {
   std::size_t size() const;
 };
 
+class Resource;
+
+// The index rows of `resource` for every search parameter of its type that
+// this build can evaluate (see IsIndexed).
+IndexRows ExtractIndexRows(const Resource& resource, const SearchParameterRegistry& registry);
+
+// True when searches on `def` are answered exactly: its values are extracted
+// on every write (or, for _id and _lastUpdated, read from the resource
+// table). Today these are the Resource-level parameters _id, _lastUpdated,
+// _tag, _profile, _security and _source; the others need the FHIRPath
+// engine.
+bool IsIndexed(const SearchParamDef& def);
+
 // Case- and accent-folds `s` for string search ("Élodie  D'Amico" ->
 // "elodie d'amico").
 std::string NormalizeForSearch(std::string_view s);

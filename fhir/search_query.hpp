@@ -6,6 +6,7 @@
 // the type is known (storage).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -96,6 +97,9 @@ struct SearchQuery {
 
 struct SearchOptions {
   bool strict = false;  // Prefer: handling=strict: unknown parameters are errors
+  // Parameters the server can answer; others are reported (or, strict,
+  // refused) like unknown ones. Empty: all.
+  std::function<bool(const SearchParamDef&)> supported;
   int default_count = 50;
   int max_count = 1000;
 };

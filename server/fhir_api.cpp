@@ -20,6 +20,9 @@
 #include "fhir/json.hpp"
 #include "fhir/json_patch.hpp"
 #include "fhir/primitives.hpp"
+#include "fhir/search_index.hpp"
+#include "fhir/search_parameters.hpp"
+#include "fhir/search_query.hpp"
 #include "fhir/transaction.hpp"
 #include "server/log.hpp"
 #include "storage/resource_store.hpp"
@@ -75,7 +78,7 @@ enum class PreferReturn { kRepresentation, kMinimal, kOutcome };
 
 enum class Interaction {
   kCapabilities, kHistorySystem, kHistoryType, kCreate, kRead, kUpdate, kDelete,
-  kHistoryInstance, kVread, kTransaction, kPatch,
+  kHistoryInstance, kVread, kTransaction, kPatch, kSearchType,
 };
 
 struct Route {
@@ -92,6 +95,8 @@ const std::vector<Route>& Routes() {
       {"POST", {}, Interaction::kTransaction, "transaction", false},
       {"GET", {"_history"}, Interaction::kHistorySystem, "history-system", false},
       {"GET", {"{type}", "_history"}, Interaction::kHistoryType, "history-type", true},
+      {"GET", {"{type}"}, Interaction::kSearchType, "search-type", true},
+      {"POST", {"{type}", "_search"}, Interaction::kSearchType, "search-type", true},
       {"POST", {"{type}"}, Interaction::kCreate, "create", true},
       {"GET", {"{type}", "{id}"}, Interaction::kRead, "read", true},
       {"PUT", {"{type}", "{id}"}, Interaction::kUpdate, "update", true},
@@ -164,6 +169,7 @@ struct FhirApi::Impl {
   const ServerConfig& config;
   std::shared_ptr<const fhir::Definitions> defs;
   storage::ResourceStore& store;
+  std::shared_ptr<const fhir::SearchParameterRegistry> search_parameters;
   std::string started_at = fhir::FormatInstant(fhir::NowMs());
   std::vector<std::string> base = [this] {  // segments of the base path
     std::vector<std::string> out;
@@ -265,9 +271,13 @@ struct FhirApi::Impl {
     caps.software_name = "EDS core";
     caps.software_version = EDS_VERSION;
     caps.date = started_at;
+    if (search_parameters)
+      for (const auto* d : search_parameters->ForType("Patient"))
+        if (fhir::IsIndexed(*d)) caps.search_params.push_back({d->code, fhir::SearchParamTypeCode(d->type), d->url});
     for (const auto& r : Routes()) {
       if (r.interaction == Interaction::kCapabilities) continue;
-      (r.type_level ? caps.type_interactions : caps.system_interactions).push_back(r.code);
+      auto& list = r.type_level ? caps.type_interactions : caps.system_interactions;
+      if (std::find(list.begin(), list.end(), r.code) == list.end()) list.push_back(r.code);
       if (r.interaction == Interaction::kTransaction) caps.system_interactions.push_back("batch");
     }
     return Json(200, fhir::BuildCapabilityStatement(*defs, caps), p.format);
@@ -686,6 +696,79 @@ struct FhirApi::Impl {
     return Json(200, std::move(out), p.format);
   }
 
+  // GET [type]?... and POST [type]/_search (form body): a searchset Bundle.
+  HttpResponse Search(const HttpRequest& req, const Parsed& p) const {
+    if (!search_parameters)
+      return ErrorResponse(MakeError(ErrorKind::kNotSupported, "search is not available"), p.format);
+    auto params = p.params;
+    if (req.method == "POST") {
+      std::string mt = MediaType(req.Header("content-type"));
+      if (!req.body.empty() && mt != "application/x-www-form-urlencoded")
+        return ErrorResponse(MakeError(ErrorKind::kUnsupportedMediaType,
+                                       "POST _search takes an application/x-www-form-urlencoded body"),
+                             p.format);
+      const std::string as_target = "/?" + req.body;
+      auto form = boost::urls::parse_origin_form(as_target);
+      if (!form) return ErrorResponse(MakeError(ErrorKind::kInvalid, "the form body is malformed"), p.format);
+      for (auto param : form->params(boost::urls::encoding_opts(true)))
+        params.emplace_back(std::string(param.key), std::string(param.value));
+    }
+    fhir::SearchOptions options;
+    options.default_count = config.history_default_count;
+    options.max_count = config.history_max_count;
+    options.supported = [](const fhir::SearchParamDef& d) { return fhir::IsIndexed(d); };
+    std::string_view prefer = req.Header("prefer");
+    options.strict = prefer.find("handling=strict") != std::string_view::npos;
+    auto query = fhir::ParseSearch(p.match.type, params, *search_parameters, options);
+    if (!query) return ErrorResponse(query.error(), p.format);
+    auto page = store.Search(*query);
+    if (!page) return ErrorResponse(page.error(), p.format);
+
+    auto link = [&](const std::optional<std::string>& cursor) {
+      std::string url = p.base_url + "/" + p.match.type + "?";
+      bool first = true;
+      for (const auto& [k, v] : query->used) {
+        url += (first ? "" : "&") + UrlEncode(k) + "=" + UrlEncode(v);
+        first = false;
+      }
+      if (!query->used.empty() && query->used.front().first != "_count" &&
+          std::none_of(query->used.begin(), query->used.end(), [](const auto& kv) { return kv.first == "_count"; }))
+        url += "&_count=" + std::to_string(*query->count);
+      if (query->used.empty()) url += "_count=" + std::to_string(*query->count);
+      if (cursor) url += "&_cursor=" + UrlEncode(*cursor);
+      return url;
+    };
+    std::string out = R"({"resourceType":"Bundle","type":"searchset",)";
+    if (page->total) out += fmt::format(R"("total":{},)", *page->total);
+    out += R"("link":[{"relation":"self","url":)";
+    fhir::AppendJsonString(out, link(query->cursor));
+    out += "}";
+    if (page->next_cursor) {
+      out += R"(,{"relation":"next","url":)";
+      fhir::AppendJsonString(out, link(page->next_cursor));
+      out += "}";
+    }
+    out += R"(],"entry":[)";
+    bool first = true;
+    for (const auto& rec : page->matches) {
+      if (!first) out += ",";
+      first = false;
+      out += R"({"fullUrl":)";
+      fhir::AppendJsonString(out, fmt::format("{}/{}/{}", p.base_url, rec.type, rec.id));
+      out += R"(,"resource":)";
+      out += rec.content;
+      out += R"(,"search":{"mode":"match"}})";
+    }
+    if (!query->ignored.issues().empty()) {
+      if (!first) out += ",";
+      out += R"({"resource":)";
+      out += query->ignored.ToJson();
+      out += R"(,"search":{"mode":"outcome"}})";
+    }
+    out += "]}";
+    return Json(200, std::move(out), p.format);
+  }
+
   static std::string UrlEncode(std::string_view s) {
     std::string out;
     for (unsigned char c : s) {
@@ -804,14 +887,16 @@ struct FhirApi::Impl {
       case Interaction::kHistoryInstance: return History(p);
       case Interaction::kTransaction: return Transaction(req, p);
       case Interaction::kPatch: return Patch(req, p);
+      case Interaction::kSearchType: return Search(req, p);
     }
     return ErrorResponse(MakeError(ErrorKind::kInternal, "unrouted interaction"), p.format);
   }
 };
 
 FhirApi::FhirApi(const ServerConfig& config, std::shared_ptr<const fhir::Definitions> defs,
-                 storage::ResourceStore& store)
-    : impl_(std::make_unique<Impl>(Impl{config, std::move(defs), store})) {}
+                 storage::ResourceStore& store,
+                 std::shared_ptr<const fhir::SearchParameterRegistry> search_parameters)
+    : impl_(std::make_unique<Impl>(Impl{config, std::move(defs), store, std::move(search_parameters)})) {}
 FhirApi::~FhirApi() = default;
 
 HttpResponse FhirApi::Handle(const HttpRequest& request, RequestContext& ctx) const {

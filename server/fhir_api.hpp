@@ -14,6 +14,7 @@
 
 namespace eds::fhir {
 class Definitions;
+class SearchParameterRegistry;
 }
 namespace eds::storage {
 class ResourceStore;
@@ -23,8 +24,10 @@ namespace eds::server {
 
 class FhirApi {
  public:
+  // `search_parameters` may be null: searches then answer 501.
   FhirApi(const ServerConfig& config, std::shared_ptr<const fhir::Definitions> defs,
-          storage::ResourceStore& store);
+          storage::ResourceStore& store,
+          std::shared_ptr<const fhir::SearchParameterRegistry> search_parameters = nullptr);
   ~FhirApi();
 
   // Handles one request. Never throws: expected failures become their

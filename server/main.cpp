@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fhir/definitions.hpp"
+#include "fhir/search_parameters.hpp"
 #include "server/config.hpp"
 #include "server/fhir_api.hpp"
 #include "server/http_server.hpp"
@@ -70,8 +71,13 @@ int Serve(const server::ServerConfig& c) {
       return 1;
     }
   }
-  storage::PgResourceStore store({c.database_url, c.pool_size});
-  server::FhirApi api(c, defs, store);
+  auto search_parameters = fhir::SearchParameterRegistry::Load(c.definitions_dir, defs->resource_types());
+  storage::PgStoreOptions store_options;
+  store_options.dsn = c.database_url;
+  store_options.pool_size = c.pool_size;
+  store_options.search_parameters = search_parameters;
+  storage::PgResourceStore store(store_options);
+  server::FhirApi api(c, defs, store, search_parameters);
   server::HttpServer http(c, api);
   unsigned short port = http.Listen();
   fmt::print("EDS core listening on http://{}:{}{}\n", c.bind_address, port, c.base_path);

@@ -11,7 +11,9 @@
 #include <utility>
 
 #include "fhir/json.hpp"
+#include "fhir/search_index.hpp"
 #include "storage/pg_pool.hpp"
+#include "storage/pg_search.hpp"
 #include "storage/pg_statements.hpp"
 
 namespace eds::storage {
@@ -25,6 +27,80 @@ WriteMethod MethodFromSql(std::string_view m) {
   if (m == "POST") return WriteMethod::kCreate;
   if (m == "DELETE") return WriteMethod::kDelete;
   return WriteMethod::kUpdate;
+}
+
+// A PostgreSQL array literal of text values ({"a","b"}); `null_for` marks
+// elements to write as unquoted infinity words instead (timestamps).
+std::string ArrayLiteral(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+template <class Rows, class Get>
+std::string Column(const Rows& rows, Get get) {
+  std::vector<std::string> values;
+  values.reserve(rows.size());
+  for (const auto& r : rows) values.push_back(get(r));
+  return ArrayLiteral(values);
+}
+
+std::string TimestampText(int64_t ms) {
+  // open ends of periods are stored as -infinity / infinity
+  if (ms <= INT64_MIN / 4) return "-infinity";
+  if (ms >= INT64_MAX / 4) return "infinity";
+  return fhir::FormatInstant(ms);
+}
+
+// Writes the index rows of type/id (after removing its old ones when
+// `replace`), in the caller's transaction.
+void WriteIndex(pqxx::work& tx, const std::string& type, const std::string& id, const fhir::IndexRows& rows,
+                bool replace) {
+  if (replace) tx.exec_prepared(kDeleteIndex.name, type, id);
+  if (!rows.strings.empty())
+    tx.exec_prepared(kInsertStrings.name, type, id, Column(rows.strings, [](auto& r) { return r.param; }),
+                     Column(rows.strings, [](auto& r) { return r.normalized; }),
+                     Column(rows.strings, [](auto& r) { return r.exact; }));
+  if (!rows.tokens.empty())
+    tx.exec_prepared(kInsertTokens.name, type, id, Column(rows.tokens, [](auto& r) { return r.param; }),
+                     Column(rows.tokens, [](auto& r) { return r.system; }),
+                     Column(rows.tokens, [](auto& r) { return r.code; }),
+                     Column(rows.tokens, [](auto& r) { return r.text; }));
+  if (!rows.dates.empty())
+    tx.exec_prepared(kInsertDates.name, type, id, Column(rows.dates, [](auto& r) { return r.param; }),
+                     Column(rows.dates, [](auto& r) { return TimestampText(r.low_ms); }),
+                     Column(rows.dates, [](auto& r) { return TimestampText(r.high_ms); }));
+  if (!rows.numbers.empty())
+    tx.exec_prepared(kInsertNumbers.name, type, id, Column(rows.numbers, [](auto& r) { return r.param; }),
+                     Column(rows.numbers, [](auto& r) { return r.value; }),
+                     Column(rows.numbers, [](auto& r) { return r.low; }),
+                     Column(rows.numbers, [](auto& r) { return r.high; }));
+  if (!rows.quantities.empty())
+    tx.exec_prepared(kInsertQuantities.name, type, id, Column(rows.quantities, [](auto& r) { return r.param; }),
+                     Column(rows.quantities, [](auto& r) { return r.value; }),
+                     Column(rows.quantities, [](auto& r) { return r.low; }),
+                     Column(rows.quantities, [](auto& r) { return r.high; }),
+                     Column(rows.quantities, [](auto& r) { return r.system; }),
+                     Column(rows.quantities, [](auto& r) { return r.code; }),
+                     Column(rows.quantities, [](auto& r) { return r.unit; }));
+  if (!rows.references.empty())
+    tx.exec_prepared(kInsertReferences.name, type, id, Column(rows.references, [](auto& r) { return r.param; }),
+                     Column(rows.references, [](auto& r) { return r.target_type; }),
+                     Column(rows.references, [](auto& r) { return r.target_id; }),
+                     Column(rows.references, [](auto& r) { return r.version; }),
+                     Column(rows.references, [](auto& r) { return r.url; }));
+  if (!rows.uris.empty())
+    tx.exec_prepared(kInsertUris.name, type, id, Column(rows.uris, [](auto& r) { return r.param; }),
+                     Column(rows.uris, [](auto& r) { return r.value; }));
 }
 
 struct Locked {
@@ -53,7 +129,8 @@ Result<WriteResult> PreconditionFailed(std::optional<int64_t> expected, std::opt
 
 struct PgResourceStore::Impl {
   explicit Impl(const PgStoreOptions& o)
-      : pool(o.dsn, o.pool_size, o.acquire_timeout,
+      : search_parameters(o.search_parameters),
+        pool(o.dsn, o.pool_size, o.acquire_timeout,
              [timeout = o.statement_timeout](pqxx::connection& c) {
                c.set_variable("statement_timeout", std::to_string(timeout.count()));
                for (const auto& s : kAllStatements) c.prepare(s.name, s.sql);
@@ -101,6 +178,26 @@ struct PgResourceStore::Impl {
     }
   }
 
+  // Rewrites the search index rows of type/id for `resource` (nullptr: the
+  // resource was deleted), in the caller's transaction.
+  void Index(pqxx::work& tx, const fhir::Resource* resource, const std::string& type, const std::string& id,
+             bool replace) {
+    if (!search_parameters) return;
+    if (resource == nullptr) {
+      tx.exec_prepared(kDeleteIndex.name, type, id);
+      return;
+    }
+    WriteIndex(tx, type, id, fhir::ExtractIndexRows(*resource, *search_parameters), replace);
+  }
+
+  auto Indexer() {
+    return [this](pqxx::work& tx, const fhir::Resource* r, const std::string& type, const std::string& id) {
+      Index(tx, r, type, id, true);
+    };
+  }
+
+  std::shared_ptr<const fhir::SearchParameterRegistry> search_parameters;
+
   auto Inserter() {
     return [this](pqxx::work& tx, fhir::Resource& r, const std::string& id, WriteMethod m) {
       return InsertFirst(tx, r, id, m);
@@ -116,6 +213,7 @@ struct PgResourceStore::Impl {
     auto r = tx.exec_prepared(kInsertFirst.name, resource.type(), id, now, content,
                               method == WriteMethod::kCreate ? "POST" : "PUT");
     if (r.empty()) return std::nullopt;
+    Index(tx, &resource, resource.type(), id, false);
     return WriteResult{{resource.type(), id, 1, now, method, false, std::move(content)}, true, true};
   }
 
@@ -163,8 +261,8 @@ namespace {
 // The write operations inside a caller's transaction; each decides its
 // outcome with one locking read and one statement.
 
-template <class Insert>
-Result<WriteResult> UpdateIn(pqxx::work& tx, Insert&& insert, fhir::Resource& resource,
+template <class Insert, class Index>
+Result<WriteResult> UpdateIn(pqxx::work& tx, Insert&& insert, Index&& index, fhir::Resource& resource,
                              const std::string& id, std::optional<int64_t> if_match) {
   const std::string& type = resource.type();
   // A concurrent creator of the same id makes the insert find the row taken
@@ -189,13 +287,15 @@ Result<WriteResult> UpdateIn(pqxx::work& tx, Insert&& insert, fhir::Resource& re
                         cur_row[0][3].c_str()};
       return WriteResult{std::move(rec), false, false};
     }
+    index(tx, &resource, type, id);
     return WriteResult{{type, id, version, now, WriteMethod::kUpdate, false, std::move(content)}, cur->deleted,
                        true};
   }
   return MakeError(ErrorKind::kConflict, fmt::format("concurrent creation of {}/{}", type, id));
 }
 
-Result<WriteResult> DeleteIn(pqxx::work& tx, const std::string& type, const std::string& id,
+template <class Index>
+Result<WriteResult> DeleteIn(pqxx::work& tx, Index&& index, const std::string& type, const std::string& id,
                              std::optional<int64_t> if_match) {
   auto cur = LockCurrent(tx, type, id);
   if (!cur) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} is not known", type, id));
@@ -205,6 +305,7 @@ Result<WriteResult> DeleteIn(pqxx::work& tx, const std::string& type, const std:
   int64_t version = cur->version + 1;
   int64_t now = std::max(fhir::NowMs(), cur->last_updated_ms);
   tx.exec_prepared(kDeleteExisting.name, type, id, version, now);
+  index(tx, nullptr, type, id);
   return WriteResult{{type, id, version, now, WriteMethod::kDelete, true, {}}, false, true};
 }
 
@@ -238,7 +339,7 @@ Result<WriteResult> PgResourceStore::Update(fhir::Resource& resource, const std:
                                             std::optional<int64_t> if_match) {
   return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
     pqxx::work tx(c);
-    auto w = UpdateIn(tx, impl_->Inserter(), resource, id, if_match);
+    auto w = UpdateIn(tx, impl_->Inserter(), impl_->Indexer(), resource, id, if_match);
     if (w) tx.commit();
     return w;
   });
@@ -248,7 +349,7 @@ Result<WriteResult> PgResourceStore::Delete(const std::string& type, const std::
                                             std::optional<int64_t> if_match) {
   return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
     pqxx::work tx(c);
-    auto w = DeleteIn(tx, type, id, if_match);
+    auto w = DeleteIn(tx, impl_->Indexer(), type, id, if_match);
     if (w) tx.commit();
     return w;
   });
@@ -269,8 +370,8 @@ Result<std::vector<WriteResult>> PgResourceStore::Transaction(std::vector<TxOp>&
           else r = MakeError(ErrorKind::kConflict, fmt::format("{}/{} already exists", op.resource->type(), op.id));
           break;
         }
-        case TxOp::Kind::kUpdate: r = UpdateIn(tx, impl_->Inserter(), *op.resource, op.id, op.if_match); break;
-        case TxOp::Kind::kDelete: r = DeleteIn(tx, op.type, op.id, op.if_match); break;
+        case TxOp::Kind::kUpdate: r = UpdateIn(tx, impl_->Inserter(), impl_->Indexer(), *op.resource, op.id, op.if_match); break;
+        case TxOp::Kind::kDelete: r = DeleteIn(tx, impl_->Indexer(), op.type, op.id, op.if_match); break;
         case TxOp::Kind::kRead: r = ReadIn(tx, op.type, op.id); break;
       }
       if (!r) {
@@ -282,6 +383,10 @@ Result<std::vector<WriteResult>> PgResourceStore::Transaction(std::vector<TxOp>&
     tx.commit();
     return results;
   });
+}
+
+Result<SearchPage> PgResourceStore::Search(const fhir::SearchQuery& query) {
+  return impl_->Run<SearchPage>([&](pqxx::connection& c) { return RunSearch(c, query); });
 }
 
 Result<HistoryPage> PgResourceStore::History(const HistoryQuery& q) {

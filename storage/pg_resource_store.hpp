@@ -8,10 +8,16 @@
 
 #include "storage/resource_store.hpp"
 
+namespace eds::fhir {
+class SearchParameterRegistry;
+}
+
 namespace eds::storage {
 
 struct PgStoreOptions {
   std::string dsn;
+  // Parameters to index on every write (nullptr: no search index).
+  std::shared_ptr<const fhir::SearchParameterRegistry> search_parameters;
   int pool_size = 8;
   std::chrono::milliseconds acquire_timeout{5000};
   std::chrono::milliseconds statement_timeout{30000};
@@ -31,6 +37,7 @@ class PgResourceStore final : public ResourceStore {
   Result<WriteResult> Delete(const std::string& type, const std::string& id,
                              std::optional<int64_t> if_match) override;
   Result<HistoryPage> History(const HistoryQuery& query) override;
+  Result<SearchPage> Search(const fhir::SearchQuery& query) override;
   Result<std::vector<WriteResult>> Transaction(std::vector<TxOp>& ops, std::size_t& failed_op) override;
 
   int pool_size() const;

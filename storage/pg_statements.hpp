@@ -74,7 +74,51 @@ inline constexpr Statement kDeleteExisting{
     " SELECT res_type, res_id, version_id, last_updated, 'DELETE', true, NULL FROM upd"
     " RETURNING seq"};
 
-inline constexpr Statement kAllStatements[] = {kSelectCurrent, kSelectVersion, kLockCurrent,
-                                        kInsertFirst,   kUpdateExisting, kDeleteExisting};
+// Index rows of one resource: removed before its new rows are written.
+inline constexpr Statement kDeleteIndex{
+    "delete_index",
+    "WITH a AS (DELETE FROM search_string WHERE res_type = $1 AND res_id = $2),"
+    " b AS (DELETE FROM search_token WHERE res_type = $1 AND res_id = $2),"
+    " c AS (DELETE FROM search_date WHERE res_type = $1 AND res_id = $2),"
+    " d AS (DELETE FROM search_number WHERE res_type = $1 AND res_id = $2),"
+    " e AS (DELETE FROM search_quantity WHERE res_type = $1 AND res_id = $2),"
+    " f AS (DELETE FROM search_reference WHERE res_type = $1 AND res_id = $2)"
+    " DELETE FROM search_uri WHERE res_type = $1 AND res_id = $2"};
+
+// New index rows, one statement per table, columns as parallel arrays.
+inline constexpr Statement kInsertStrings{
+    "insert_strings",
+    "INSERT INTO search_string (res_type, res_id, param, value_norm, value_exact)"
+    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::text[], $5::text[]) AS u"};
+inline constexpr Statement kInsertTokens{
+    "insert_tokens",
+    "INSERT INTO search_token (res_type, res_id, param, system, code, display)"
+    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS u"};
+inline constexpr Statement kInsertDates{
+    "insert_dates",
+    "INSERT INTO search_date (res_type, res_id, param, low, high)"
+    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::timestamptz[], $5::timestamptz[]) AS u"};
+inline constexpr Statement kInsertNumbers{
+    "insert_numbers",
+    "INSERT INTO search_number (res_type, res_id, param, value, low, high)"
+    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::numeric[], $5::numeric[], $6::numeric[]) AS u"};
+inline constexpr Statement kInsertQuantities{
+    "insert_quantities",
+    "INSERT INTO search_quantity (res_type, res_id, param, value, low, high, system, code, unit)"
+    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::numeric[], $5::numeric[], $6::numeric[],"
+    "   $7::text[], $8::text[], $9::text[]) AS u"};
+inline constexpr Statement kInsertReferences{
+    "insert_references",
+    "INSERT INTO search_reference (res_type, res_id, param, target_type, target_id, target_version, url)"
+    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u"};
+inline constexpr Statement kInsertUris{
+    "insert_uris",
+    "INSERT INTO search_uri (res_type, res_id, param, value)"
+    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::text[]) AS u"};
+
+inline constexpr Statement kAllStatements[] = {
+    kSelectCurrent, kSelectVersion,    kLockCurrent,      kInsertFirst, kUpdateExisting, kDeleteExisting,
+    kDeleteIndex,   kInsertStrings,    kInsertTokens,     kInsertDates, kInsertNumbers,  kInsertQuantities,
+    kInsertReferences, kInsertUris};
 
 }  // namespace eds::storage

@@ -16,6 +16,7 @@
 
 namespace eds::fhir {
 class Resource;
+struct SearchQuery;
 }
 
 namespace eds::storage {
@@ -48,6 +49,12 @@ struct HistoryQuery {
 struct HistoryPage {
   std::vector<VersionRecord> entries;     // newest first
   std::optional<int64_t> next_before_seq;  // cursor of the next page, if any
+};
+
+struct SearchPage {
+  std::vector<VersionRecord> matches;      // in the requested order
+  std::optional<std::string> next_cursor;  // keyset cursor of the next page, if any
+  std::optional<int64_t> total;            // when the query asked for it
 };
 
 // One operation of a multi-operation transaction.
@@ -89,6 +96,11 @@ class ResourceStore {
                                      std::optional<int64_t> if_match) = 0;
 
   virtual Result<HistoryPage> History(const HistoryQuery& query) = 0;
+
+  // Current resources of query.resource_type matching every criterion.
+  // kInvalid for a cursor that does not fit the query; kNotSupported for
+  // criteria this store cannot answer.
+  virtual Result<SearchPage> Search(const fhir::SearchQuery& query) = 0;
 
   // Runs `ops` in order in one database transaction: all are stored or none.
   // On the first failing operation returns its error, with its index in

@@ -89,6 +89,10 @@ Result<WriteResult> FakeResourceStore::Create(fhir::Resource& resource) {
   return WriteResult{rec, true, true};
 }
 
+storage::Result<storage::SearchPage> FakeResourceStore::Search(const fhir::SearchQuery&) {
+  return fhir::MakeError(fhir::ErrorKind::kNotSupported, "the in-memory store does not search");
+}
+
 Result<std::vector<WriteResult>> FakeResourceStore::Transaction(std::vector<storage::TxOp>& ops,
                                                                 std::size_t& failed_op) {
   std::unique_lock lock(mutex_);

@@ -107,6 +107,7 @@ class ThrowingStore : public storage::ResourceStore {
   storage::Result<storage::HistoryPage> History(const storage::HistoryQuery&) override { Throw(); }
   storage::Result<std::vector<storage::WriteResult>> Transaction(std::vector<storage::TxOp>&,
                                                                  std::size_t&) override { Throw(); }
+  storage::Result<storage::SearchPage> Search(const fhir::SearchQuery&) override { Throw(); }
 
  private:
   [[noreturn]] static void Throw() { throw storage::StorageError(kSecret); }
@@ -125,7 +126,7 @@ TEST_CASE("FhirApi: metadata", "[server]") {
   std::set<std::string> codes;
   for (const auto& i : doc["rest"][0]["resource"][0]["interaction"].GetArray()) codes.insert(StrOf(i, "code"));
   CHECK(codes == std::set<std::string>{"create", "read", "vread", "update", "patch", "delete",
-                                       "history-instance", "history-type"});
+                                       "history-instance", "history-type", "search-type"});
   std::set<std::string> system;
   for (const auto& i : doc["rest"][0]["interaction"].GetArray()) system.insert(StrOf(i, "code"));
   CHECK(system == std::set<std::string>{"history-system", "transaction", "batch"});
@@ -334,7 +335,7 @@ TEST_CASE("FhirApi: routing errors", "[server]") {
     CHECK(r.Header("Allow") == "GET, PUT, DELETE, PATCH");
     auto post_type = h.Send("DELETE", "/fhir/Patient");
     CheckError(post_type, 405, "not-supported");
-    CHECK(post_type.Header("Allow") == "POST");
+    CHECK(post_type.Header("Allow") == "GET, POST");
     auto meta = h.Send("POST", "/fhir/metadata", R"({"resourceType":"Patient"})");
     CHECK(meta.status == 405);
     CHECK(meta.Header("Allow") == "GET");

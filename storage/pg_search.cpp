@@ -1,0 +1,256 @@
+// Search on PostgreSQL: a SearchQuery becomes one SELECT over the current
+// resources, each criterion an EXISTS over the typed index tables, every
+// value a bound parameter; pages are cut with a keyset cursor.
+#include <fmt/format.h>
+
+#include <pqxx/pqxx>
+
+#include "fhir/primitives.hpp"
+#include "fhir/search_index.hpp"
+#include "fhir/search_query.hpp"
+#include "storage/pg_resource_store.hpp"
+#include "storage/pg_search.hpp"
+
+namespace eds::storage {
+namespace {
+
+using fhir::ErrorKind;
+using fhir::MakeError;
+using fhir::Prefix;
+using fhir::SearchParamType;
+
+#define EDS_TS_SQL(p) "(timestamptz 'epoch' + " + p + "::bigint * interval '1 millisecond')"
+
+class SqlBuilder {
+ public:
+  std::string Param(std::string value) {
+    params_.push_back(std::move(value));
+    return "$" + std::to_string(params_.size());
+  }
+  const std::vector<std::string>& params() const { return params_; }
+
+ private:
+  std::vector<std::string> params_;
+};
+
+// LIKE pattern text with % _ \ escaped.
+std::string LikeEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '%' || c == '_' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// Date comparison of a search value [ql, qh) with an indexed range [vl, vh),
+// as the R4 search page defines each prefix. Bounds become parameters only
+// when the condition uses them.
+std::string DateCondition(SqlBuilder& sql, Prefix prefix, const std::string& vl, const std::string& vh,
+                          const fhir::InstantRange& q) {
+  std::string ql_sql, qh_sql;
+  auto ql = [&]() -> const std::string& {
+    if (ql_sql.empty()) ql_sql = EDS_TS_SQL(sql.Param(std::to_string(q.low_ms)));
+    return ql_sql;
+  };
+  auto qh = [&]() -> const std::string& {
+    if (qh_sql.empty()) qh_sql = EDS_TS_SQL(sql.Param(std::to_string(q.high_ms)));
+    return qh_sql;
+  };
+  auto eq = [&] { return "(" + vl + " >= " + ql() + " AND " + vh + " <= " + qh() + ")"; };
+  switch (prefix) {
+    case Prefix::kEq: return eq();
+    case Prefix::kNe: return "NOT " + eq();
+    case Prefix::kGt: return "(" + vh + " > " + qh() + ")";
+    case Prefix::kLt: return "(" + vl + " < " + ql() + ")";
+    case Prefix::kGe: return "(" + vh + " > " + qh() + " OR " + eq() + ")";
+    case Prefix::kLe: return "(" + vl + " < " + ql() + " OR " + eq() + ")";
+    case Prefix::kSa: return "(" + vl + " >= " + qh() + ")";
+    case Prefix::kEb: return "(" + vh + " <= " + ql() + ")";
+    case Prefix::kAp: return "(" + vl + " < " + qh() + " AND " + vh + " > " + ql() + ")";
+  }
+  return eq();
+}
+
+class Translator {
+ public:
+  explicit Translator(SqlBuilder& sql) : sql_(sql) {}
+
+  // The condition for one criterion on the resource aliased `r`; an error
+  // for what this store cannot answer yet.
+  fhir::Result<std::string> Criterion(const fhir::SearchCriterion& c, const std::string& r) {
+    if (!c.chain.empty() || !c.reverse.empty())
+      return MakeError(ErrorKind::kNotSupported, fmt::format("chained search '{}' is not supported yet", c.name));
+    const auto& p = *c.param;
+    if (p.code == "_id") return Ids(c, r);
+    if (p.code == "_lastUpdated") return LastUpdated(c, r);
+    std::string table, value_sql;
+    switch (p.type) {
+      case SearchParamType::kToken: table = "search_token"; break;
+      case SearchParamType::kUri: table = "search_uri"; break;
+      case SearchParamType::kDate: table = "search_date"; break;
+      case SearchParamType::kString: table = "search_string"; break;
+      case SearchParamType::kReference: table = "search_reference"; break;
+      default:
+        return MakeError(ErrorKind::kNotSupported,
+                         fmt::format("searching {} parameters ('{}') is not supported yet",
+                                     fhir::SearchParamTypeCode(p.type), c.name));
+    }
+    const std::string exists = "EXISTS (SELECT 1 FROM " + table + " i WHERE i.res_type = " + r + ".res_type AND i.res_id = " +
+                               r + ".res_id AND i.param = " + sql_.Param(p.code);
+    if (c.modifier == "missing") return (c.values[0].text == "true" ? "NOT " : "") + exists + ")";
+    std::vector<std::string> ors;
+    for (const auto& v : c.values) {
+      auto cond = Value(p.type, c.modifier, v);
+      if (!cond) return std::move(cond.error());
+      ors.push_back(*cond);
+    }
+    std::string any;
+    for (std::size_t i = 0; i < ors.size(); ++i) any += (i ? " OR " : "") + ors[i];
+    if (c.modifier == "not") return "NOT " + exists + " AND (" + any + "))";
+    return exists + " AND (" + any + "))";
+  }
+
+ private:
+  fhir::Result<std::string> Value(SearchParamType type, const std::string& modifier, const fhir::SearchValue& v) {
+    switch (type) {
+      case SearchParamType::kToken: {
+        if (modifier == "text")
+          return "i.display ILIKE " + sql_.Param(LikeEscape(v.text) + "%");
+        if (!v.has_separator) return "i.code = " + sql_.Param(v.parts[0]);
+        const std::string& system = v.parts[0];
+        const std::string& code = v.parts[1];
+        if (code.empty()) return "i.system = " + sql_.Param(system);
+        return "(i.code = " + sql_.Param(code) + " AND i.system = " + sql_.Param(system) + ")";
+      }
+      case SearchParamType::kUri:
+        if (modifier == "below") return "i.value LIKE " + sql_.Param(LikeEscape(v.text) + "%");
+        if (modifier == "above") return sql_.Param(v.text) + " LIKE (replace(replace(replace(i.value, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')";
+        return "i.value = " + sql_.Param(v.text);
+      case SearchParamType::kString:
+        if (modifier == "exact") return "i.value_exact = " + sql_.Param(v.text);
+        if (modifier == "contains")
+          return "i.value_norm LIKE " + sql_.Param("%" + LikeEscape(fhir::NormalizeForSearch(v.text)) + "%");
+        return "i.value_norm LIKE " + sql_.Param(LikeEscape(fhir::NormalizeForSearch(v.text)) + "%");
+      case SearchParamType::kReference: {
+        const std::string& t = v.text;
+        if (t.find("://") != std::string::npos) return "i.url = " + sql_.Param(t);
+        auto slash = t.find('/');
+        std::string cond;
+        if (slash != std::string::npos) {
+          cond = "(i.target_type = " + sql_.Param(t.substr(0, slash)) + " AND i.target_id = " +
+                 sql_.Param(t.substr(slash + 1)) + ")";
+        } else {
+          cond = "i.target_id = " + sql_.Param(t);
+          if (!modifier.empty()) cond = "(" + cond + " AND i.target_type = " + sql_.Param(modifier) + ")";
+        }
+        return cond;
+      }
+      case SearchParamType::kDate: {
+        auto range = fhir::ParseDateTimeRange(v.text);
+        if (!range) return MakeError(ErrorKind::kInvalid, "'" + v.text + "' is not a date");
+        return DateCondition(sql_, v.prefix, "i.low", "i.high", *range);
+      }
+      default:
+        return MakeError(ErrorKind::kNotSupported, "this parameter type is not supported yet");
+    }
+  }
+
+  fhir::Result<std::string> Ids(const fhir::SearchCriterion& c, const std::string& r) {
+    std::vector<std::string> ids;
+    for (const auto& v : c.values) ids.push_back(v.text);
+    std::string any = "{";
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      any += (i ? "," : "") + std::string("\"");
+      for (char ch : ids[i]) {
+        if (ch == '"' || ch == '\\') any += '\\';
+        any += ch;
+      }
+      any += "\"";
+    }
+    any += "}";
+    if (c.modifier == "missing") return std::string(c.values[0].text == "true" ? "false" : "true");
+    std::string cond = r + ".res_id = ANY(" + sql_.Param(any) + "::text[])";
+    return c.modifier == "not" ? "NOT " + cond : cond;
+  }
+
+  fhir::Result<std::string> LastUpdated(const fhir::SearchCriterion& c, const std::string& r) {
+    if (c.modifier == "missing") return std::string(c.values[0].text == "true" ? "false" : "true");
+    std::string any;
+    for (const auto& v : c.values) {
+      auto range = fhir::ParseDateTimeRange(v.text);
+      if (!range) return MakeError(ErrorKind::kInvalid, "'" + v.text + "' is not a date");
+      // the last update is an instant of millisecond precision
+      const std::string vl = r + ".last_updated";
+      const std::string vh = "(" + r + ".last_updated + interval '1 millisecond')";
+      any += (any.empty() ? "" : " OR ") + DateCondition(sql_, v.prefix, vl, vh, *range);
+    }
+    return "(" + any + ")";
+  }
+
+  SqlBuilder& sql_;
+};
+
+}  // namespace
+
+fhir::Result<SearchPage> RunSearch(pqxx::connection& conn, const fhir::SearchQuery& q) {
+  SqlBuilder sql;
+  Translator tr(sql);
+  std::string where = "r.res_type = " + sql.Param(q.resource_type) + " AND NOT r.deleted";
+  for (const auto& c : q.criteria) {
+    auto cond = tr.Criterion(c, "r");
+    if (!cond) return std::move(cond.error());
+    where += " AND " + *cond;
+  }
+  // Order: by id (default) or last update, both unique with the id as tie-breaker.
+  bool by_updated = false, descending = false;
+  if (!q.sort.empty()) {
+    const auto& k = q.sort.front();
+    if (k.code == "_lastUpdated") by_updated = true;
+    else if (k.code != "_id")
+      return MakeError(ErrorKind::kNotSupported, fmt::format("sorting by '{}' is not supported yet", k.code));
+    descending = k.descending;
+  }
+  SearchPage page;
+  pqxx::nontransaction tx(conn);
+  if (q.total != fhir::TotalMode::kNone || q.summary == fhir::SummaryMode::kCount) {
+    auto r = tx.exec_params("SELECT count(*) FROM resource r WHERE " + where,
+                            pqxx::prepare::make_dynamic_params(sql.params()));
+    page.total = r[0][0].as<int64_t>();
+    if (q.summary == fhir::SummaryMode::kCount) return page;
+  }
+  std::string keyset = where;
+  const char* cmp = descending ? "<" : ">";
+  if (q.cursor) {
+    if (by_updated) {
+      auto colon = q.cursor->find(':');
+      if (colon == std::string::npos) return MakeError(ErrorKind::kInvalid, "_cursor does not fit this search");
+      keyset += fmt::format(" AND (r.last_updated, r.res_id) {} ({}, {})", cmp,
+                            EDS_TS_SQL(sql.Param(q.cursor->substr(0, colon))), sql.Param(q.cursor->substr(colon + 1)));
+    } else {
+      keyset += fmt::format(" AND r.res_id {} {}", cmp, sql.Param(*q.cursor));
+    }
+  }
+  const char* dir = descending ? " DESC" : "";
+  std::string order = by_updated ? fmt::format("r.last_updated{0}, r.res_id{0}", dir) : fmt::format("r.res_id{}", dir);
+  const int count = q.count.value_or(50);
+  std::string text = "SELECT r.res_id, r.version_id, (extract(epoch from r.last_updated) * 1000)::bigint, r.content::text"
+                     " FROM resource r WHERE " + keyset + " ORDER BY " + order + " LIMIT " + sql.Param(std::to_string(count + 1));
+  if (q.offset && !q.cursor) text += " OFFSET " + sql.Param(std::to_string(*q.offset));
+  auto rows = tx.exec_params(text, pqxx::prepare::make_dynamic_params(sql.params()));
+  const std::size_t n = std::min<std::size_t>(rows.size(), static_cast<std::size_t>(count));
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& row = rows[static_cast<pqxx::result::size_type>(i)];
+    fhir::VersionRecord rec{q.resource_type, row[0].c_str(), row[1].as<int64_t>(), row[2].as<int64_t>(),
+                            fhir::WriteMethod::kUpdate, false, {}};
+    rec.content.assign(row[3].c_str(), row[3].size());
+    page.matches.push_back(std::move(rec));
+  }
+  if (rows.size() > n && n > 0) {
+    const auto& last = page.matches.back();
+    page.next_cursor = by_updated ? fmt::format("{}:{}", last.last_updated_ms, last.id) : last.id;
+  }
+  return page;
+}
+
+}  // namespace eds::storage

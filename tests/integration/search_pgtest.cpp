@@ -1,0 +1,147 @@
+// Search over HTTP on the parameters indexed today (_id, _lastUpdated, _tag,
+// _profile, _security, _source): matching, OR/AND, modifiers, paging with
+// cursors while writes go on, totals, and how unknown parameters are handled.
+#include <catch2/catch.hpp>
+
+#include <set>
+#include <string>
+
+#include "support.hpp"
+
+using namespace eds::testing;
+
+namespace {
+
+const std::string kTags = "http://eds.test/tags";
+
+std::string Basic(const std::vector<std::string>& tags, const std::string& extra_meta = "") {
+  std::string meta = "\"meta\":{\"tag\":[";
+  for (std::size_t i = 0; i < tags.size(); ++i)
+    meta += (i ? "," : "") + std::string("{\"system\":\"") + kTags + "\",\"code\":\"" + tags[i] + "\"}";
+  meta += "]" + extra_meta + "}";
+  return "{\"resourceType\":\"Basic\"," + meta + ",\"code\":{\"text\":\"search test\"}}";
+}
+
+std::set<std::string> Ids(const rapidjson::Document& bundle) {
+  std::set<std::string> ids;
+  if (!bundle.HasMember("entry")) return ids;
+  for (const auto& e : bundle["entry"].GetArray())
+    if (std::string(e["search"]["mode"].GetString()) == "match") ids.insert(e["resource"]["id"].GetString());
+  return ids;
+}
+
+std::string Link(const rapidjson::Document& d, const std::string& rel) {
+  for (const auto& l : d["link"].GetArray())
+    if (rel == l["relation"].GetString()) return l["url"].GetString();
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("search by tag, profile, source and id", "[search]") {
+  HttpClient c(SharedServer().port());
+  const std::string p = UniquePrefix() + "-s";
+  const std::string a = p + "a", b = p + "b";
+  std::vector<std::string> ids;
+  auto create = [&](const std::string& body) {
+    auto r = c.Post("/fhir/Basic", body);
+    REQUIRE(r.status == 201);
+    ids.push_back(r.Json()["id"].GetString());
+    return ids.back();
+  };
+  std::string a1 = create(Basic({a}));
+  std::string a2 = create(Basic({a}, ",\"profile\":[\"http://eds.test/StructureDefinition/" + p + "\"]"));
+  std::string ab = create(Basic({a, b}, ",\"source\":\"http://eds.test/source/" + p + "\""));
+  std::string b1 = create(Basic({b}));
+
+  auto search = [&](const std::string& query) {
+    auto r = c.Get("/fhir/Basic?" + query);
+    INFO(query << " -> " << r.body.substr(0, 500));
+    REQUIRE(r.status == 200);
+    return r.Json();
+  };
+  auto tag = [&](const std::string& code) { return kTags + "%7C" + code; };
+
+  auto d = search("_tag=" + tag(a));
+  CHECK(std::string(d["type"].GetString()) == "searchset");
+  CHECK(Ids(d) == std::set<std::string>{a1, a2, ab});
+  CHECK(Link(d, "self").find("_tag=") != std::string::npos);
+  CHECK(Ids(search("_tag=" + a)) == std::set<std::string>{a1, a2, ab});                        // code only
+  CHECK(Ids(search("_tag=" + tag(a) + "," + tag(b))) == std::set<std::string>{a1, a2, ab, b1});  // OR
+  CHECK(Ids(search("_tag=" + tag(a) + "&_tag=" + tag(b))) == std::set<std::string>{ab});         // AND
+  CHECK(Ids(search("_tag=" + tag(a) + "&_tag:not=" + tag(b))) == std::set<std::string>{a1, a2});
+  CHECK(Ids(search("_tag=http://other%7C" + a)).empty());
+  CHECK(Ids(search("_profile=http://eds.test/StructureDefinition/" + p)) == std::set<std::string>{a2});
+  CHECK(Ids(search("_source=http://eds.test/source/" + p)) == std::set<std::string>{ab});
+  CHECK(Ids(search("_id=" + a1 + "," + b1)) == std::set<std::string>{a1, b1});
+  CHECK(Ids(search("_tag=" + tag(b) + "&_profile:missing=true")) == std::set<std::string>{ab, b1});
+  CHECK(Ids(search("_tag=" + tag(a) + "&_lastUpdated=ge2000-01-01")) == std::set<std::string>{a1, a2, ab});
+  CHECK(Ids(search("_tag=" + tag(a) + "&_lastUpdated=lt2000-01-01")).empty());
+
+  auto total = search("_tag=" + tag(a) + "&_total=accurate");
+  CHECK(total["total"].GetInt() == 3);
+  auto count = search("_tag=" + tag(a) + "&_summary=count");
+  CHECK(count["total"].GetInt() == 3);
+  CHECK(Ids(count).empty());
+
+  // POST _search with a form body
+  auto form = c.Send("POST", "/fhir/Basic/_search", {{"Content-Type", "application/x-www-form-urlencoded"}},
+                     "_tag=" + tag(b));
+  REQUIRE(form.status == 200);
+  CHECK(Ids(form.Json()) == std::set<std::string>{ab, b1});
+
+  // writes keep the index current: an update drops the old tags, a delete the resource
+  REQUIRE(c.Put("/fhir/Basic/" + a1, "{\"resourceType\":\"Basic\",\"id\":\"" + a1 + "\",\"code\":{\"text\":\"x\"}}").status == 200);
+  REQUIRE(c.Send("DELETE", "/fhir/Basic/" + a2).status == 200);
+  CHECK(Ids(search("_tag=" + tag(a))) == std::set<std::string>{ab});
+}
+
+TEST_CASE("search pages with a cursor return every match exactly once while writes go on", "[search]") {
+  HttpClient c(SharedServer().port());
+  const std::string t = UniquePrefix() + "-page";
+  std::set<std::string> created;
+  for (int i = 0; i < 7; ++i) {
+    auto r = c.Post("/fhir/Basic", Basic({t}));
+    REQUIRE(r.status == 201);
+    created.insert(r.Json()["id"].GetString());
+  }
+  for (const std::string sort : {"", "&_sort=-_lastUpdated", "&_sort=_lastUpdated"}) {
+    std::set<std::string> seen;
+    std::vector<std::string> order;
+    std::string next = "/fhir/Basic?_tag=" + t + "&_count=3" + sort;
+    int pages = 0;
+    while (!next.empty() && pages < 10) {
+      auto r = c.Get(next);
+      REQUIRE(r.status == 200);
+      auto d = r.Json();
+      for (const auto& id : Ids(d)) CHECK(seen.insert(id).second);
+      if (pages == 0)  // a write between pages
+        REQUIRE(c.Post("/fhir/Basic", Basic({t + "-other"})).status == 201);
+      std::string link = Link(d, "next");
+      next = link.empty() ? "" : link.substr(link.find("/fhir/"));
+      ++pages;
+    }
+    INFO("sort '" << sort << "'");
+    CHECK(seen == created);
+    CHECK(pages == 3);
+  }
+  CHECK(c.Get("/fhir/Basic?_tag=" + t + "&_cursor=zzz&_sort=_lastUpdated").status == 400);
+}
+
+TEST_CASE("unknown and unsupported search parameters", "[search]") {
+  HttpClient c(SharedServer().port());
+  auto lenient = c.Get("/fhir/Basic?_tag=" + UniquePrefix() + "-none&frobnicate=1");
+  REQUIRE(lenient.status == 200);
+  auto d = lenient.Json();
+  REQUIRE(d["entry"].Size() == 1);
+  CHECK(std::string(d["entry"][0]["search"]["mode"].GetString()) == "outcome");
+  CHECK(std::string(d["entry"][0]["resource"]["issue"][0]["expression"][0].GetString()) == "frobnicate");
+  CHECK(Link(d, "self").find("frobnicate") == std::string::npos);  // self echoes what was used
+
+  auto strict = c.Send("GET", "/fhir/Basic?frobnicate=1", {{"Prefer", "handling=strict"}});
+  CHECK(strict.status == 400);
+  CHECK_THAT(strict.body, Catch::Contains("frobnicate"));
+  CHECK(c.Get("/fhir/Basic?_lastUpdated=notadate").status == 400);
+  CHECK(c.Get("/fhir/Basic?_count=abc").status == 400);
+  CHECK(c.Get("/fhir/Unicorn?_id=1").status == 404);
+}
