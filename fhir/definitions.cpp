@@ -17,8 +17,6 @@
 namespace eds::fhir {
 namespace {
 
-enum class TypeKind { kPrimitive, kComplex, kResource };
-
 struct Child {
   std::string name;                 // element name, without [x]
   bool choice = false;              // name[x]
@@ -26,17 +24,42 @@ struct Child {
   std::vector<std::string> types;   // type codes
   std::string content_ref;          // path the element's definition is taken from
   std::string path;                 // full path, for inline (backbone) children
+  int min = 0;
+  std::string max;
+  // The FHIR type of each entry of `types`: System.String with its
+  // structuredefinition-fhir-type extension becomes that type (string, uri).
+  std::vector<std::string> fhir_types;
 };
 
 struct TypeDef {
   std::string name;
   TypeKind kind = TypeKind::kComplex;
   bool abstract = false;
+  std::string base;  // type name from baseDefinition; empty for the roots
   // parent path -> children, e.g. "Patient.contact" -> [relationship, name, ...]
   std::unordered_map<std::string, std::vector<Child>> children;
 };
 
 constexpr std::string_view kSystemPrefix = "http://hl7.org/fhirpath/System.";
+constexpr std::string_view kFhirTypeExtension =
+    "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type";
+
+// Heterogeneous lookup, so string_view keys need no std::string copy.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+// The FHIR primitive that stands for a FHIRPath System type in the model.
+std::string FhirTypeForSystemType(std::string_view code) {
+  static constexpr std::pair<std::string_view, std::string_view> kMap[] = {
+      {"System.String", "string"}, {"System.Boolean", "boolean"}, {"System.Integer", "integer"},
+      {"System.Decimal", "decimal"}, {"System.Date", "date"}, {"System.DateTime", "dateTime"},
+      {"System.Time", "time"}};
+  for (const auto& [system, fhir] : kMap)
+    if (system == code) return std::string(fhir);
+  return std::string(code);
+}
 
 std::string ReadFile(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -75,6 +98,11 @@ struct Definitions::Impl {
   std::vector<std::string> resource_types;
   std::unordered_set<std::string> resource_type_set;
   std::string fhir_version = "4.0.1";
+  // The linked model behind TypeInfo and ElementInfo (BuildModel). Both maps
+  // are node-based, so the addresses handed out stay valid.
+  std::unordered_map<std::string, std::unique_ptr<TypeInfo>, StringHash, std::equal_to<>> type_infos;
+  std::unordered_map<std::string, std::vector<ElementInfo>> scopes;  // parent path -> children
+  const std::vector<ElementInfo> no_elements;
 
   bool IsPrimitive(std::string_view code) const {
     if (code.rfind("System.", 0) == 0 || code.rfind(kSystemPrefix, 0) == 0) return true;
@@ -91,6 +119,8 @@ struct Definitions::Impl {
                                         : TypeKind::kComplex;
     auto abs = sd.FindMember("abstract");
     def.abstract = abs != sd.MemberEnd() && abs->value.IsBool() && abs->value.GetBool();
+    std::string base = Str(sd, "baseDefinition");
+    if (auto slash = base.rfind('/'); slash != std::string::npos) def.base = base.substr(slash + 1);
     auto snap = sd.FindMember("snapshot");
     if (snap == sd.MemberEnd()) return;
     auto elems = snap->value.FindMember("element");
@@ -109,6 +139,9 @@ struct Definitions::Impl {
       }
       std::string max = Str(e, "max");
       c.many = max == "*" || (max != "0" && max != "1" && !max.empty());
+      c.max = max;
+      auto min = e.FindMember("min");
+      if (min != e.MemberEnd() && min->value.IsInt()) c.min = min->value.GetInt();
       std::string ref = Str(e, "contentReference");
       if (!ref.empty()) c.content_ref = ref[0] == '#' ? ref.substr(1) : ref;
       auto ty = e.FindMember("type");
@@ -117,12 +150,75 @@ struct Definitions::Impl {
           std::string code = Str(t, "code");
           if (code.substr(0, kSystemPrefix.size()) == kSystemPrefix)
             code = "System." + code.substr(kSystemPrefix.size());
+          std::string fhir_type = FhirTypeForSystemType(code);
+          if (auto ext = t.FindMember("extension"); ext != t.MemberEnd() && ext->value.IsArray())
+            for (const auto& x : ext->value.GetArray())
+              if (x.IsObject() && Str(x, "url") == kFhirTypeExtension && !Str(x, "valueUrl").empty())
+                fhir_type = Str(x, "valueUrl");
+          // The R4 snapshots type Resource.id as string; the specification says id.
+          if (def.kind == TypeKind::kResource && path == def.name + ".id") fhir_type = "id";
+          c.fhir_types.push_back(std::move(fhir_type));
           c.types.push_back(std::move(code));
         }
       def.children[path.substr(0, dot)].push_back(std::move(c));
     }
     std::string name = def.name;
     types[name] = std::move(def);
+  }
+
+  const TypeInfo* FindTypeInfo(std::string_view name) const {
+    auto it = type_infos.find(name);
+    return it == type_infos.end() ? nullptr : it->second.get();
+  }
+
+  // Links every type to its base and every element to its types and inline
+  // children. Runs once, after all StructureDefinitions are read.
+  void BuildModel() {
+    for (const auto& [name, def] : types) {
+      auto info = std::make_unique<TypeInfo>();
+      info->name = name;
+      info->kind = def.kind;
+      info->abstract = def.abstract;
+      info->elements = &no_elements;
+      type_infos.emplace(name, std::move(info));
+      for (const auto& [parent, children] : def.children) {
+        auto& scope = scopes[parent];
+        for (const auto& c : children) {
+          // FHIRPath sees a primitive's value as the item itself, not as a child.
+          if (def.kind == TypeKind::kPrimitive && c.name == "value") continue;
+          ElementInfo e;
+          e.name = c.name;
+          e.path = c.path;
+          e.choice = c.choice;
+          e.min = c.min;
+          e.max = c.max;
+          e.many = c.many;
+          scope.push_back(std::move(e));
+        }
+      }
+    }
+    for (const auto& [name, def] : types) {
+      TypeInfo& info = *type_infos.at(name);
+      if (!def.base.empty()) info.base = FindTypeInfo(def.base);
+      if (auto it = scopes.find(name); it != scopes.end()) info.elements = &it->second;
+      for (const auto& [parent, children] : def.children) {
+        auto& scope = scopes.at(parent);
+        std::size_t i = 0;
+        for (const auto& c : children) {
+          if (def.kind == TypeKind::kPrimitive && c.name == "value") continue;
+          ElementInfo& e = scope[i++];
+          for (const auto& t : c.fhir_types)
+            if (const TypeInfo* ti = FindTypeInfo(t)) e.types.push_back(ti);
+          if (!c.content_ref.empty()) {
+            if (auto it = scopes.find(c.content_ref); it != scopes.end()) e.children = &it->second;
+            if (e.types.empty())
+              if (const TypeInfo* bb = FindTypeInfo("BackboneElement")) e.types.push_back(bb);
+          } else if (c.types.size() == 1 && (c.types[0] == "BackboneElement" || c.types[0] == "Element")) {
+            if (auto it = scopes.find(c.path); it != scopes.end()) e.children = &it->second;
+          }
+        }
+      }
+    }
   }
 };
 
@@ -163,6 +259,7 @@ std::shared_ptr<const Definitions> Definitions::Load(const std::string& package_
     if (def.kind == TypeKind::kResource && !def.abstract) impl.resource_types.push_back(name);
   std::sort(impl.resource_types.begin(), impl.resource_types.end());
   impl.resource_type_set.insert(impl.resource_types.begin(), impl.resource_types.end());
+  impl.BuildModel();
   if (impl.resource_types.empty())
     throw std::runtime_error("no resource StructureDefinitions found in " + package_dir);
   return defs;
@@ -175,6 +272,71 @@ bool Definitions::IsResourceType(std::string_view name) const {
 }
 
 const std::string& Definitions::fhir_version() const { return impl_->fhir_version; }
+
+const TypeInfo* Definitions::FindType(std::string_view name) const { return impl_->FindTypeInfo(name); }
+
+bool Definitions::IsPrimitiveType(std::string_view name) const {
+  const TypeInfo* t = FindType(name);
+  return t != nullptr && t->kind == TypeKind::kPrimitive;
+}
+
+const ElementInfo* Definitions::FindElement(std::string_view type, std::string_view path) const {
+  const TypeInfo* t = FindType(type);
+  if (t == nullptr || path.empty()) return nullptr;
+  const std::vector<ElementInfo>* scope = t->elements;
+  while (true) {
+    auto dot = path.find('.');
+    std::string_view segment = path.substr(0, dot);
+    const ElementInfo* e = FindElementIn(*scope, segment);
+    const TypeInfo* chosen = nullptr;
+    if (e == nullptr) {
+      // a choice variant by its JSON name: valueQuantity
+      for (const auto& candidate : *scope)
+        if (candidate.choice && (chosen = candidate.ChoiceType(segment)) != nullptr) {
+          e = &candidate;
+          break;
+        }
+      if (e == nullptr) return nullptr;
+    }
+    if (dot == std::string_view::npos) return e;
+    path.remove_prefix(dot + 1);
+    if (e->children != nullptr) {
+      scope = e->children;
+    } else {
+      if (chosen == nullptr && e->types.size() == 1) chosen = e->types.front();
+      if (chosen == nullptr) return nullptr;
+      scope = chosen->elements;
+    }
+  }
+}
+
+const ElementInfo* FindElementIn(const std::vector<ElementInfo>& elements, std::string_view name) {
+  for (const auto& e : elements)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+const TypeInfo* ElementInfo::ChoiceType(std::string_view property) const {
+  if (!choice || property.size() <= name.size() || property.substr(0, name.size()) != name) return nullptr;
+  std::string_view suffix = property.substr(name.size());
+  for (const TypeInfo* t : types) {
+    const std::string& n = t->name;
+    if (n.size() != suffix.size() || n.empty()) continue;
+    char first = n[0] >= 'a' && n[0] <= 'z' ? static_cast<char>(n[0] - 'a' + 'A') : n[0];
+    if (first == suffix[0] && std::string_view(n).substr(1) == suffix.substr(1)) return t;
+  }
+  return nullptr;
+}
+
+bool TypeInfo::IsA(const TypeInfo& other) const {
+  for (const TypeInfo* t = this; t != nullptr; t = t->base)
+    if (t == &other) return true;
+  return false;
+}
+
+const ElementInfo* TypeInfo::Element(std::string_view element_name) const {
+  return FindElementIn(*elements, element_name);
+}
 
 namespace {
 

@@ -36,12 +36,13 @@ struct Error {
 // Builds an Error with one issue of severity "error".
 Error MakeError(ErrorKind kind, std::string message, std::string expression = {});
 
-// A value or an Error; the small subset of std::expected that we need.
-template <class T>
+// A value or an error (by default an Error); the small subset of
+// std::expected that we need.
+template <class T, class E = Error>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
-  Result(Error error) : v_(std::move(error)) {}      // NOLINT: implicit by design
+  Result(E error) : v_(std::move(error)) {}          // NOLINT: implicit by design
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -53,11 +54,11 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
-  Error& error() { assert(!ok()); return std::get<1>(v_); }
-  const Error& error() const { assert(!ok()); return std::get<1>(v_); }
+  E& error() { assert(!ok()); return std::get<1>(v_); }
+  const E& error() const { assert(!ok()); return std::get<1>(v_); }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
 }  // namespace eds::fhir
