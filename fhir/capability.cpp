@@ -69,10 +69,12 @@ std::string BuildCapabilityStatement(const Definitions& defs, const ServerCapabi
     w.Key("conditionalUpdate");
     w.Bool(false);
     kv("conditionalDelete", "not-supported");
-    if (!caps.search_params.empty()) {
+    auto search_params = caps.search_params_for ? caps.search_params_for(type)
+                                                : std::vector<ServerCapabilities::SearchParam>{};
+    if (!search_params.empty()) {
       w.Key("searchParam");
       w.StartArray();
-      for (const auto& sp : caps.search_params) {
+      for (const auto& sp : search_params) {
         w.StartObject();
         kv("name", sp.name);
         kv("definition", sp.definition);

@@ -2,6 +2,7 @@
 // interactions the server's routes really implement.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,8 @@ struct ServerCapabilities {
   struct SearchParam {
     std::string name, type, definition;
   };
-  std::vector<SearchParam> search_params;        // supported on every resource type
+  // The search parameters supported on a resource type (may be empty).
+  std::function<std::vector<SearchParam>(const std::string& type)> search_params_for;
 };
 
 std::string BuildCapabilityStatement(const Definitions& defs, const ServerCapabilities& caps);

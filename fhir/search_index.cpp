@@ -2,8 +2,12 @@
 #include "fhir/search_index_internal.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <unordered_map>
 
+#include "fhir/definitions.hpp"
+#include "fhir/fhirpath.hpp"
 #include "fhir/json.hpp"
 #include "fhir/primitives.hpp"
 
@@ -129,35 +133,74 @@ bool IsPrimitiveText(std::string_view t) {
 
 }  // namespace
 
-bool IsIndexed(const SearchParamDef& def) {
-  const bool resource_level = def.base.size() == 1 && def.base.front() == "Resource";
-  return resource_level && (def.code == "_id" || def.code == "_lastUpdated" || def.code == "_tag" ||
-                            def.code == "_profile" || def.code == "_security" || def.code == "_source");
+namespace {
+
+struct Compiled {
+  const SearchParamDef* def;
+  fhirpath::Expression expression;
+};
+
+bool SqlHandles(SearchParamType t) {
+  return t == SearchParamType::kString || t == SearchParamType::kToken || t == SearchParamType::kDate ||
+         t == SearchParamType::kReference || t == SearchParamType::kUri || t == SearchParamType::kNumber ||
+         t == SearchParamType::kQuantity;
 }
 
-IndexRows ExtractIndexRows(const Resource& resource, const SearchParameterRegistry& registry) {
+}  // namespace
+
+struct SearchIndexer::Impl {
+  std::shared_ptr<const Definitions> definitions;
+  std::shared_ptr<const SearchParameterRegistry> registry;
+  fhirpath::Engine engine;
+  std::unordered_map<std::string, std::vector<Compiled>> by_type;
+  mutable std::atomic<std::size_t> failures{0};
+
+  Impl(std::shared_ptr<const Definitions> d, std::shared_ptr<const SearchParameterRegistry> r)
+      : definitions(d), registry(std::move(r)), engine(std::move(d)) {}
+};
+
+SearchIndexer::SearchIndexer(std::shared_ptr<const Definitions> definitions,
+                             std::shared_ptr<const SearchParameterRegistry> registry)
+    : impl_(std::make_unique<Impl>(std::move(definitions), std::move(registry))) {
+  for (const auto& type : impl_->definitions->resource_types()) {
+    auto& list = impl_->by_type[type];
+    for (const SearchParamDef* def : impl_->registry->ForType(type)) {
+      if (!SqlHandles(def->type) || def->code == "_id" || def->code == "_lastUpdated") continue;
+      std::string text = impl_->registry->ExpressionFor(*def, type);
+      if (text.empty()) continue;
+      auto parsed = fhirpath::Expression::Parse(text);
+      if (parsed) list.push_back({def, std::move(*parsed)});
+    }
+  }
+}
+
+SearchIndexer::~SearchIndexer() = default;
+
+const SearchParameterRegistry& SearchIndexer::registry() const { return *impl_->registry; }
+std::size_t SearchIndexer::failures() const { return impl_->failures.load(); }
+
+bool SearchIndexer::IsIndexed(std::string_view resource_type, const SearchParamDef& def) const {
+  if (def.code == "_id" || def.code == "_lastUpdated") return true;
+  auto it = impl_->by_type.find(std::string(resource_type));
+  if (it == impl_->by_type.end()) return false;
+  for (const auto& c : it->second)
+    if (c.def == &def) return true;
+  return false;
+}
+
+IndexRows SearchIndexer::Extract(const Resource& resource) const {
   IndexRows out;
-  const JsonValue& doc = resource.tree().doc;
-  const JsonValue* meta = Member(doc, "meta");
-  if (meta == nullptr) return out;
-  // Resource.meta.X, with the element types of Meta
-  struct MetaParam {
-    const char* code;
-    const char* element;
-    const char* type;
-  };
-  static constexpr MetaParam kMeta[] = {{"_tag", "tag", "Coding"},
-                                        {"_security", "security", "Coding"},
-                                        {"_profile", "profile", "canonical"},
-                                        {"_source", "source", "uri"}};
-  for (const auto& m : kMeta) {
-    const SearchParamDef* def = registry.Find(resource.type(), m.code);
-    const JsonValue* v = Member(*meta, m.element);
-    if (def == nullptr || v == nullptr) continue;
-    if (v->IsArray()) {
-      for (const auto& item : v->GetArray()) AddIndexValues(*def, m.type, item, out);
-    } else {
-      AddIndexValues(*def, m.type, *v, out);
+  auto it = impl_->by_type.find(resource.type());
+  if (it == impl_->by_type.end()) return out;
+  for (const auto& c : it->second) {
+    auto result = impl_->engine.Evaluate(c.expression, resource);
+    if (!result) {
+      impl_->failures.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    for (const auto& item : *result) {
+      if (item.IsReferenceTarget() || item.node == nullptr) continue;
+      AddIndexValues(*c.def, item.TypeName(), *item.node, out);
     }
   }
   return out;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,18 +75,37 @@ struct IndexRows {
   std::size_t size() const;
 };
 
+class Definitions;
 class Resource;
 
-// The index rows of `resource` for every search parameter of its type that
-// this build can evaluate (see IsIndexed).
-IndexRows ExtractIndexRows(const Resource& resource, const SearchParameterRegistry& registry);
+// Extracts index rows with the FHIRPath engine: each parameter's expression
+// (narrowed to the resource type) is parsed once, at construction, and
+// evaluated on every write. Thread-safe after construction.
+class SearchIndexer {
+ public:
+  SearchIndexer(std::shared_ptr<const Definitions> definitions,
+                std::shared_ptr<const SearchParameterRegistry> registry);
+  ~SearchIndexer();
+  SearchIndexer(const SearchIndexer&) = delete;
+  SearchIndexer& operator=(const SearchIndexer&) = delete;
 
-// True when searches on `def` are answered exactly: its values are extracted
-// on every write (or, for _id and _lastUpdated, read from the resource
-// table). Today these are the Resource-level parameters _id, _lastUpdated,
-// _tag, _profile, _security and _source; the others need the FHIRPath
-// engine.
-bool IsIndexed(const SearchParamDef& def);
+  // The rows `resource` contributes to every indexed parameter of its type.
+  // A parameter whose expression fails on this resource contributes nothing
+  // (and is counted in failures(), for monitoring).
+  IndexRows Extract(const Resource& resource) const;
+
+  // True when searches by `def` on `resource_type` are answered from the
+  // index (or, for _id and _lastUpdated, from the resource table): its
+  // expression parsed and its type is one the search SQL handles.
+  bool IsIndexed(std::string_view resource_type, const SearchParamDef& def) const;
+
+  const SearchParameterRegistry& registry() const;
+  std::size_t failures() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Case- and accent-folds `s` for string search ("Élodie  D'Amico" ->
 // "elodie d'amico").

@@ -273,7 +273,7 @@ class Parser {
       const SearchParamDef* p = reg_.Find(type, code);
       if (p == nullptr) return Ignore(name, fmt::format("{} has no search parameter '{}'", type, code));
       if (i + 1 < links.size()) {
-        if (opt_.supported && !opt_.supported(*p))
+        if (opt_.supported && !opt_.supported(type, *p))
           return Ignore(name, fmt::format("searching {} by '{}' is not supported yet", type, code));
         if (p->type != SearchParamType::kReference)
           return Invalid(name, fmt::format("'{}' is not a reference parameter, so it cannot be chained", code));
@@ -283,7 +283,7 @@ class Parser {
         type = target;
         continue;
       }
-      if (opt_.supported && !opt_.supported(*p))
+      if (opt_.supported && !opt_.supported(type, *p))
         return Ignore(name, fmt::format("searching {} by '{}' is not supported yet", type, code));
       if (!ModifierAllowed(p->type, modifier, p->targets))
         return Invalid(name, fmt::format("modifier ':{}' is not supported for {} parameters", modifier,

@@ -99,7 +99,7 @@ struct SearchOptions {
   bool strict = false;  // Prefer: handling=strict: unknown parameters are errors
   // Parameters the server can answer; others are reported (or, strict,
   // refused) like unknown ones. Empty: all.
-  std::function<bool(const SearchParamDef&)> supported;
+  std::function<bool(std::string_view resource_type, const SearchParamDef&)> supported;
   int default_count = 50;
   int max_count = 1000;
 };

@@ -169,7 +169,7 @@ struct FhirApi::Impl {
   const ServerConfig& config;
   std::shared_ptr<const fhir::Definitions> defs;
   storage::ResourceStore& store;
-  std::shared_ptr<const fhir::SearchParameterRegistry> search_parameters;
+  std::shared_ptr<const fhir::SearchIndexer> indexer;
   std::string started_at = fhir::FormatInstant(fhir::NowMs());
   std::vector<std::string> base = [this] {  // segments of the base path
     std::vector<std::string> out;
@@ -271,9 +271,13 @@ struct FhirApi::Impl {
     caps.software_name = "EDS core";
     caps.software_version = EDS_VERSION;
     caps.date = started_at;
-    if (search_parameters)
-      for (const auto* d : search_parameters->ForType("Patient"))
-        if (fhir::IsIndexed(*d)) caps.search_params.push_back({d->code, fhir::SearchParamTypeCode(d->type), d->url});
+    if (indexer)
+      caps.search_params_for = [this](const std::string& type) {
+        std::vector<fhir::ServerCapabilities::SearchParam> out;
+        for (const auto* d : indexer->registry().ForType(type))
+          if (indexer->IsIndexed(type, *d)) out.push_back({d->code, fhir::SearchParamTypeCode(d->type), d->url});
+        return out;
+      };
     for (const auto& r : Routes()) {
       if (r.interaction == Interaction::kCapabilities) continue;
       auto& list = r.type_level ? caps.type_interactions : caps.system_interactions;
@@ -698,8 +702,7 @@ struct FhirApi::Impl {
 
   // GET [type]?... and POST [type]/_search (form body): a searchset Bundle.
   HttpResponse Search(const HttpRequest& req, const Parsed& p) const {
-    if (!search_parameters)
-      return ErrorResponse(MakeError(ErrorKind::kNotSupported, "search is not available"), p.format);
+    if (!indexer) return ErrorResponse(MakeError(ErrorKind::kNotSupported, "search is not available"), p.format);
     auto params = p.params;
     if (req.method == "POST") {
       std::string mt = MediaType(req.Header("content-type"));
@@ -716,10 +719,12 @@ struct FhirApi::Impl {
     fhir::SearchOptions options;
     options.default_count = config.history_default_count;
     options.max_count = config.history_max_count;
-    options.supported = [](const fhir::SearchParamDef& d) { return fhir::IsIndexed(d); };
+    options.supported = [this](std::string_view type, const fhir::SearchParamDef& d) {
+      return indexer->IsIndexed(type, d);
+    };
     std::string_view prefer = req.Header("prefer");
     options.strict = prefer.find("handling=strict") != std::string_view::npos;
-    auto query = fhir::ParseSearch(p.match.type, params, *search_parameters, options);
+    auto query = fhir::ParseSearch(p.match.type, params, indexer->registry(), options);
     if (!query) return ErrorResponse(query.error(), p.format);
     auto page = store.Search(*query);
     if (!page) return ErrorResponse(page.error(), p.format);
@@ -894,9 +899,8 @@ struct FhirApi::Impl {
 };
 
 FhirApi::FhirApi(const ServerConfig& config, std::shared_ptr<const fhir::Definitions> defs,
-                 storage::ResourceStore& store,
-                 std::shared_ptr<const fhir::SearchParameterRegistry> search_parameters)
-    : impl_(std::make_unique<Impl>(Impl{config, std::move(defs), store, std::move(search_parameters)})) {}
+                 storage::ResourceStore& store, std::shared_ptr<const fhir::SearchIndexer> indexer)
+    : impl_(std::make_unique<Impl>(Impl{config, std::move(defs), store, std::move(indexer)})) {}
 FhirApi::~FhirApi() = default;
 
 HttpResponse FhirApi::Handle(const HttpRequest& request, RequestContext& ctx) const {

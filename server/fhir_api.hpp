@@ -14,7 +14,7 @@
 
 namespace eds::fhir {
 class Definitions;
-class SearchParameterRegistry;
+class SearchIndexer;
 }
 namespace eds::storage {
 class ResourceStore;
@@ -24,10 +24,9 @@ namespace eds::server {
 
 class FhirApi {
  public:
-  // `search_parameters` may be null: searches then answer 501.
+  // `indexer` may be null: searches then answer 501.
   FhirApi(const ServerConfig& config, std::shared_ptr<const fhir::Definitions> defs,
-          storage::ResourceStore& store,
-          std::shared_ptr<const fhir::SearchParameterRegistry> search_parameters = nullptr);
+          storage::ResourceStore& store, std::shared_ptr<const fhir::SearchIndexer> indexer = nullptr);
   ~FhirApi();
 
   // Handles one request. Never throws: expected failures become their

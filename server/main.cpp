@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fhir/definitions.hpp"
+#include "fhir/search_index.hpp"
 #include "fhir/search_parameters.hpp"
 #include "server/config.hpp"
 #include "server/fhir_api.hpp"
@@ -72,12 +73,13 @@ int Serve(const server::ServerConfig& c) {
     }
   }
   auto search_parameters = fhir::SearchParameterRegistry::Load(c.definitions_dir, defs->resource_types());
+  auto indexer = std::make_shared<const fhir::SearchIndexer>(defs, search_parameters);
   storage::PgStoreOptions store_options;
   store_options.dsn = c.database_url;
   store_options.pool_size = c.pool_size;
-  store_options.search_parameters = search_parameters;
+  store_options.indexer = indexer;
   storage::PgResourceStore store(store_options);
-  server::FhirApi api(c, defs, store, search_parameters);
+  server::FhirApi api(c, defs, store, indexer);
   server::HttpServer http(c, api);
   unsigned short port = http.Listen();
   fmt::print("EDS core listening on http://{}:{}{}\n", c.bind_address, port, c.base_path);

@@ -129,7 +129,7 @@ Result<WriteResult> PreconditionFailed(std::optional<int64_t> expected, std::opt
 
 struct PgResourceStore::Impl {
   explicit Impl(const PgStoreOptions& o)
-      : search_parameters(o.search_parameters),
+      : indexer(o.indexer),
         pool(o.dsn, o.pool_size, o.acquire_timeout,
              [timeout = o.statement_timeout](pqxx::connection& c) {
                c.set_variable("statement_timeout", std::to_string(timeout.count()));
@@ -182,12 +182,12 @@ struct PgResourceStore::Impl {
   // resource was deleted), in the caller's transaction.
   void Index(pqxx::work& tx, const fhir::Resource* resource, const std::string& type, const std::string& id,
              bool replace) {
-    if (!search_parameters) return;
+    if (!indexer) return;
     if (resource == nullptr) {
       tx.exec_prepared(kDeleteIndex.name, type, id);
       return;
     }
-    WriteIndex(tx, type, id, fhir::ExtractIndexRows(*resource, *search_parameters), replace);
+    WriteIndex(tx, type, id, indexer->Extract(*resource), replace);
   }
 
   auto Indexer() {
@@ -196,7 +196,7 @@ struct PgResourceStore::Impl {
     };
   }
 
-  std::shared_ptr<const fhir::SearchParameterRegistry> search_parameters;
+  std::shared_ptr<const fhir::SearchIndexer> indexer;
 
   auto Inserter() {
     return [this](pqxx::work& tx, fhir::Resource& r, const std::string& id, WriteMethod m) {

@@ -9,15 +9,15 @@
 #include "storage/resource_store.hpp"
 
 namespace eds::fhir {
-class SearchParameterRegistry;
+class SearchIndexer;
 }
 
 namespace eds::storage {
 
 struct PgStoreOptions {
   std::string dsn;
-  // Parameters to index on every write (nullptr: no search index).
-  std::shared_ptr<const fhir::SearchParameterRegistry> search_parameters;
+  // Extracts the search index on every write (nullptr: no search index).
+  std::shared_ptr<const fhir::SearchIndexer> indexer;
   int pool_size = 8;
   std::chrono::milliseconds acquire_timeout{5000};
   std::chrono::milliseconds statement_timeout{30000};

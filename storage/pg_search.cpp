@@ -90,6 +90,8 @@ class Translator {
       case SearchParamType::kUri: table = "search_uri"; break;
       case SearchParamType::kDate: table = "search_date"; break;
       case SearchParamType::kString: table = "search_string"; break;
+      case SearchParamType::kNumber: table = "search_number"; break;
+      case SearchParamType::kQuantity: table = "search_quantity"; break;
       case SearchParamType::kReference: table = "search_reference"; break;
       default:
         return MakeError(ErrorKind::kNotSupported,
@@ -151,9 +153,47 @@ class Translator {
         if (!range) return MakeError(ErrorKind::kInvalid, "'" + v.text + "' is not a date");
         return DateCondition(sql_, v.prefix, "i.low", "i.high", *range);
       }
+      case SearchParamType::kNumber:
+        return NumberCondition(v.prefix, v.text);
+      case SearchParamType::kQuantity: {
+        auto cond = NumberCondition(v.prefix, v.parts[0]);
+        if (!cond) return cond;
+        std::string out = "(" + *cond;
+        const std::string system = v.parts.size() > 1 ? v.parts[1] : "";
+        const std::string code = v.parts.size() > 2 ? v.parts[2] : "";
+        if (!code.empty()) {
+          if (system.empty()) out += " AND (i.code = " + sql_.Param(code) + " OR i.unit = " + sql_.Param(code) + ")";
+          else out += " AND i.code = " + sql_.Param(code) + " AND i.system = " + sql_.Param(system);
+        }
+        return out + ")";
+      }
       default:
         return MakeError(ErrorKind::kNotSupported, "this parameter type is not supported yet");
     }
+  }
+
+  // A number compared with the indexed value: eq means within the range the
+  // search value's precision implies (100 matches [99.5, 100.5)); ap is 10%.
+  fhir::Result<std::string> NumberCondition(Prefix prefix, const std::string& text) {
+    std::string low, high;
+    if (!fhir::DecimalRange(text, low, high)) return MakeError(ErrorKind::kInvalid, "'" + text + "' is not a number");
+    auto eq = [&] { return "(i.value >= " + sql_.Param(low) + "::numeric AND i.value < " + sql_.Param(high) + "::numeric)"; };
+    auto value = [&] { return sql_.Param(text) + "::numeric"; };
+    switch (prefix) {
+      case Prefix::kEq: return eq();
+      case Prefix::kNe: return "NOT " + eq();
+      case Prefix::kGt:
+      case Prefix::kSa: return "i.value > " + value();
+      case Prefix::kLt:
+      case Prefix::kEb: return "i.value < " + value();
+      case Prefix::kGe: return "i.value >= " + value();
+      case Prefix::kLe: return "i.value <= " + value();
+      case Prefix::kAp: {
+        const std::string v = value();
+        return "(i.value BETWEEN " + v + " - abs(" + v + ") * 0.1 AND " + v + " + abs(" + v + ") * 0.1)";
+      }
+    }
+    return eq();
   }
 
   fhir::Result<std::string> Ids(const fhir::SearchCriterion& c, const std::string& r) {

@@ -145,3 +145,70 @@ TEST_CASE("unknown and unsupported search parameters", "[search]") {
   CHECK(c.Get("/fhir/Basic?_count=abc").status == 400);
   CHECK(c.Get("/fhir/Unicorn?_id=1").status == 404);
 }
+
+TEST_CASE("search on FHIRPath-indexed parameters of every type", "[search]") {
+  HttpClient c(SharedServer().port());
+  const std::string p = UniquePrefix() + "x";
+  auto put = [&](const std::string& type, const std::string& id, const std::string& body) {
+    auto r = c.Put("/fhir/" + type + "/" + id, body);
+    INFO(r.body);
+    REQUIRE((r.status == 201 || r.status == 200));
+  };
+  const std::string cf = "http://hl7.it/sid/codiceFiscale";
+  put("Patient", p + "-mr",
+      R"({"resourceType":"Patient","id":")" + p + R"(-mr","identifier":[{"system":")" + cf + R"(","value":")" + p +
+          R"(RSSMRA80A01H501U"}],"name":[{"family":"Rossì)" + p + R"(","given":["Mario"]}],"gender":"male","birthDate":"1980-01-01"})");
+  put("Patient", p + "-lb",
+      R"({"resourceType":"Patient","id":")" + p + R"(-lb","name":[{"family":"Bianchi)" + p + R"(","given":["Laura"]}],"gender":"female","birthDate":"1992-06-15"})");
+  auto obs = [&](const std::string& id, const std::string& patient, const std::string& code, const std::string& value,
+                 const std::string& date) {
+    put("Observation", id,
+        R"({"resourceType":"Observation","id":")" + id + R"(","status":"final","code":{"coding":[{"system":"http://loinc.org","code":")" +
+            code + R"("}]},"subject":{"reference":"Patient/)" + patient + R"("},"effectiveDateTime":")" + date +
+            R"(","valueQuantity":{"value":)" + value + R"(,"unit":"mg/dL","system":"http://unitsofmeasure.org","code":"mg/dL"}})");
+  };
+  obs(p + "-o1", p + "-mr", "2345-7", "95", "2023-03-01T10:00:00Z");
+  obs(p + "-o2", p + "-mr", "2345-7", "130", "2024-02-01T10:00:00Z");
+  obs(p + "-o3", p + "-lb", "718-7", "13.5", "2024-05-01T10:00:00Z");
+
+  auto ids = [&](const std::string& query) {
+    auto r = c.Get(query);
+    INFO(query << " -> " << r.body.substr(0, 400));
+    REQUIRE(r.status == 200);
+    auto d = r.Json();
+    for (const auto& e : d["entry"].GetArray())
+      if (std::string(e["search"]["mode"].GetString()) != "match") FAIL("not indexed: " << r.body.substr(0, 400));
+    return Ids(d);
+  };
+  using S = std::set<std::string>;
+  // string: prefix, case- and accent-insensitive; :exact; :contains
+  CHECK(ids("/fhir/Patient?family=rossi" + p) == S{p + "-mr"});
+  CHECK(ids("/fhir/Patient?family=ROSS") .count(p + "-mr") == 1);
+  CHECK(ids("/fhir/Patient?family:exact=Ross%C3%AC" + p) == S{p + "-mr"});
+  CHECK(ids("/fhir/Patient?family:exact=rossi" + p).empty());
+  CHECK(ids("/fhir/Patient?name:contains=anchi" + p) == S{p + "-lb"});
+  CHECK(ids("/fhir/Patient?family=rossi" + p + "&given=mar") == S{p + "-mr"});
+  // token: code, system|code, gender OR
+  CHECK(ids("/fhir/Patient?identifier=" + cf + "%7C" + p + "RSSMRA80A01H501U") == S{p + "-mr"});
+  CHECK(ids("/fhir/Patient?identifier=" + p + "RSSMRA80A01H501U") == S{p + "-mr"});
+  CHECK(ids("/fhir/Patient?gender=female&_id=" + p + "-mr," + p + "-lb") == S{p + "-lb"});
+  CHECK(ids("/fhir/Patient?gender=female,male&_id=" + p + "-mr," + p + "-lb") == S{p + "-mr", p + "-lb"});
+  // date with prefixes
+  CHECK(ids("/fhir/Patient?birthdate=1980&_id=" + p + "-mr," + p + "-lb") == S{p + "-mr"});
+  CHECK(ids("/fhir/Patient?birthdate=gt1985-01-01&_id=" + p + "-mr," + p + "-lb") == S{p + "-lb"});
+  CHECK(ids("/fhir/Observation?subject=Patient/" + p + "-mr&date=ge2024-01-01") == S{p + "-o2"});
+  // reference: Type/id, id with type modifier, patient param narrowed to Patient
+  CHECK(ids("/fhir/Observation?subject=Patient/" + p + "-mr") == S{p + "-o1", p + "-o2"});
+  CHECK(ids("/fhir/Observation?subject:Patient=" + p + "-lb") == S{p + "-o3"});
+  CHECK(ids("/fhir/Observation?patient=" + p + "-mr&code=http://loinc.org%7C2345-7") == S{p + "-o1", p + "-o2"});
+  // quantity and number-like comparisons
+  CHECK(ids("/fhir/Observation?patient=" + p + "-mr&value-quantity=gt100") == S{p + "-o2"});
+  CHECK(ids("/fhir/Observation?patient=" + p + "-mr&value-quantity=95%7Chttp://unitsofmeasure.org%7Cmg/dL") == S{p + "-o1"});
+  CHECK(ids("/fhir/Observation?patient=" + p + "-lb&value-quantity=13.5") == S{p + "-o3"});
+  CHECK(ids("/fhir/Observation?patient=" + p + "-lb&value-quantity=13") .empty());
+  // sorted by last update, newest first
+  auto r = c.Get("/fhir/Observation?patient=" + p + "-mr&_sort=-_lastUpdated");
+  auto d = r.Json();
+  REQUIRE(d["entry"].Size() == 2);
+  CHECK(std::string(d["entry"][0]["resource"]["id"].GetString()) == p + "-o2");
+}

@@ -4,7 +4,10 @@
 
 #include "fhir/json_internal.hpp"
 #include "fhir/primitives.hpp"
+#include "fhir/definitions.hpp"
+#include "fhir/json.hpp"
 #include "fhir/search_index_internal.hpp"
+#include "test_support.hpp"
 
 namespace eds::fhir {
 namespace {
@@ -121,6 +124,48 @@ TEST_CASE("number and quantity parameters keep the value's precision", "[search]
   CHECK(q.quantities[0].high == "5.405");
   CHECK(q.quantities[0].code == "mg");
   CHECK(Rows(SearchParamType::kQuantity, "Quantity", R"({"unit":"mg"})").quantities.empty());
+}
+
+}  // namespace
+}  // namespace eds::fhir
+
+namespace eds::fhir {
+namespace {
+
+TEST_CASE("the indexer extracts every parameter of a resource with FHIRPath", "[search]") {
+  static auto registry =
+      SearchParameterRegistry::Load(testing::DefinitionsDir(), testing::R4Definitions()->resource_types());
+  SearchIndexer indexer(testing::R4Definitions(), registry);
+  auto patient = Resource::Parse(R"({"resourceType":"Patient","id":"p1",
+      "meta":{"tag":[{"system":"http://t","code":"x"}]},
+      "identifier":[{"system":"http://hl7.it/sid/codiceFiscale","value":"RSSMRA80A01H501U"}],
+      "name":[{"family":"Rossi","given":["Mario"]}],"gender":"male","birthDate":"1980-01-01",
+      "generalPractitioner":[{"reference":"Practitioner/d1"}]})");
+  REQUIRE(patient.ok());
+  auto rows = indexer.Extract(*patient);
+  auto has_token = [&](const std::string& param, const std::string& code) {
+    for (const auto& t : rows.tokens)
+      if (t.param == param && t.code == code) return true;
+    return false;
+  };
+  CHECK(has_token("gender", "male"));
+  CHECK(has_token("identifier", "RSSMRA80A01H501U"));
+  CHECK(has_token("_tag", "x"));
+  bool family = false;
+  for (const auto& s : rows.strings) family = family || (s.param == "family" && s.normalized == "rossi");
+  CHECK(family);
+  bool birthdate = false;
+  for (const auto& d : rows.dates) birthdate = birthdate || d.param == "birthdate";
+  CHECK(birthdate);
+  bool gp = false;
+  for (const auto& r : rows.references) gp = gp || (r.param == "general-practitioner" && r.target_id == "d1");
+  CHECK(gp);
+  CHECK(indexer.failures() == 0);
+  const auto* family_def = registry->Find("Patient", "family");
+  REQUIRE(family_def != nullptr);
+  CHECK(indexer.IsIndexed("Patient", *family_def));
+  CHECK(indexer.IsIndexed("Patient", *registry->Find("Patient", "_id")));
+  CHECK_FALSE(indexer.IsIndexed("Observation", *registry->Find("Observation", "code-value-quantity")));  // composite
 }
 
 }  // namespace
