@@ -79,8 +79,43 @@ class Translator {
   // The condition for one criterion on the resource aliased `r`; an error
   // for what this store cannot answer yet.
   fhir::Result<std::string> Criterion(const fhir::SearchCriterion& c, const std::string& r) {
-    if (!c.chain.empty() || !c.reverse.empty())
-      return MakeError(ErrorKind::kNotSupported, fmt::format("chained search '{}' is not supported yet", c.name));
+    return Linked(c, r, 0, 0);
+  }
+
+ private:
+  // Reverse links (_has) first, outermost first, then the forward chain,
+  // then the parameter itself, each step an EXISTS over search_reference
+  // joined to the current resources it links.
+  fhir::Result<std::string> Linked(const fhir::SearchCriterion& c, const std::string& r, std::size_t reverse,
+                                   std::size_t chain) {
+    if (reverse < c.reverse.size()) {
+      const auto& link = c.reverse[reverse];
+      const std::string ref = Alias("hr"), res = Alias("h");
+      auto inner = Linked(c, res, reverse + 1, chain);
+      if (!inner) return inner;
+      return "EXISTS (SELECT 1 FROM search_reference " + ref + " JOIN resource " + res + " ON " + res +
+             ".res_type = " + ref + ".res_type AND " + res + ".res_id = " + ref + ".res_id AND NOT " + res +
+             ".deleted WHERE " + ref + ".res_type = " + sql_.Param(link.resource_type) + " AND " + ref +
+             ".param = " + sql_.Param(link.param->code) + " AND " + ref + ".target_type = " + r + ".res_type AND " +
+             ref + ".target_id = " + r + ".res_id AND " + *inner + ")";
+    }
+    if (chain < c.chain.size()) {
+      const auto& link = c.chain[chain];
+      const std::string ref = Alias("cr"), res = Alias("t");
+      auto inner = Linked(c, res, reverse, chain + 1);
+      if (!inner) return inner;
+      return "EXISTS (SELECT 1 FROM search_reference " + ref + " JOIN resource " + res + " ON " + res +
+             ".res_type = " + ref + ".target_type AND " + res + ".res_id = " + ref + ".target_id AND NOT " + res +
+             ".deleted WHERE " + ref + ".res_type = " + r + ".res_type AND " + ref + ".res_id = " + r +
+             ".res_id AND " + ref + ".param = " + sql_.Param(link.param->code) + " AND " + ref +
+             ".target_type = " + sql_.Param(link.target_type) + " AND " + *inner + ")";
+    }
+    return Direct(c, r);
+  }
+
+  std::string Alias(const char* stem) { return stem + std::to_string(++aliases_); }
+
+  fhir::Result<std::string> Direct(const fhir::SearchCriterion& c, const std::string& r) {
     const auto& p = *c.param;
     if (p.code == "_id") return Ids(c, r);
     if (p.code == "_lastUpdated") return LastUpdated(c, r);
@@ -113,7 +148,6 @@ class Translator {
     return exists + " AND (" + any + "))";
   }
 
- private:
   fhir::Result<std::string> Value(SearchParamType type, const std::string& modifier, const fhir::SearchValue& v) {
     switch (type) {
       case SearchParamType::kToken: {
@@ -229,6 +263,7 @@ class Translator {
   }
 
   SqlBuilder& sql_;
+  int aliases_ = 0;
 };
 
 }  // namespace

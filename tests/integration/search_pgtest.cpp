@@ -206,6 +206,13 @@ TEST_CASE("search on FHIRPath-indexed parameters of every type", "[search]") {
   CHECK(ids("/fhir/Observation?patient=" + p + "-mr&value-quantity=95%7Chttp://unitsofmeasure.org%7Cmg/dL") == S{p + "-o1"});
   CHECK(ids("/fhir/Observation?patient=" + p + "-lb&value-quantity=13.5") == S{p + "-o3"});
   CHECK(ids("/fhir/Observation?patient=" + p + "-lb&value-quantity=13") .empty());
+  // chains and reverse chains
+  CHECK(ids("/fhir/Observation?patient.identifier=" + cf + "%7C" + p + "RSSMRA80A01H501U") == S{p + "-o1", p + "-o2"});
+  CHECK(ids("/fhir/Observation?subject:Patient.name=bianchi" + p) == S{p + "-o3"});
+  CHECK(ids("/fhir/Observation?patient.gender=female&patient.family=bianchi" + p) == S{p + "-o3"});
+  CHECK(ids("/fhir/Patient?_has:Observation:patient:code=718-7&_id=" + p + "-mr," + p + "-lb") == S{p + "-lb"});
+  CHECK(ids("/fhir/Patient?_has:Observation:subject:value-quantity=gt100&_id=" + p + "-mr," + p + "-lb") ==
+        S{p + "-mr"});
   // sorted by last update, newest first
   auto r = c.Get("/fhir/Observation?patient=" + p + "-mr&_sort=-_lastUpdated");
   auto d = r.Json();
