@@ -277,14 +277,40 @@ fhir::Result<SearchPage> RunSearch(pqxx::connection& conn, const fhir::SearchQue
     if (!cond) return std::move(cond.error());
     where += " AND " + *cond;
   }
-  // Order: by id (default) or last update, both unique with the id as tie-breaker.
-  bool by_updated = false, descending = false;
-  if (!q.sort.empty()) {
-    const auto& k = q.sort.front();
-    if (k.code == "_lastUpdated") by_updated = true;
-    else if (k.code != "_id")
-      return MakeError(ErrorKind::kNotSupported, fmt::format("sorting by '{}' is not supported yet", k.code));
-    descending = k.descending;
+  // Order: by id (default) or last update, both unique with the id as
+  // tie-breaker and paged by keyset; or by search parameters (their lowest
+  // indexed value ascending, highest descending; missing values last), paged
+  // by position.
+  bool by_updated = false, descending = false, by_params = false;
+  std::string param_order;
+  for (std::size_t k = 0; k < q.sort.size(); ++k) {
+    const auto& key = q.sort[k];
+    if (key.code == "_lastUpdated" || key.code == "_id") {
+      if (k == 0) {
+        by_updated = key.code == "_lastUpdated";
+        descending = key.descending;
+      }
+      param_order += fmt::format("{}r.{}{}", param_order.empty() ? "" : ", ",
+                                 key.code == "_id" ? "res_id" : "last_updated", key.descending ? " DESC" : "");
+      continue;
+    }
+    by_params = true;
+    const char* table = nullptr;
+    const char* column = "value";
+    switch (key.param->type) {
+      case SearchParamType::kString: table = "search_string"; column = "value_norm"; break;
+      case SearchParamType::kToken: table = "search_token"; column = "code"; break;
+      case SearchParamType::kDate: table = "search_date"; column = key.descending ? "high" : "low"; break;
+      case SearchParamType::kNumber: table = "search_number"; break;
+      case SearchParamType::kQuantity: table = "search_quantity"; break;
+      case SearchParamType::kReference: table = "search_reference"; column = "target_id"; break;
+      case SearchParamType::kUri: table = "search_uri"; break;
+      default: return MakeError(ErrorKind::kNotSupported, fmt::format("sorting by '{}' is not supported", key.code));
+    }
+    param_order += fmt::format("{}(SELECT {}(s.{}) FROM {} s WHERE s.res_type = r.res_type AND s.res_id = r.res_id"
+                               " AND s.param = {}){} NULLS LAST",
+                               param_order.empty() ? "" : ", ", key.descending ? "max" : "min", column, table,
+                               sql.Param(key.param->code), key.descending ? " DESC" : "");
   }
   SearchPage page;
   pqxx::nontransaction tx(conn);
@@ -296,7 +322,13 @@ fhir::Result<SearchPage> RunSearch(pqxx::connection& conn, const fhir::SearchQue
   }
   std::string keyset = where;
   const char* cmp = descending ? "<" : ">";
-  if (q.cursor) {
+  long position = q.offset.value_or(0);
+  if (by_params && q.cursor) {
+    if (q.cursor->rfind("o:", 0) != 0 || q.cursor->size() < 3 ||
+        q.cursor->find_first_not_of("0123456789", 2) != std::string::npos)
+      return MakeError(ErrorKind::kInvalid, "_cursor does not fit this search");
+    position = std::stol(q.cursor->substr(2));
+  } else if (q.cursor) {
     if (by_updated) {
       auto colon = q.cursor->find(':');
       if (colon == std::string::npos) return MakeError(ErrorKind::kInvalid, "_cursor does not fit this search");
@@ -307,11 +339,13 @@ fhir::Result<SearchPage> RunSearch(pqxx::connection& conn, const fhir::SearchQue
     }
   }
   const char* dir = descending ? " DESC" : "";
-  std::string order = by_updated ? fmt::format("r.last_updated{0}, r.res_id{0}", dir) : fmt::format("r.res_id{}", dir);
+  std::string order = by_params   ? param_order + ", r.res_id"
+                      : by_updated ? fmt::format("r.last_updated{0}, r.res_id{0}", dir)
+                                   : fmt::format("r.res_id{}", dir);
   const int count = q.count.value_or(50);
   std::string text = "SELECT r.res_id, r.version_id, (extract(epoch from r.last_updated) * 1000)::bigint, r.content::text"
                      " FROM resource r WHERE " + keyset + " ORDER BY " + order + " LIMIT " + sql.Param(std::to_string(count + 1));
-  if (q.offset && !q.cursor) text += " OFFSET " + sql.Param(std::to_string(*q.offset));
+  if (by_params ? position > 0 : (q.offset && !q.cursor)) text += " OFFSET " + sql.Param(std::to_string(position));
   auto rows = tx.exec_params(text, pqxx::prepare::make_dynamic_params(sql.params()));
   const std::size_t n = std::min<std::size_t>(rows.size(), static_cast<std::size_t>(count));
   for (std::size_t i = 0; i < n; ++i) {
@@ -323,7 +357,9 @@ fhir::Result<SearchPage> RunSearch(pqxx::connection& conn, const fhir::SearchQue
   }
   if (rows.size() > n && n > 0) {
     const auto& last = page.matches.back();
-    page.next_cursor = by_updated ? fmt::format("{}:{}", last.last_updated_ms, last.id) : last.id;
+    page.next_cursor = by_params    ? fmt::format("o:{}", position + count)
+                       : by_updated ? fmt::format("{}:{}", last.last_updated_ms, last.id)
+                                    : last.id;
   }
   return page;
 }

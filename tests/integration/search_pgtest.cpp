@@ -213,6 +213,24 @@ TEST_CASE("search on FHIRPath-indexed parameters of every type", "[search]") {
   CHECK(ids("/fhir/Patient?_has:Observation:patient:code=718-7&_id=" + p + "-mr," + p + "-lb") == S{p + "-lb"});
   CHECK(ids("/fhir/Patient?_has:Observation:subject:value-quantity=gt100&_id=" + p + "-mr," + p + "-lb") ==
         S{p + "-mr"});
+  // the FSE app query: by fiscal code and LOINC code, newest first, paged
+  {
+    auto first = c.Get("/fhir/Observation?patient.identifier=" + cf + "%7C" + p +
+                       "RSSMRA80A01H501U&code=http://loinc.org%7C2345-7&_sort=-date&_count=1");
+    REQUIRE(first.status == 200);
+    auto d1 = first.Json();
+    REQUIRE(d1["entry"].Size() == 1);
+    CHECK(std::string(d1["entry"][0]["resource"]["id"].GetString()) == p + "-o2");
+    std::string next = Link(d1, "next");
+    REQUIRE_FALSE(next.empty());
+    auto d2 = c.Get(next.substr(next.find("/fhir/"))).Json();
+    REQUIRE(d2["entry"].Size() == 1);
+    CHECK(std::string(d2["entry"][0]["resource"]["id"].GetString()) == p + "-o1");
+    auto asc = c.Get("/fhir/Observation?patient=" + p + "-mr&_sort=date").Json();
+    CHECK(std::string(asc["entry"][0]["resource"]["id"].GetString()) == p + "-o1");
+    auto by_family = c.Get("/fhir/Patient?_id=" + p + "-mr," + p + "-lb&_sort=family").Json();
+    CHECK(std::string(by_family["entry"][0]["resource"]["id"].GetString()) == p + "-lb");
+  }
   // sorted by last update, newest first
   auto r = c.Get("/fhir/Observation?patient=" + p + "-mr&_sort=-_lastUpdated");
   auto d = r.Json();
