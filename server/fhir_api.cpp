@@ -764,6 +764,15 @@ struct FhirApi::Impl {
       out += rec.content;
       out += R"(,"search":{"mode":"match"}})";
     }
+    for (const auto& rec : page->included) {
+      if (!first) out += ",";
+      first = false;
+      out += R"({"fullUrl":)";
+      fhir::AppendJsonString(out, fmt::format("{}/{}/{}", p.base_url, rec.type, rec.id));
+      out += R"(,"resource":)";
+      out += rec.content;
+      out += R"(,"search":{"mode":"include"}})";
+    }
     if (!query->ignored.issues().empty()) {
       if (!first) out += ",";
       out += R"({"resource":)";

@@ -5,6 +5,9 @@
 
 #include <pqxx/pqxx>
 
+#include <map>
+#include <set>
+
 #include "fhir/primitives.hpp"
 #include "fhir/search_index.hpp"
 #include "fhir/search_query.hpp"
@@ -20,6 +23,20 @@ using fhir::Prefix;
 using fhir::SearchParamType;
 
 #define EDS_TS_SQL(p) "(timestamptz 'epoch' + " + p + "::bigint * interval '1 millisecond')"
+
+// Text array literal of `values` for an ANY($n::text[]) parameter.
+std::string TextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    out += (i ? ",\"" : "\"");
+    for (char ch : values[i]) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
 
 class SqlBuilder {
  public:
@@ -233,16 +250,7 @@ class Translator {
   fhir::Result<std::string> Ids(const fhir::SearchCriterion& c, const std::string& r) {
     std::vector<std::string> ids;
     for (const auto& v : c.values) ids.push_back(v.text);
-    std::string any = "{";
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      any += (i ? "," : "") + std::string("\"");
-      for (char ch : ids[i]) {
-        if (ch == '"' || ch == '\\') any += '\\';
-        any += ch;
-      }
-      any += "\"";
-    }
-    any += "}";
+    const std::string any = TextArray(ids);
     if (c.modifier == "missing") return std::string(c.values[0].text == "true" ? "false" : "true");
     std::string cond = r + ".res_id = ANY(" + sql_.Param(any) + "::text[])";
     return c.modifier == "not" ? "NOT " + cond : cond;
@@ -265,6 +273,59 @@ class Translator {
   SqlBuilder& sql_;
   int aliases_ = 0;
 };
+
+fhir::VersionRecord RecordFromRow(const pqxx::row& row) {
+  fhir::VersionRecord rec{row[0].c_str(), row[1].c_str(), row[2].as<int64_t>(), row[3].as<int64_t>(),
+                          fhir::WriteMethod::kUpdate, false, {}};
+  rec.content.assign(row[4].c_str(), row[4].size());
+  return rec;
+}
+
+constexpr const char* kRecordColumns =
+    "t.res_type, t.res_id, t.version_id, (extract(epoch from t.last_updated) * 1000)::bigint, t.content::text";
+
+// Adds the resources that `specs` reach from `from` to `page.included`
+// (skipping those already in the page); returns the newly added ones.
+std::vector<fhir::VersionRecord> Include(pqxx::nontransaction& tx, const std::vector<fhir::IncludeSpec>& specs,
+                                         bool reverse, bool iterate_only, const std::vector<fhir::VersionRecord>& from,
+                                         std::set<std::pair<std::string, std::string>>& seen, SearchPage& page) {
+  std::vector<fhir::VersionRecord> added;
+  for (const auto& spec : specs) {
+    if (iterate_only && !spec.iterate) continue;
+    // the resources of `from` this spec starts from
+    std::map<std::string, std::vector<std::string>> ids_by_type;
+    for (const auto& rec : from)
+      if (reverse || spec.wildcard || rec.type == spec.source_type) ids_by_type[rec.type].push_back(rec.id);
+    for (const auto& [type, ids] : ids_by_type) {
+      SqlBuilder sql;
+      std::string text;
+      if (!reverse) {
+        text = std::string("SELECT ") + kRecordColumns +
+               " FROM search_reference ref JOIN resource t ON t.res_type = ref.target_type AND t.res_id = ref.target_id"
+               " AND NOT t.deleted WHERE ref.res_type = " + sql.Param(type) + " AND ref.res_id = ANY(" +
+               sql.Param(TextArray(ids)) + "::text[])";
+        if (spec.param != nullptr) text += " AND ref.param = " + sql.Param(spec.param->code);
+      } else {
+        if (spec.source_type.empty()) continue;
+        text = std::string("SELECT ") + kRecordColumns +
+               " FROM search_reference ref JOIN resource t ON t.res_type = ref.res_type AND t.res_id = ref.res_id"
+               " AND NOT t.deleted WHERE ref.res_type = " + sql.Param(spec.source_type) + " AND ref.target_type = " +
+               sql.Param(type) + " AND ref.target_id = ANY(" + sql.Param(TextArray(ids)) + "::text[])";
+        if (spec.param != nullptr) text += " AND ref.param = " + sql.Param(spec.param->code);
+      }
+      if (!spec.target_type.empty()) text += " AND " + std::string(reverse ? "ref.target_type" : "t.res_type") + " = " + sql.Param(spec.target_type);
+      text += " LIMIT 10000";
+      auto rows = tx.exec_params(text, pqxx::prepare::make_dynamic_params(sql.params()));
+      for (const auto& row : rows) {
+        auto rec = RecordFromRow(row);
+        if (!seen.insert({rec.type, rec.id}).second) continue;
+        added.push_back(rec);
+        page.included.push_back(std::move(rec));
+      }
+    }
+  }
+  return added;
+}
 
 }  // namespace
 
@@ -354,6 +415,20 @@ fhir::Result<SearchPage> RunSearch(pqxx::connection& conn, const fhir::SearchQue
                             fhir::WriteMethod::kUpdate, false, {}};
     rec.content.assign(row[3].c_str(), row[3].size());
     page.matches.push_back(std::move(rec));
+  }
+  if (!page.matches.empty() && (!q.includes.empty() || !q.revincludes.empty())) {
+    std::set<std::pair<std::string, std::string>> seen;
+    for (const auto& m : page.matches) seen.insert({m.type, m.id});
+    auto added = Include(tx, q.includes, false, false, page.matches, seen, page);
+    auto rev = Include(tx, q.revincludes, true, false, page.matches, seen, page);
+    added.insert(added.end(), rev.begin(), rev.end());
+    // :iterate applies again to what was included, a few rounds at most
+    for (int round = 0; round < 3 && !added.empty(); ++round) {
+      auto next = Include(tx, q.includes, false, true, added, seen, page);
+      auto next_rev = Include(tx, q.revincludes, true, true, added, seen, page);
+      next.insert(next.end(), next_rev.begin(), next_rev.end());
+      added = std::move(next);
+    }
   }
   if (rows.size() > n && n > 0) {
     const auto& last = page.matches.back();

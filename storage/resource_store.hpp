@@ -53,6 +53,7 @@ struct HistoryPage {
 
 struct SearchPage {
   std::vector<VersionRecord> matches;      // in the requested order
+  std::vector<VersionRecord> included;     // _include / _revinclude, each once
   std::optional<std::string> next_cursor;  // keyset cursor of the next page, if any
   std::optional<int64_t> total;            // when the query asked for it
 };

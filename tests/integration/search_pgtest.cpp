@@ -3,6 +3,7 @@
 // cursors while writes go on, totals, and how unknown parameters are handled.
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -236,4 +237,40 @@ TEST_CASE("search on FHIRPath-indexed parameters of every type", "[search]") {
   auto d = r.Json();
   REQUIRE(d["entry"].Size() == 2);
   CHECK(std::string(d["entry"][0]["resource"]["id"].GetString()) == p + "-o2");
+}
+
+TEST_CASE("_include and _revinclude, with :iterate", "[search]") {
+  HttpClient c(SharedServer().port());
+  const std::string p = UniquePrefix() + "inc";
+  auto put = [&](const std::string& type, const std::string& id, const std::string& body) {
+    auto r = c.Put("/fhir/" + type + "/" + id, body);
+    INFO(r.body);
+    REQUIRE((r.status == 201 || r.status == 200));
+  };
+  put("Patient", p + "-pt", R"({"resourceType":"Patient","id":")" + p + R"(-pt"})");
+  put("DiagnosticReport", p + "-dr",
+      R"({"resourceType":"DiagnosticReport","id":")" + p + R"(-dr","status":"final","code":{"text":"lab"},"subject":{"reference":"Patient/)" +
+          p + R"(-pt"}})");
+  put("Composition", p + "-co",
+      R"({"resourceType":"Composition","id":")" + p + R"(-co","status":"final","type":{"text":"report"},"date":"2024-01-01","author":[{"display":"lab"}],"title":"t","section":[{"entry":[{"reference":"DiagnosticReport/)" +
+          p + R"(-dr"}]}]})");
+  put("DocumentReference", p + "-doc",
+      R"({"resourceType":"DocumentReference","id":")" + p + R"(-doc","status":"current","content":[{"attachment":{"url":"http://x"}}],"context":{"related":[{"reference":"Composition/)" +
+          p + R"(-co"}]}})");
+
+  auto d = c.Get("/fhir/DiagnosticReport?_id=" + p + "-dr&_include=DiagnosticReport:subject"
+                 "&_revinclude=Composition:entry&_revinclude:iterate=DocumentReference:related").Json();
+  std::map<std::string, std::string> mode;
+  for (const auto& e : d["entry"].GetArray())
+    mode[std::string(e["resource"]["resourceType"].GetString()) + "/" + e["resource"]["id"].GetString()] =
+        e["search"]["mode"].GetString();
+  CHECK(mode["DiagnosticReport/" + p + "-dr"] == "match");
+  CHECK(mode["Patient/" + p + "-pt"] == "include");
+  CHECK(mode["Composition/" + p + "-co"] == "include");
+  CHECK(mode["DocumentReference/" + p + "-doc"] == "include");  // reached through :iterate
+  CHECK(mode.size() == 4);
+
+  auto no_iterate = c.Get("/fhir/DiagnosticReport?_id=" + p + "-dr&_revinclude=Composition:entry"
+                          "&_revinclude=DocumentReference:related").Json();
+  CHECK(no_iterate["entry"].Size() == 2);  // the DocumentReference points at the Composition, not the report
 }
