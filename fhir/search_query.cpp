@@ -48,15 +48,15 @@ bool TakesPrefix(SearchParamType t) {
 }
 
 // Modifiers each parameter type supports here. Terminology-based ones
-// (in, not-in, above/below on tokens) need a terminology service: refused.
+// (in, not-in, above/below on tokens) need a terminology service, and
+// :of-type and :identifier need index values not kept yet: refused.
 bool ModifierAllowed(SearchParamType t, const std::string& m, const std::vector<std::string>& targets) {
   if (m.empty() || m == "missing") return true;
   switch (t) {
     case SearchParamType::kString: return m == "exact" || m == "contains";
-    case SearchParamType::kToken: return m == "text" || m == "not" || m == "of-type";
+    case SearchParamType::kToken: return m == "text" || m == "not";
     case SearchParamType::kReference:
-      return m == "identifier" || std::find(targets.begin(), targets.end(), m) != targets.end() ||
-             (targets.empty() && IsTypeNameSyntax(m));
+      return std::find(targets.begin(), targets.end(), m) != targets.end() || (targets.empty() && IsTypeNameSyntax(m));
     case SearchParamType::kUri: return m == "above" || m == "below";
     default: return false;
   }
@@ -320,7 +320,6 @@ class Parser {
           }
       }
       char sep = t == SearchParamType::kComposite ? '$' : (t == SearchParamType::kToken || t == SearchParamType::kQuantity) ? '|' : 0;
-      if (t == SearchParamType::kReference && c.modifier == "identifier") sep = '|';
       if (sep != 0) {
         auto parts = SplitEscaped(body, sep);
         v.has_separator = parts.size() > 1;

@@ -164,6 +164,8 @@ TEST_CASE("malformed values and unsupported modifiers are errors", "[search]") {
   CHECK_THAT(ParseError("Observation", {{"date", "ge2023-13-01"}}), Catch::Contains("date"));
   CHECK_THAT(ParseError("Observation", {{"value-quantity", "lots"}}), Catch::Contains("value-quantity"));
   CHECK_THAT(ParseError("Patient", {{"family:below", "x"}}), Catch::Contains("not supported"));
+  CHECK_THAT(ParseError("Observation", {{"subject:identifier", "sys|1"}}), Catch::Contains("not supported"));
+  CHECK_THAT(ParseError("Patient", {{"identifier:of-type", "sys|MR|1"}}), Catch::Contains("not supported"));
   CHECK_THAT(ParseError("Patient", {{"gender:missing", "maybe"}}), Catch::Contains("true or false"));
   CHECK_THAT(ParseError("Patient", {{"_count", "-1"}}), Catch::Contains("_count"));
   CHECK_THAT(ParseError("Patient", {{"_sort", "nope"}}), Catch::Contains("nope"));
