@@ -65,10 +65,10 @@ std::string BuildCapabilityStatement(const Definitions& defs, const ServerCapabi
     w.Key("updateCreate");
     w.Bool(has(caps.type_interactions, "update"));
     w.Key("conditionalCreate");
-    w.Bool(false);
+    w.Bool(caps.conditional);
     w.Key("conditionalUpdate");
-    w.Bool(false);
-    kv("conditionalDelete", "not-supported");
+    w.Bool(caps.conditional);
+    kv("conditionalDelete", caps.conditional ? "single" : "not-supported");
     auto search_params = caps.search_params_for ? caps.search_params_for(type)
                                                 : std::vector<ServerCapabilities::SearchParam>{};
     if (!search_params.empty()) {

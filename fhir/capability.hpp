@@ -20,6 +20,7 @@ struct ServerCapabilities {
   struct SearchParam {
     std::string name, type, definition;
   };
+  bool conditional = false;  // conditional create, update and delete
   // The search parameters supported on a resource type (may be empty).
   std::function<std::vector<SearchParam>(const std::string& type)> search_params_for;
 };

@@ -78,7 +78,7 @@ enum class PreferReturn { kRepresentation, kMinimal, kOutcome };
 
 enum class Interaction {
   kCapabilities, kHistorySystem, kHistoryType, kCreate, kRead, kUpdate, kDelete,
-  kHistoryInstance, kVread, kTransaction, kPatch, kSearchType,
+  kHistoryInstance, kVread, kTransaction, kPatch, kSearchType, kConditionalUpdate, kConditionalDelete,
 };
 
 struct Route {
@@ -98,6 +98,8 @@ const std::vector<Route>& Routes() {
       {"GET", {"{type}"}, Interaction::kSearchType, "search-type", true},
       {"POST", {"{type}", "_search"}, Interaction::kSearchType, "search-type", true},
       {"POST", {"{type}"}, Interaction::kCreate, "create", true},
+      {"PUT", {"{type}"}, Interaction::kConditionalUpdate, "update", true},
+      {"DELETE", {"{type}"}, Interaction::kConditionalDelete, "delete", true},
       {"GET", {"{type}", "{id}"}, Interaction::kRead, "read", true},
       {"PUT", {"{type}", "{id}"}, Interaction::kUpdate, "update", true},
       {"DELETE", {"{type}", "{id}"}, Interaction::kDelete, "delete", true},
@@ -271,6 +273,7 @@ struct FhirApi::Impl {
     caps.software_name = "EDS core";
     caps.software_version = EDS_VERSION;
     caps.date = started_at;
+    caps.conditional = indexer != nullptr;
     if (indexer)
       caps.search_params_for = [this](const std::string& type) {
         std::vector<fhir::ServerCapabilities::SearchParam> out;
@@ -395,9 +398,82 @@ struct FhirApi::Impl {
     return r;
   }
 
+  // Search criteria of a conditional interaction: every parameter must be
+  // understood (unknown ones would widen the match), and there must be some.
+  fhir::Result<fhir::SearchQuery> Criteria(const std::string& type,
+                                           const std::vector<std::pair<std::string, std::string>>& params) const {
+    if (!indexer) return MakeError(ErrorKind::kNotSupported, "conditional interactions need search");
+    std::vector<std::pair<std::string, std::string>> criteria;
+    for (const auto& kv : params)
+      if (kv.first != "_format" && kv.first != "_pretty") criteria.push_back(kv);
+    if (criteria.empty()) return MakeError(ErrorKind::kInvalid, "a conditional interaction needs search criteria");
+    fhir::SearchOptions options;
+    options.strict = true;
+    options.supported = [this](std::string_view t, const fhir::SearchParamDef& d) { return indexer->IsIndexed(t, d); };
+    return fhir::ParseSearch(type, criteria, indexer->registry(), options);
+  }
+
+  static std::string CriteriaText(const std::vector<std::pair<std::string, std::string>>& params) {
+    std::vector<std::string> parts;
+    for (const auto& [k, v] : params)
+      if (k != "_format" && k != "_pretty") parts.push_back(k + "=" + v);
+    std::sort(parts.begin(), parts.end());
+    std::string out;
+    for (const auto& part : parts) out += (out.empty() ? "" : "&") + part;
+    return out;
+  }
+
+  // Parameters of a query string ("identifier=a|b&x=1", or "Patient?..."),
+  // percent-decoded; lenient about characters clients leave unencoded in
+  // headers, such as '|'.
+  static fhir::Result<std::vector<std::pair<std::string, std::string>>> QueryParams(std::string_view query) {
+    if (auto q = query.find('?'); q != std::string_view::npos) query.remove_prefix(q + 1);
+    auto decode = [](std::string_view s, std::string& out) {
+      auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+      };
+      for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%') {
+          if (i + 2 >= s.size()) return false;
+          int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+          if (hi < 0 || lo < 0) return false;
+          out += static_cast<char>(hi * 16 + lo);
+          i += 2;
+        } else {
+          out += s[i];
+        }
+      }
+      return true;
+    };
+    std::vector<std::pair<std::string, std::string>> out;
+    bool ok = true;
+    ForEachListItem(query, '&', [&](std::string_view part) {
+      if (part.empty()) return;
+      auto eq = part.find('=');
+      std::string key, value;
+      ok = ok && decode(part.substr(0, eq), key) &&
+           (eq == std::string_view::npos || decode(part.substr(eq + 1), value));
+      out.emplace_back(std::move(key), std::move(value));
+    });
+    if (!ok) return MakeError(ErrorKind::kInvalid, "the criteria are not a valid query string");
+    return out;
+  }
+
   HttpResponse Create(const HttpRequest& req, const Parsed& p) const {
     auto res = ParseBody(req, p.match.type);
     if (!res) return ErrorResponse(res.error(), p.format);
+    if (std::string_view ine = req.Header("if-none-exist"); !ine.empty()) {
+      auto params = QueryParams(ine);
+      if (!params) return ErrorResponse(params.error(), p.format);
+      auto criteria = Criteria(p.match.type, *params);
+      if (!criteria) return ErrorResponse(criteria.error(), p.format);
+      auto w = store.ConditionalCreate(*res, *criteria, CriteriaText(*params));
+      if (!w) return ErrorResponse(w.error(), p.format);
+      return WriteResponse(req, p, *w, w->created ? "created" : "found (If-None-Exist)");
+    }
     auto w = store.Create(*res);
     if (!w) return ErrorResponse(w.error(), p.format);
     return WriteResponse(req, p, *w, "created");
@@ -468,6 +544,35 @@ struct FhirApi::Impl {
     }
     return ErrorResponse(MakeError(ErrorKind::kConflict, "the resource kept changing while the patch was applied"),
                          p.format);
+  }
+
+  // PUT [type]?criteria
+  HttpResponse ConditionalUpdate(const HttpRequest& req, const Parsed& p) const {
+    auto criteria = Criteria(p.match.type, p.params);
+    if (!criteria) return ErrorResponse(criteria.error(), p.format);
+    auto res = ParseBody(req, p.match.type);
+    if (!res) return ErrorResponse(res.error(), p.format);
+    auto w = store.ConditionalUpdate(*res, *criteria, CriteriaText(p.params));
+    if (!w) return ErrorResponse(w.error(), p.format);
+    return WriteResponse(req, p, *w, w->created ? "created" : "updated");
+  }
+
+  // DELETE [type]?criteria
+  HttpResponse ConditionalDelete(const HttpRequest& req, const Parsed& p) const {
+    auto criteria = Criteria(p.match.type, p.params);
+    if (!criteria) return ErrorResponse(criteria.error(), p.format);
+    auto w = store.ConditionalDelete(*criteria, CriteriaText(p.params));
+    if (!w) return ErrorResponse(w.error(), p.format);
+    HttpResponse r;
+    if (Prefer(req) == PreferReturn::kMinimal) {
+      r.status = 204;
+    } else {
+      fhir::Outcome o(fhir::Severity::kInformation, "informational",
+                      fmt::format("deleted {}/{} (version {})", w->record.type, w->record.id, w->record.version));
+      r = Json(200, o.ToJson(), p.format);
+    }
+    SetVersionHeaders(r, w->record);
+    return r;
   }
 
   HttpResponse Delete(const HttpRequest& req, const Parsed& p) const {
@@ -902,6 +1007,8 @@ struct FhirApi::Impl {
       case Interaction::kTransaction: return Transaction(req, p);
       case Interaction::kPatch: return Patch(req, p);
       case Interaction::kSearchType: return Search(req, p);
+      case Interaction::kConditionalUpdate: return ConditionalUpdate(req, p);
+      case Interaction::kConditionalDelete: return ConditionalDelete(req, p);
     }
     return ErrorResponse(MakeError(ErrorKind::kInternal, "unrouted interaction"), p.format);
   }

@@ -12,6 +12,7 @@
 
 #include "fhir/json.hpp"
 #include "fhir/search_index.hpp"
+#include "fhir/search_query.hpp"
 #include "storage/pg_pool.hpp"
 #include "storage/pg_search.hpp"
 #include "storage/pg_statements.hpp"
@@ -382,6 +383,89 @@ Result<std::vector<WriteResult>> PgResourceStore::Transaction(std::vector<TxOp>&
     }
     tx.commit();
     return results;
+  });
+}
+
+namespace {
+
+// Serializes conditional writes of one type and criteria (the key is a hash:
+// different criteria may rarely share a lock, which only costs waiting).
+constexpr int kConditionalLockSpace = 0x45445343;  // "EDSC"
+
+// The current resources `criteria` matches: at most two are read, enough to
+// tell none, one and several apart.
+Result<std::vector<fhir::VersionRecord>> Matches(pqxx::work& tx, const fhir::SearchQuery& criteria,
+                                                 const std::string& criteria_text) {
+  tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kConditionalLockSpace,
+                 criteria.resource_type + "?" + criteria_text);
+  fhir::SearchQuery q = criteria;
+  q.count = 2;
+  q.cursor.reset();
+  q.offset.reset();
+  q.includes.clear();
+  q.revincludes.clear();
+  q.total = fhir::TotalMode::kNone;
+  q.summary = fhir::SummaryMode::kFalse;
+  auto page = RunSearchIn(tx, q);
+  if (!page) return std::move(page.error());
+  if (page->matches.size() > 1)
+    return MakeError(ErrorKind::kPreconditionFailed,
+                     fmt::format("the criteria '{}' match more than one {}", criteria_text, criteria.resource_type));
+  return std::move(page->matches);
+}
+
+}  // namespace
+
+Result<WriteResult> PgResourceStore::ConditionalCreate(fhir::Resource& resource, const fhir::SearchQuery& criteria,
+                                                      const std::string& criteria_text) {
+  return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
+    pqxx::work tx(c);
+    auto found = Matches(tx, criteria, criteria_text);
+    if (!found) return std::move(found.error());
+    if (!found->empty()) {
+      tx.commit();
+      return WriteResult{std::move(found->front()), false, false};
+    }
+    auto w = impl_->InsertFirst(tx, resource, fhir::NewResourceId(), WriteMethod::kCreate);
+    if (!w) throw StorageError("a fresh resource id is taken");
+    tx.commit();
+    return std::move(*w);
+  });
+}
+
+Result<WriteResult> PgResourceStore::ConditionalUpdate(fhir::Resource& resource, const fhir::SearchQuery& criteria,
+                                                      const std::string& criteria_text) {
+  return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
+    pqxx::work tx(c);
+    auto found = Matches(tx, criteria, criteria_text);
+    if (!found) return std::move(found.error());
+    std::string id;
+    if (found->empty()) {
+      id = resource.id().value_or(fhir::NewResourceId());
+    } else {
+      id = found->front().id;
+      if (auto body_id = resource.id(); body_id && *body_id != id)
+        return MakeError(ErrorKind::kInvalid,
+                         fmt::format("the resource id '{}' is not the id of the match ({})", *body_id, id));
+    }
+    auto w = UpdateIn(tx, impl_->Inserter(), impl_->Indexer(), resource, id, std::nullopt);
+    if (w) tx.commit();
+    return w;
+  });
+}
+
+Result<WriteResult> PgResourceStore::ConditionalDelete(const fhir::SearchQuery& criteria,
+                                                      const std::string& criteria_text) {
+  return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
+    pqxx::work tx(c);
+    auto found = Matches(tx, criteria, criteria_text);
+    if (!found) return std::move(found.error());
+    if (found->empty())
+      return MakeError(ErrorKind::kNotFound,
+                       fmt::format("no {} matches '{}'", criteria.resource_type, criteria_text));
+    auto w = DeleteIn(tx, impl_->Indexer(), criteria.resource_type, found->front().id, std::nullopt);
+    if (w) tx.commit();
+    return w;
   });
 }
 

@@ -38,6 +38,11 @@ class PgResourceStore final : public ResourceStore {
                              std::optional<int64_t> if_match) override;
   Result<HistoryPage> History(const HistoryQuery& query) override;
   Result<SearchPage> Search(const fhir::SearchQuery& query) override;
+  Result<WriteResult> ConditionalCreate(fhir::Resource& resource, const fhir::SearchQuery& criteria,
+                                        const std::string& criteria_text) override;
+  Result<WriteResult> ConditionalUpdate(fhir::Resource& resource, const fhir::SearchQuery& criteria,
+                                        const std::string& criteria_text) override;
+  Result<WriteResult> ConditionalDelete(const fhir::SearchQuery& criteria, const std::string& criteria_text) override;
   Result<std::vector<WriteResult>> Transaction(std::vector<TxOp>& ops, std::size_t& failed_op) override;
 
   int pool_size() const;

@@ -286,7 +286,7 @@ constexpr const char* kRecordColumns =
 
 // Adds the resources that `specs` reach from `from` to `page.included`
 // (skipping those already in the page); returns the newly added ones.
-std::vector<fhir::VersionRecord> Include(pqxx::nontransaction& tx, const std::vector<fhir::IncludeSpec>& specs,
+std::vector<fhir::VersionRecord> Include(pqxx::transaction_base& tx, const std::vector<fhir::IncludeSpec>& specs,
                                          bool reverse, bool iterate_only, const std::vector<fhir::VersionRecord>& from,
                                          std::set<std::pair<std::string, std::string>>& seen, SearchPage& page) {
   std::vector<fhir::VersionRecord> added;
@@ -330,6 +330,11 @@ std::vector<fhir::VersionRecord> Include(pqxx::nontransaction& tx, const std::ve
 }  // namespace
 
 fhir::Result<SearchPage> RunSearch(pqxx::connection& conn, const fhir::SearchQuery& q) {
+  pqxx::nontransaction tx(conn);
+  return RunSearchIn(tx, q);
+}
+
+fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::SearchQuery& q) {
   SqlBuilder sql;
   Translator tr(sql);
   std::string where = "r.res_type = " + sql.Param(q.resource_type) + " AND NOT r.deleted";
@@ -374,7 +379,6 @@ fhir::Result<SearchPage> RunSearch(pqxx::connection& conn, const fhir::SearchQue
                                sql.Param(key.param->code), key.descending ? " DESC" : "");
   }
   SearchPage page;
-  pqxx::nontransaction tx(conn);
   if (q.total != fhir::TotalMode::kNone || q.summary == fhir::SummaryMode::kCount) {
     auto r = tx.exec_params("SELECT count(*) FROM resource r WHERE " + where,
                             pqxx::prepare::make_dynamic_params(sql.params()));

@@ -103,6 +103,22 @@ class ResourceStore {
   // criteria this store cannot answer.
   virtual Result<SearchPage> Search(const fhir::SearchQuery& query) = 0;
 
+  // Conditional writes: `criteria` (a search on the resource's type) picks
+  // the target. They run in one transaction, serialized with every other
+  // conditional write of the same type and criteria, so concurrent
+  // identical requests cannot both create. More than one match is
+  // kPreconditionFailed.
+  // Create: no match creates (created); one match returns it unchanged
+  // (created == false, changed == false).
+  virtual Result<WriteResult> ConditionalCreate(fhir::Resource& resource, const fhir::SearchQuery& criteria,
+                                                const std::string& criteria_text) = 0;
+  // Update: no match creates (with the body's id, or a new one); one match
+  // is updated (a body id must equal its id, else kInvalid).
+  virtual Result<WriteResult> ConditionalUpdate(fhir::Resource& resource, const fhir::SearchQuery& criteria,
+                                                const std::string& criteria_text) = 0;
+  // Delete: no match is kNotFound; one match is deleted.
+  virtual Result<WriteResult> ConditionalDelete(const fhir::SearchQuery& criteria, const std::string& criteria_text) = 0;
+
   // Runs `ops` in order in one database transaction: all are stored or none.
   // On the first failing operation returns its error, with its index in
   // `failed_op`. kCreate of an existing id is kConflict; kRead of a deleted

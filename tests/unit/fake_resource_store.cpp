@@ -93,6 +93,16 @@ storage::Result<storage::SearchPage> FakeResourceStore::Search(const fhir::Searc
   return fhir::MakeError(fhir::ErrorKind::kNotSupported, "the in-memory store does not search");
 }
 
+Result<WriteResult> FakeResourceStore::ConditionalCreate(fhir::Resource&, const fhir::SearchQuery&, const std::string&) {
+  return fhir::MakeError(fhir::ErrorKind::kNotSupported, "the in-memory store does not search");
+}
+Result<WriteResult> FakeResourceStore::ConditionalUpdate(fhir::Resource&, const fhir::SearchQuery&, const std::string&) {
+  return fhir::MakeError(fhir::ErrorKind::kNotSupported, "the in-memory store does not search");
+}
+Result<WriteResult> FakeResourceStore::ConditionalDelete(const fhir::SearchQuery&, const std::string&) {
+  return fhir::MakeError(fhir::ErrorKind::kNotSupported, "the in-memory store does not search");
+}
+
 Result<std::vector<WriteResult>> FakeResourceStore::Transaction(std::vector<storage::TxOp>& ops,
                                                                 std::size_t& failed_op) {
   std::unique_lock lock(mutex_);

@@ -28,8 +28,13 @@ class FakeResourceStore : public storage::ResourceStore {
   storage::Result<storage::WriteResult> Delete(const std::string& type, const std::string& id,
                                                std::optional<int64_t> if_match) override;
   storage::Result<storage::HistoryPage> History(const storage::HistoryQuery& query) override;
-  // Searching is the database's work: not supported here.
+  // Searching is the database's work: not supported here (nor conditional writes).
   storage::Result<storage::SearchPage> Search(const fhir::SearchQuery& query) override;
+  storage::Result<storage::WriteResult> ConditionalCreate(fhir::Resource&, const fhir::SearchQuery&,
+                                                          const std::string&) override;
+  storage::Result<storage::WriteResult> ConditionalUpdate(fhir::Resource&, const fhir::SearchQuery&,
+                                                          const std::string&) override;
+  storage::Result<storage::WriteResult> ConditionalDelete(const fhir::SearchQuery&, const std::string&) override;
   // All or nothing: the state is restored when an operation fails.
   storage::Result<std::vector<storage::WriteResult>> Transaction(std::vector<storage::TxOp>& ops,
                                                                  std::size_t& failed_op) override;

@@ -108,6 +108,13 @@ class ThrowingStore : public storage::ResourceStore {
   storage::Result<std::vector<storage::WriteResult>> Transaction(std::vector<storage::TxOp>&,
                                                                  std::size_t&) override { Throw(); }
   storage::Result<storage::SearchPage> Search(const fhir::SearchQuery&) override { Throw(); }
+  storage::Result<storage::WriteResult> ConditionalCreate(fhir::Resource&, const fhir::SearchQuery&,
+                                                          const std::string&) override { Throw(); }
+  storage::Result<storage::WriteResult> ConditionalUpdate(fhir::Resource&, const fhir::SearchQuery&,
+                                                          const std::string&) override { Throw(); }
+  storage::Result<storage::WriteResult> ConditionalDelete(const fhir::SearchQuery&, const std::string&) override {
+    Throw();
+  }
 
  private:
   [[noreturn]] static void Throw() { throw storage::StorageError(kSecret); }
@@ -333,9 +340,9 @@ TEST_CASE("FhirApi: routing errors", "[server]") {
     auto r = h.Send("POST", "/fhir/Patient/1", R"({"resourceType":"Patient"})");
     CheckError(r, 405, "not-supported");
     CHECK(r.Header("Allow") == "GET, PUT, DELETE, PATCH");
-    auto post_type = h.Send("DELETE", "/fhir/Patient");
+    auto post_type = h.Send("PATCH", "/fhir/Patient");
     CheckError(post_type, 405, "not-supported");
-    CHECK(post_type.Header("Allow") == "GET, POST");
+    CHECK(post_type.Header("Allow") == "GET, POST, PUT, DELETE");
     auto meta = h.Send("POST", "/fhir/metadata", R"({"resourceType":"Patient"})");
     CHECK(meta.status == 405);
     CHECK(meta.Header("Allow") == "GET");
