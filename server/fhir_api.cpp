@@ -860,24 +860,21 @@ struct FhirApi::Impl {
     }
     out += R"(],"entry":[)";
     bool first = true;
-    for (const auto& rec : page->matches) {
-      if (!first) out += ",";
-      first = false;
-      out += R"({"fullUrl":)";
-      fhir::AppendJsonString(out, fmt::format("{}/{}/{}", p.base_url, rec.type, rec.id));
-      out += R"(,"resource":)";
-      out += rec.content;
-      out += R"(,"search":{"mode":"match"}})";
-    }
-    for (const auto& rec : page->included) {
-      if (!first) out += ",";
-      first = false;
-      out += R"({"fullUrl":)";
-      fhir::AppendJsonString(out, fmt::format("{}/{}/{}", p.base_url, rec.type, rec.id));
-      out += R"(,"resource":)";
-      out += rec.content;
-      out += R"(,"search":{"mode":"include"}})";
-    }
+    auto entries = [&](const std::vector<fhir::VersionRecord>& records, const char* mode) {
+      for (const auto& rec : records) {
+        if (!first) out += ",";
+        first = false;
+        out += R"({"fullUrl":)";
+        fhir::AppendJsonString(out, fmt::format("{}/{}/{}", p.base_url, rec.type, rec.id));
+        out += R"(,"resource":)";
+        out += rec.content;
+        out += R"(,"search":{"mode":")";
+        out += mode;
+        out += R"("}})";
+      }
+    };
+    entries(page->matches, "match");
+    entries(page->included, "include");
     if (!query->ignored.issues().empty()) {
       if (!first) out += ",";
       out += R"({"resource":)";
