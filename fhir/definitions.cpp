@@ -26,6 +26,7 @@ struct Child {
   std::string path;                 // full path, for inline (backbone) children
   int min = 0;
   std::string max;
+  bool summary = false;             // isSummary
   // The FHIR type of each entry of `types`: System.String with its
   // structuredefinition-fhir-type extension becomes that type (string, uri).
   std::vector<std::string> fhir_types;
@@ -142,6 +143,8 @@ struct Definitions::Impl {
       c.max = max;
       auto min = e.FindMember("min");
       if (min != e.MemberEnd() && min->value.IsInt()) c.min = min->value.GetInt();
+      auto summary = e.FindMember("isSummary");
+      c.summary = summary != e.MemberEnd() && summary->value.IsBool() && summary->value.GetBool();
       std::string ref = Str(e, "contentReference");
       if (!ref.empty()) c.content_ref = ref[0] == '#' ? ref.substr(1) : ref;
       auto ty = e.FindMember("type");
@@ -193,6 +196,7 @@ struct Definitions::Impl {
           e.min = c.min;
           e.max = c.max;
           e.many = c.many;
+          e.summary = c.summary;
           scope.push_back(std::move(e));
         }
       }

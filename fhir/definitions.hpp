@@ -27,6 +27,7 @@ struct ElementInfo {
   int min = 0;
   std::string max;    // "0", "1", "*", ...
   bool many = false;  // max > 1
+  bool summary = false;  // isSummary: part of _summary=true
   // Allowed types, in snapshot order. Elements typed System.String in the
   // snapshot (Element.id, Extension.url) get the FHIR type the snapshot names
   // for them; Resource.id is `id`.

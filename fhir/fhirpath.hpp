@@ -155,6 +155,11 @@ class Engine {
   // As above over a resource as a JSON object.
   Result<Collection> Evaluate(const Expression& expression, const JsonValue& resource,
                               const EvalOptions& options = {}) const;
+  // Evaluates with `context` (an item of an earlier result, still alive) as
+  // $this, inside `resource` (%resource): composite search components,
+  // relative to the node their composite selected.
+  Result<Collection> EvaluateOn(const Expression& expression, const Item& context, const JsonValue& resource,
+                                const EvalOptions& options = {}) const;
   // Evaluates without a context (expressions over literals only).
   Result<Collection> Evaluate(const Expression& expression, const EvalOptions& options = {}) const;
 

@@ -135,15 +135,43 @@ bool IsPrimitiveText(std::string_view t) {
 
 namespace {
 
+struct Component {
+  SearchParamDef def;  // the component's parameter, with code "composite$k"
+  fhirpath::Expression expression;
+};
+
 struct Compiled {
   const SearchParamDef* def;
   fhirpath::Expression expression;
+  std::vector<Component> components;  // composite parameters
 };
 
 bool SqlHandles(SearchParamType t) {
   return t == SearchParamType::kString || t == SearchParamType::kToken || t == SearchParamType::kDate ||
          t == SearchParamType::kReference || t == SearchParamType::kUri || t == SearchParamType::kNumber ||
          t == SearchParamType::kQuantity;
+}
+
+struct RowCounts {
+  std::size_t s, t, d, n, q, r, u;
+  explicit RowCounts(const IndexRows& x)
+      : s(x.strings.size()), t(x.tokens.size()), d(x.dates.size()), n(x.numbers.size()), q(x.quantities.size()),
+        r(x.references.size()), u(x.uris.size()) {}
+};
+
+template <class V>
+void Mark(V& rows, std::size_t from, int group) {
+  for (std::size_t i = from; i < rows.size(); ++i) rows[i].group = group;
+}
+
+void MarkGroup(IndexRows& x, const RowCounts& from, int group) {
+  Mark(x.strings, from.s, group);
+  Mark(x.tokens, from.t, group);
+  Mark(x.dates, from.d, group);
+  Mark(x.numbers, from.n, group);
+  Mark(x.quantities, from.q, group);
+  Mark(x.references, from.r, group);
+  Mark(x.uris, from.u, group);
 }
 
 }  // namespace
@@ -165,11 +193,29 @@ SearchIndexer::SearchIndexer(std::shared_ptr<const Definitions> definitions,
   for (const auto& type : impl_->definitions->resource_types()) {
     auto& list = impl_->by_type[type];
     for (const SearchParamDef* def : impl_->registry->ForType(type)) {
-      if (!SqlHandles(def->type) || def->code == "_id" || def->code == "_lastUpdated") continue;
+      if (def->code == "_id" || def->code == "_lastUpdated") continue;
+      if (!SqlHandles(def->type) && def->type != SearchParamType::kComposite) continue;
       std::string text = impl_->registry->ExpressionFor(*def, type);
       if (text.empty()) continue;
       auto parsed = fhirpath::Expression::Parse(text);
-      if (parsed) list.push_back({def, std::move(*parsed)});
+      if (!parsed) continue;
+      Compiled compiled{def, std::move(*parsed), {}};
+      if (def->type == SearchParamType::kComposite) {
+        bool ok = !def->components.empty();
+        for (std::size_t k = 0; ok && k < def->components.size(); ++k) {
+          const SearchParamDef* cdef = impl_->registry->FindByUrl(def->components[k].definition);
+          auto cexpr = fhirpath::Expression::Parse(def->components[k].expression);
+          if (cdef == nullptr || !SqlHandles(cdef->type) || !cexpr) {
+            ok = false;
+            break;
+          }
+          SearchParamDef synthetic = *cdef;
+          synthetic.code = def->code + "$" + std::to_string(k);
+          compiled.components.push_back({std::move(synthetic), std::move(*cexpr)});
+        }
+        if (!ok) continue;
+      }
+      list.push_back(std::move(compiled));
     }
   }
 }
@@ -192,6 +238,7 @@ IndexRows SearchIndexer::Extract(const Resource& resource) const {
   IndexRows out;
   auto it = impl_->by_type.find(resource.type());
   if (it == impl_->by_type.end()) return out;
+  int group = 0;
   for (const auto& c : it->second) {
     auto result = impl_->engine.Evaluate(c.expression, resource);
     if (!result) {
@@ -200,7 +247,23 @@ IndexRows SearchIndexer::Extract(const Resource& resource) const {
     }
     for (const auto& item : *result) {
       if (item.IsReferenceTarget() || item.node == nullptr) continue;
-      AddIndexValues(*c.def, item.TypeName(), *item.node, out);
+      if (c.components.empty()) {
+        AddIndexValues(*c.def, item.TypeName(), *item.node, out);
+        continue;
+      }
+      // a composite: each component evaluated on the node the composite selected
+      RowCounts before(out);
+      ++group;
+      for (const auto& comp : c.components) {
+        auto values = impl_->engine.EvaluateOn(comp.expression, item, resource.tree().doc);
+        if (!values) {
+          impl_->failures.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        for (const auto& v : *values)
+          if (!v.IsReferenceTarget() && v.node != nullptr) AddIndexValues(comp.def, v.TypeName(), *v.node, out);
+      }
+      MarkGroup(out, before, group);
     }
   }
   return out;
@@ -369,8 +432,14 @@ void AddIndexValues(const SearchParamDef& def, std::string_view t, const JsonVal
         if (!any) AddToken(p, {}, {}, text, out);
       } else if (t == "Identifier") {
         std::string type_text;
-        if (const auto* ty = Member(node, "type")) type_text = Text(Member(*ty, "text"));
-        AddToken(p, Text(Member(node, "system")), Text(Member(node, "value")), type_text, out);
+        const std::string value = Text(Member(node, "value"));
+        if (const auto* ty = Member(node, "type")) {
+          type_text = Text(Member(*ty, "text"));
+          if (const auto* a = Member(*ty, "coding"); a && a->IsArray() && !value.empty())
+            for (const auto& c : a->GetArray())
+              AddToken(p + ":of-type", Text(Member(c, "system")), Text(Member(c, "code")), value, out);
+        }
+        AddToken(p, Text(Member(node, "system")), value, type_text, out);
       } else if (t == "ContactPoint") {
         AddToken(p, Text(Member(node, "system")), Text(Member(node, "value")), Text(Member(node, "use")), out);
       } else if (IsPrimitiveText(t)) {
@@ -407,6 +476,8 @@ void AddIndexValues(const SearchParamDef& def, std::string_view t, const JsonVal
     case SearchParamType::kReference:
       if (t == "Reference") {
         AddReference(p, Text(Member(node, "reference")), out);
+        if (const auto* ident = Member(node, "identifier"); ident && ident->IsObject())
+          AddToken(p + ":identifier", Text(Member(*ident, "system")), Text(Member(*ident, "value")), {}, out);
       } else if (t == "canonical" || t == "uri" || t == "url") {
         std::string v = Text(&node);
         if (auto bar = v.find('|'); bar != std::string::npos) v.resize(bar);

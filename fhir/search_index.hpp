@@ -3,6 +3,14 @@
 // reference, uri), converted from the FHIR-typed nodes that the parameter's
 // FHIRPath expression selects. Storage writes these rows in the same
 // transaction as the resource.
+//
+// Besides rows under a parameter's own code:
+// - "code:identifier" token rows hold Reference.identifier (system, value),
+//   for the :identifier modifier;
+// - "code:of-type" token rows hold an Identifier's type coding (system,
+//   code) with the identifier value as text, for :of-type;
+// - a composite parameter's components are rows under "code$0", "code$1",
+//   ... of their own types, the rows of one tuple sharing a group number.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +29,7 @@ struct StringIndexRow {
   std::string param;
   std::string normalized;  // case- and accent-folded, whitespace collapsed
   std::string exact;
+  int group = 0;  // composite parameters: rows of one component tuple share it
 };
 
 struct TokenIndexRow {
@@ -28,12 +37,14 @@ struct TokenIndexRow {
   std::string system;  // empty when none
   std::string code;    // empty when only text is known
   std::string text;    // display / CodeableConcept.text / Identifier.type.text, for :text
+  int group = 0;  // composite parameters: rows of one component tuple share it
 };
 
 struct DateIndexRow {
   std::string param;
   int64_t low_ms = 0;   // inclusive
   int64_t high_ms = 0;  // exclusive
+  int group = 0;  // composite parameters: rows of one component tuple share it
 };
 
 struct NumberIndexRow {
@@ -41,6 +52,7 @@ struct NumberIndexRow {
   std::string value;  // decimal text as written
   std::string low;    // value range implied by its precision: 1.5 -> [1.45, 1.55)
   std::string high;
+  int group = 0;  // composite parameters: rows of one component tuple share it
 };
 
 struct QuantityIndexRow {
@@ -49,6 +61,7 @@ struct QuantityIndexRow {
   std::string system;
   std::string code;
   std::string unit;
+  int group = 0;  // composite parameters: rows of one component tuple share it
 };
 
 struct ReferenceIndexRow {
@@ -57,11 +70,13 @@ struct ReferenceIndexRow {
   std::string target_id;
   std::string version;      // _history/[vid], when given
   std::string url;          // absolute or canonical URL (canonical version after '|' dropped)
+  int group = 0;  // composite parameters: rows of one component tuple share it
 };
 
 struct UriIndexRow {
   std::string param;
   std::string value;
+  int group = 0;  // composite parameters: rows of one component tuple share it
 };
 
 struct IndexRows {

@@ -105,12 +105,90 @@ std::vector<std::string> SplitTopLevelUnion(std::string_view e) {
 }
 
 struct SearchParameterRegistry::Impl {
-  std::vector<std::unique_ptr<SearchParamDef>> all;
+  // the package's parameters, shared by every registry derived with WithCustom
+  std::shared_ptr<const std::vector<std::unique_ptr<SearchParamDef>>> base;
+  std::vector<std::unique_ptr<SearchParamDef>> custom;
+  std::vector<std::string> resource_types;
   // resource type -> code -> parameter (Resource/DomainResource ones copied in)
   std::unordered_map<std::string, std::map<std::string, const SearchParamDef*, std::less<>>> by_type;
   std::unordered_map<std::string, const SearchParamDef*> by_url;
   std::unordered_map<std::string, bool> is_resource_type;
+  // compartment -> resource type -> parameters
+  std::shared_ptr<const std::map<std::string, std::map<std::string, std::vector<std::string>, std::less<>>, std::less<>>>
+      compartments;
+
+  void Add(const SearchParamDef* p, bool replace) {
+    if (!p->url.empty()) by_url[p->url] = p;
+    for (const auto& b : p->base) {
+      if (b == "Resource" || b == "DomainResource") {
+        for (const auto& t : resource_types)
+          if (b == "Resource" || (t != "Bundle" && t != "Binary" && t != "Parameters")) {
+            if (replace) by_type[t][p->code] = p;
+            else by_type[t].emplace(p->code, p);  // a type's own parameter wins
+          }
+      } else {
+        by_type[b][p->code] = p;
+      }
+    }
+  }
 };
+
+namespace {
+
+bool ReadDefinition(const rapidjson::Value& d, SearchParamDef& def, std::string& error) {
+  if (!d.IsObject() || Str(d, "resourceType") != "SearchParameter") {
+    error = "not a SearchParameter";
+    return false;
+  }
+  def.url = Str(d, "url");
+  def.code = Str(d, "code");
+  if (def.code.empty()) {
+    error = "SearchParameter.code is missing";
+    return false;
+  }
+  if (!ParseSearchParamType(Str(d, "type"), def.type)) {
+    error = "SearchParameter.type is missing or unknown";
+    return false;
+  }
+  def.base = Strings(d, "base");
+  def.expression = Str(d, "expression");
+  def.targets = Strings(d, "target");
+  def.modifiers = Strings(d, "modifier");
+  def.comparators = Strings(d, "comparator");
+  def.chains = Strings(d, "chain");
+  auto comp = d.FindMember("component");
+  if (comp != d.MemberEnd() && comp->value.IsArray())
+    for (const auto& c : comp->value.GetArray())
+      if (c.IsObject()) def.components.push_back({Str(c, "definition"), Str(c, "expression")});
+  if (def.base.empty()) {
+    error = "SearchParameter.base is missing";
+    return false;
+  }
+  if (def.expression.empty() && def.type != SearchParamType::kSpecial) {
+    error = "SearchParameter.expression is missing";
+    return false;
+  }
+  return true;
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+bool ParseSearchParameterResource(std::string_view json, SearchParamDef& out, std::string& error) {
+  rapidjson::Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError()) {
+    error = "not valid JSON";
+    return false;
+  }
+  return ReadDefinition(d, out, error);
+}
 
 SearchParameterRegistry::SearchParameterRegistry() : impl_(std::make_unique<Impl>()) {}
 SearchParameterRegistry::~SearchParameterRegistry() = default;
@@ -120,51 +198,98 @@ std::shared_ptr<const SearchParameterRegistry> SearchParameterRegistry::Load(
   namespace fs = std::filesystem;
   std::shared_ptr<SearchParameterRegistry> reg(new SearchParameterRegistry());
   auto& impl = *reg->impl_;
+  impl.resource_types = resource_types;
   for (const auto& t : resource_types) impl.is_resource_type[t] = true;
-  std::vector<fs::path> files;
+  std::vector<fs::path> files, compartment_files;
   if (fs::is_directory(package_dir))
     for (const auto& e : fs::directory_iterator(package_dir)) {
       auto name = e.path().filename().string();
-      if (name.rfind("SearchParameter-", 0) == 0 && e.path().extension() == ".json") files.push_back(e.path());
+      if (e.path().extension() != ".json") continue;
+      if (name.rfind("SearchParameter-", 0) == 0) files.push_back(e.path());
+      if (name.rfind("CompartmentDefinition-", 0) == 0) compartment_files.push_back(e.path());
     }
   std::sort(files.begin(), files.end());
+  auto base = std::make_shared<std::vector<std::unique_ptr<SearchParamDef>>>();
   for (const auto& path : files) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str();
+    std::string text = ReadFile(path);
     rapidjson::Document d;
     d.Parse(text.data(), text.size());
-    if (d.HasParseError() || !d.IsObject() || Str(d, "resourceType") != "SearchParameter") continue;
+    if (d.HasParseError()) continue;
     auto def = std::make_unique<SearchParamDef>();
-    def->url = Str(d, "url");
-    def->code = Str(d, "code");
-    if (!ParseSearchParamType(Str(d, "type"), def->type) || def->code.empty()) continue;
-    def->base = Strings(d, "base");
-    def->expression = Str(d, "expression");
-    def->targets = Strings(d, "target");
-    def->modifiers = Strings(d, "modifier");
-    def->comparators = Strings(d, "comparator");
-    def->chains = Strings(d, "chain");
-    auto comp = d.FindMember("component");
-    if (comp != d.MemberEnd() && comp->value.IsArray())
-      for (const auto& c : comp->value.GetArray())
-        def->components.push_back({Str(c, "definition"), Str(c, "expression")});
-    const SearchParamDef* p = def.get();
-    if (!def->url.empty()) impl.by_url[def->url] = p;
-    for (const auto& b : def->base) {
-      if (b == "Resource" || b == "DomainResource") {
-        for (const auto& t : resource_types)
-          if (b == "Resource" || (t != "Bundle" && t != "Binary" && t != "Parameters"))
-            impl.by_type[t].emplace(def->code, p);  // a type's own parameter wins
-      } else {
-        impl.by_type[b][def->code] = p;
-      }
-    }
-    impl.all.push_back(std::move(def));
+    std::string error;
+    // parameters of the package without an expression or base are kept
+    // (known by URL, never indexed)
+    if (!ReadDefinition(d, *def, error) && error != "SearchParameter.expression is missing" &&
+        error != "SearchParameter.base is missing")
+      continue;
+    impl.Add(def.get(), false);
+    base->push_back(std::move(def));
   }
-  if (impl.all.empty()) throw std::runtime_error("no SearchParameter definitions found in " + package_dir);
+  if (base->empty()) throw std::runtime_error("no SearchParameter definitions found in " + package_dir);
+  impl.base = std::move(base);
+  auto compartments = std::make_shared<
+      std::map<std::string, std::map<std::string, std::vector<std::string>, std::less<>>, std::less<>>>();
+  for (const auto& path : compartment_files) {
+    std::string text = ReadFile(path);
+    rapidjson::Document d;
+    d.Parse(text.data(), text.size());
+    if (d.HasParseError() || !d.IsObject() || Str(d, "resourceType") != "CompartmentDefinition") continue;
+    if (Str(d, "url").rfind("http://hl7.org/fhir/CompartmentDefinition/", 0) != 0) continue;
+    std::string code = Str(d, "code");
+    auto res = d.FindMember("resource");
+    if (code.empty() || res == d.MemberEnd() || !res->value.IsArray()) continue;
+    auto& by_type = (*compartments)[code];
+    for (const auto& r : res->value.GetArray()) {
+      if (!r.IsObject()) continue;
+      auto params = Strings(r, "param");
+      if (!params.empty()) by_type[Str(r, "code")] = std::move(params);
+    }
+  }
+  impl.compartments = std::move(compartments);
   return reg;
+}
+
+std::shared_ptr<const SearchParameterRegistry> SearchParameterRegistry::WithCustom(
+    std::vector<SearchParamDef> custom) const {
+  std::shared_ptr<SearchParameterRegistry> reg(new SearchParameterRegistry());
+  auto& impl = *reg->impl_;
+  impl.base = impl_->base;
+  impl.resource_types = impl_->resource_types;
+  impl.is_resource_type = impl_->is_resource_type;
+  impl.compartments = impl_->compartments;
+  for (const auto& p : *impl.base) impl.Add(p.get(), false);
+  for (auto& c : custom) {
+    impl.custom.push_back(std::make_unique<SearchParamDef>(std::move(c)));
+    impl.Add(impl.custom.back().get(), true);
+  }
+  return reg;
+}
+
+std::vector<const SearchParamDef*> SearchParameterRegistry::Custom() const {
+  std::vector<const SearchParamDef*> out;
+  for (const auto& c : impl_->custom) out.push_back(c.get());
+  return out;
+}
+
+const std::vector<std::string>& SearchParameterRegistry::CompartmentParams(std::string_view compartment,
+                                                                          std::string_view resource_type) const {
+  static const std::vector<std::string> kNone;
+  auto c = impl_->compartments->find(compartment);
+  if (c == impl_->compartments->end()) return kNone;
+  auto t = c->second.find(resource_type);
+  return t == c->second.end() ? kNone : t->second;
+}
+
+std::vector<std::string> SearchParameterRegistry::CompartmentTypes(std::string_view compartment) const {
+  std::vector<std::string> out;
+  auto c = impl_->compartments->find(compartment);
+  if (c == impl_->compartments->end()) return out;
+  for (const auto& [type, params] : c->second) out.push_back(type);
+  return out;
+}
+
+bool SearchParameterRegistry::IsCompartment(std::string_view compartment) const {
+  return impl_->compartments->count(compartment) != 0;
 }
 
 const SearchParamDef* SearchParameterRegistry::Find(std::string_view resource_type, std::string_view code) const {
@@ -203,6 +328,6 @@ std::string SearchParameterRegistry::ExpressionFor(const SearchParamDef& def, st
   return out;
 }
 
-std::size_t SearchParameterRegistry::size() const { return impl_->all.size(); }
+std::size_t SearchParameterRegistry::size() const { return impl_->base->size() + impl_->custom.size(); }
 
 }  // namespace eds::fhir

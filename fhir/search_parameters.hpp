@@ -3,6 +3,8 @@
 // expression narrowed to the branch that applies to a given resource type.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,7 +34,15 @@ struct SearchParamDef {
   std::vector<std::string> comparators;
   std::vector<std::string> chains;
   std::vector<SearchParamComponent> components;
+  // Index generation at which a custom parameter (a SearchParameter resource
+  // stored on this server) took effect; 0 for the package's own.
+  int64_t generation = 0;
 };
+
+// Reads a SearchParameter resource (JSON text) into a definition; false
+// (with `error` set) when it lacks what a search needs: code, a known type,
+// base types, and an expression unless special.
+bool ParseSearchParameterResource(std::string_view json, SearchParamDef& out, std::string& error);
 
 class SearchParameterRegistry {
  public:
@@ -60,6 +70,22 @@ class SearchParameterRegistry {
   std::string ExpressionFor(const SearchParamDef& def, std::string_view resource_type) const;
 
   std::size_t size() const;
+
+  // A registry with the package's parameters plus `custom` ones (a custom
+  // parameter with the code of a package one on the same type replaces it).
+  std::shared_ptr<const SearchParameterRegistry> WithCustom(std::vector<SearchParamDef> custom) const;
+  // The custom parameters this registry holds.
+  std::vector<const SearchParamDef*> Custom() const;
+
+  // Compartment definitions of the package (CompartmentDefinition-*.json):
+  // for compartment `compartment` ("Patient"), the parameters of
+  // `resource_type` that link a resource into it. Empty when the type is not
+  // in that compartment; {"{def}"} entries are kept as they are.
+  const std::vector<std::string>& CompartmentParams(std::string_view compartment,
+                                                    std::string_view resource_type) const;
+  // The resource types with at least one parameter in `compartment`.
+  std::vector<std::string> CompartmentTypes(std::string_view compartment) const;
+  bool IsCompartment(std::string_view compartment) const;
 
  private:
   SearchParameterRegistry();

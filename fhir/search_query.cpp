@@ -48,15 +48,15 @@ bool TakesPrefix(SearchParamType t) {
 }
 
 // Modifiers each parameter type supports here. Terminology-based ones
-// (in, not-in, above/below on tokens) need a terminology service, and
-// :of-type and :identifier need index values not kept yet: refused.
+// (in, not-in, above/below on tokens) need a terminology service: refused.
 bool ModifierAllowed(SearchParamType t, const std::string& m, const std::vector<std::string>& targets) {
   if (m.empty() || m == "missing") return true;
   switch (t) {
     case SearchParamType::kString: return m == "exact" || m == "contains";
-    case SearchParamType::kToken: return m == "text" || m == "not";
+    case SearchParamType::kToken: return m == "text" || m == "not" || m == "of-type";
     case SearchParamType::kReference:
-      return std::find(targets.begin(), targets.end(), m) != targets.end() || (targets.empty() && IsTypeNameSyntax(m));
+      return m == "identifier" || std::find(targets.begin(), targets.end(), m) != targets.end() ||
+             (targets.empty() && IsTypeNameSyntax(m));
     case SearchParamType::kUri: return m == "above" || m == "below";
     default: return false;
   }
@@ -92,7 +92,7 @@ class Parser {
       return std::nullopt;
     }
     if (name == "_total") return Total(value);
-    if (name == "_type" && q_.resource_type.empty()) return Types(value);
+    if (name == "_type" && q_.resource_type.empty()) return std::nullopt;  // read first, by ParseSearch
     return Criterion(name, value);
   }
 
@@ -140,14 +140,39 @@ class Parser {
     return std::nullopt;
   }
 
+
+ public:
   std::optional<Error> Types(const std::string& v) {
     for (const auto& t : SplitEscaped(v, ',')) {
       std::string type = Unescape(t);
       if (reg_.ForType(type).empty()) return Invalid("_type", "unknown resource type '" + type + "'");
-      q_.types.push_back(type);
+      if (std::find(q_.types.begin(), q_.types.end(), type) == q_.types.end()) q_.types.push_back(type);
     }
     q_.used.emplace_back("_type", v);
     return std::nullopt;
+  }
+
+ private:
+  // A parameter of a search over several types: the one every type in
+  // _type has, with the same type (or, without _type, one of Resource).
+  const SearchParamDef* CommonParam(const std::string& code, std::string& why) const {
+    if (q_.types.empty()) {
+      const SearchParamDef* p = reg_.Find("Basic", code);
+      if (p != nullptr && std::find(p->base.begin(), p->base.end(), "Resource") == p->base.end() &&
+          std::find(p->base.begin(), p->base.end(), "DomainResource") == p->base.end())
+        p = nullptr;
+      if (p == nullptr) why = "searching all types supports only parameters common to all of them; name the types with _type";
+      return p;
+    }
+    const SearchParamDef* first = reg_.Find(q_.types.front(), code);
+    for (const auto& t : q_.types) {
+      const SearchParamDef* p = reg_.Find(t, code);
+      if (p == nullptr || first == nullptr || p->type != first->type) {
+        why = fmt::format("'{}' is not a parameter of the same type on every type in _type", code);
+        return nullptr;
+      }
+    }
+    return first;
   }
 
   std::optional<Error> Sort(const std::string& v) {
@@ -269,8 +294,17 @@ class Parser {
         modifier = code.substr(colon + 1);
         code.resize(colon);
       }
-      if (type.empty()) return Ignore(name, "searching all types supports only parameters common to all of them");
-      const SearchParamDef* p = reg_.Find(type, code);
+      const SearchParamDef* p = nullptr;
+      if (type.empty()) {
+        std::string why;
+        if (i + 1 < links.size() || !c.reverse.empty())
+          return Ignore(name, "chains are not supported when searching several types");
+        p = CommonParam(code, why);
+        if (p == nullptr) return Ignore(name, why);
+        type = q_.types.empty() ? "Basic" : q_.types.front();
+      } else {
+        p = reg_.Find(type, code);
+      }
       if (p == nullptr) return Ignore(name, fmt::format("{} has no search parameter '{}'", type, code));
       if (i + 1 < links.size()) {
         if (opt_.supported && !opt_.supported(type, *p))
@@ -290,10 +324,18 @@ class Parser {
                                          SearchParamTypeCode(p->type)));
       c.param = p;
       c.modifier = modifier;
-      c.resource_type = type;
+      c.resource_type = q_.resource_type.empty() && c.chain.empty() && c.reverse.empty() ? "" : type;
     }
     if (c.param->type == SearchParamType::kSpecial)
       return Ignore(name, "special search parameters are not supported");
+    if (c.param->type == SearchParamType::kComposite) {
+      for (const auto& comp : c.param->components) {
+        const SearchParamDef* d = reg_.FindByUrl(comp.definition);
+        if (d == nullptr || d->type == SearchParamType::kComposite || d->type == SearchParamType::kSpecial)
+          return Ignore(name, fmt::format("a component of '{}' is not a parameter this server knows", c.param->code));
+        c.components.push_back(d);
+      }
+    }
     if (auto e = Values(c, value)) return e;
     q_.criteria.push_back(std::move(c));
     q_.used.emplace_back(name, value);
@@ -304,53 +346,77 @@ class Parser {
     if (value.empty()) return Invalid(c.name, "empty value");
     if (c.modifier == "missing") {
       if (value != "true" && value != "false") return Invalid(c.name, ":missing takes true or false");
-      c.values.push_back({Prefix::kEq, value, {value}, false});
+      c.values.push_back({Prefix::kEq, value, {value}, false, {}});
       return std::nullopt;
     }
-    const SearchParamType t = c.param->type;
     for (const auto& raw : SplitEscaped(value, ',')) {
       SearchValue v;
-      std::string_view body = raw;
-      if (TakesPrefix(t) && body.size() > 2) {
-        for (const auto& p : kPrefixes)
-          if (body.substr(0, 2) == p.code) {
-            v.prefix = p.prefix;
-            body.remove_prefix(2);
-            break;
-          }
-      }
-      char sep = t == SearchParamType::kComposite ? '$' : (t == SearchParamType::kToken || t == SearchParamType::kQuantity) ? '|' : 0;
-      if (sep != 0) {
-        auto parts = SplitEscaped(body, sep);
-        v.has_separator = parts.size() > 1;
-        for (const auto& part : parts) v.parts.push_back(Unescape(part));
-      } else {
-        v.parts.push_back(Unescape(body));
-      }
-      v.text = Unescape(body);
-      switch (t) {
-        case SearchParamType::kDate:
-          if (!ParseDateTimeRange(v.text))
-            return Invalid(c.name, "'" + v.text + "' is not a date, dateTime or instant");
-          break;
-        case SearchParamType::kNumber:
-          if (!IsDecimal(v.text)) return Invalid(c.name, "'" + v.text + "' is not a number");
-          break;
-        case SearchParamType::kQuantity:
-          if (v.parts.size() > 3 || !IsDecimal(v.parts[0]))
-            return Invalid(c.name, "expected [prefix]number[|system|code], got '" + std::string(raw) + "'");
-          break;
-        case SearchParamType::kToken:
-          if (v.parts.size() > 2) return Invalid(c.name, "expected [system|]code, got '" + std::string(raw) + "'");
-          break;
-        case SearchParamType::kComposite:
-          if (v.parts.size() != c.param->components.size())
-            return Invalid(c.name, fmt::format("expected {} values separated by '$'", c.param->components.size()));
-          break;
-        default:
-          break;
+      if (c.param->type == SearchParamType::kComposite) {
+        auto parts = SplitEscaped(raw, '$');
+        if (parts.size() != c.components.size())
+          return Invalid(c.name, fmt::format("expected {} values separated by '$', got '{}'", c.components.size(), raw));
+        for (std::size_t k = 0; k < parts.size(); ++k) {
+          SearchValue part;
+          if (auto e = ParseValue(c.name, c.components[k]->type, "", parts[k], part)) return e;
+          v.components.push_back(std::move(part));
+        }
+        v.text = Unescape(raw);
+        v.parts.push_back(v.text);
+      } else if (auto e = ParseValue(c.name, c.param->type, c.modifier, raw, v)) {
+        return e;
       }
       c.values.push_back(std::move(v));
+    }
+    return std::nullopt;
+  }
+
+  static std::optional<Error> ParseValue(const std::string& name, SearchParamType t, const std::string& modifier,
+                                         std::string_view raw, SearchValue& v) {
+    std::string_view body = raw;
+    if (TakesPrefix(t) && body.size() > 2) {
+      for (const auto& p : kPrefixes)
+        if (body.substr(0, 2) == p.code) {
+          v.prefix = p.prefix;
+          body.remove_prefix(2);
+          break;
+        }
+    }
+    const bool token_like = t == SearchParamType::kToken || t == SearchParamType::kQuantity ||
+                            (t == SearchParamType::kReference && modifier == "identifier");
+    if (token_like) {
+      auto parts = SplitEscaped(body, '|');
+      v.has_separator = parts.size() > 1;
+      for (const auto& part : parts) v.parts.push_back(Unescape(part));
+    } else {
+      v.parts.push_back(Unescape(body));
+    }
+    v.text = Unescape(body);
+    if (v.text.empty()) return Invalid(name, "empty value");
+    switch (t) {
+      case SearchParamType::kDate:
+        if (!ParseDateTimeRange(v.text)) return Invalid(name, "'" + v.text + "' is not a date, dateTime or instant");
+        break;
+      case SearchParamType::kNumber:
+        if (!IsDecimal(v.text)) return Invalid(name, "'" + v.text + "' is not a number");
+        break;
+      case SearchParamType::kQuantity:
+        if (v.parts.size() > 3 || !IsDecimal(v.parts[0]))
+          return Invalid(name, "expected [prefix]number[|system|code], got '" + std::string(raw) + "'");
+        break;
+      case SearchParamType::kToken:
+        if (modifier == "of-type") {
+          if (v.parts.size() != 3 || v.parts[1].empty() || v.parts[2].empty())
+            return Invalid(name, ":of-type expects system|code|value, got '" + std::string(raw) + "'");
+        } else if (v.parts.size() > 2) {
+          return Invalid(name, "expected [system|]code, got '" + std::string(raw) + "'");
+        }
+        break;
+      case SearchParamType::kReference:
+        if (modifier == "identifier" && v.parts.size() > 2)
+          return Invalid(name, "expected [system|]value, got '" + std::string(raw) + "'");
+        break;
+      default:
+        break;
     }
     return std::nullopt;
   }
@@ -404,6 +470,10 @@ Result<SearchQuery> ParseSearch(const std::string& resource_type,
   SearchQuery q;
   q.resource_type = resource_type;
   Parser parser(registry, options, q);
+  if (resource_type.empty())
+    for (const auto& [name, value] : params)
+      if (name == "_type")
+        if (auto e = parser.Types(value)) return std::move(*e);
   for (const auto& [name, value] : params)
     if (auto e = parser.Param(name, value)) return std::move(*e);
   if (!q.count) q.count = options.default_count;

@@ -31,6 +31,9 @@ struct SearchValue {
   std::string text;                // without prefix, unescaped
   std::vector<std::string> parts;  // see above; one element when no separator
   bool has_separator = false;      // token: a '|' was present
+  // composite: one value per component, each parsed as its component's type
+  // (with its own prefix: "http://loinc.org|8480-6$lt60")
+  std::vector<SearchValue> components;
 };
 
 // A step of a chain: `param` (a reference parameter) of `resource_type`,
@@ -56,6 +59,7 @@ struct SearchCriterion {
   const SearchParamDef* param = nullptr;
   std::string modifier;               // missing exact contains text not above below identifier of-type, or a type
   std::vector<SearchValue> values;    // OR
+  std::vector<const SearchParamDef*> components;  // composite: the component parameters, in order
 };
 
 struct SortKey {
@@ -73,6 +77,15 @@ struct IncludeSpec {
 };
 
 enum class TotalMode { kNone, kEstimate, kAccurate };
+
+// Compartment search (GET [base]/Patient/[id]/[type]): matches must link to
+// the compartment's resource through one of the parameters the
+// CompartmentDefinition names for their type.
+struct CompartmentFilter {
+  std::string type;  // "Patient"
+  std::string id;
+  std::vector<std::pair<std::string, std::vector<std::string>>> params_by_type;
+};
 enum class SummaryMode { kFalse, kTrue, kCount, kData, kText };
 
 struct SearchQuery {
@@ -88,6 +101,7 @@ struct SearchQuery {
   TotalMode total = TotalMode::kNone;
   SummaryMode summary = SummaryMode::kFalse;
   std::vector<std::string> elements;
+  std::optional<CompartmentFilter> compartment;
   // Parameters the server ignored (unknown or unsupported), one issue each;
   // reported in the result Bundle's OperationOutcome.
   Outcome ignored;
@@ -105,7 +119,8 @@ struct SearchOptions {
 };
 
 // Parses `params` (decoded name/value pairs in request order) for a search
-// on `resource_type` (empty: all types, with _type). kInvalid errors name
+// on `resource_type` (empty: all types, or those _type lists; criteria are
+// then limited to parameters every one of those types has alike). kInvalid errors name
 // the offending parameter: malformed values, modifiers the parameter's type
 // does not allow, and (strict) unknown parameters.
 Result<SearchQuery> ParseSearch(const std::string& resource_type,

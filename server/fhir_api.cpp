@@ -23,6 +23,7 @@
 #include "fhir/search_index.hpp"
 #include "fhir/search_parameters.hpp"
 #include "fhir/search_query.hpp"
+#include "fhir/subset.hpp"
 #include "fhir/transaction.hpp"
 #include "server/log.hpp"
 #include "storage/resource_store.hpp"
@@ -79,6 +80,7 @@ enum class PreferReturn { kRepresentation, kMinimal, kOutcome };
 enum class Interaction {
   kCapabilities, kHistorySystem, kHistoryType, kCreate, kRead, kUpdate, kDelete,
   kHistoryInstance, kVread, kTransaction, kPatch, kSearchType, kConditionalUpdate, kConditionalDelete,
+  kSearchSystem, kSearchCompartment,
 };
 
 struct Route {
@@ -93,6 +95,8 @@ const std::vector<Route>& Routes() {
   static const std::vector<Route> kRoutes = {
       {"GET", {"metadata"}, Interaction::kCapabilities, "capabilities", false},
       {"POST", {}, Interaction::kTransaction, "transaction", false},
+      {"GET", {}, Interaction::kSearchSystem, "search-system", false},
+      {"POST", {"_search"}, Interaction::kSearchSystem, "search-system", false},
       {"GET", {"_history"}, Interaction::kHistorySystem, "history-system", false},
       {"GET", {"{type}", "_history"}, Interaction::kHistoryType, "history-type", true},
       {"GET", {"{type}"}, Interaction::kSearchType, "search-type", true},
@@ -106,6 +110,7 @@ const std::vector<Route>& Routes() {
       {"PATCH", {"{type}", "{id}"}, Interaction::kPatch, "patch", true},
       {"GET", {"{type}", "{id}", "_history"}, Interaction::kHistoryInstance, "history-instance", true},
       {"GET", {"{type}", "{id}", "_history", "{vid}"}, Interaction::kVread, "vread", true},
+      {"GET", {"{type}", "{id}", "{ctype}"}, Interaction::kSearchCompartment, "search-type", true},
   };
   return kRoutes;
 }
@@ -113,10 +118,12 @@ const std::vector<Route>& Routes() {
 struct RouteMatch {
   const Route* route = nullptr;
   std::string type, id, vid;
+  std::string compartment_target;  // compartment search: the type searched, or "*"
 };
 
 bool SegmentMatches(std::string_view pattern, std::string_view seg) {
   if (pattern == "{type}") return fhir::IsTypeNameSyntax(seg);
+  if (pattern == "{ctype}") return seg == "*" || fhir::IsTypeNameSyntax(seg);
   if (pattern == "{id}" || pattern == "{vid}")
     return !seg.empty() && seg[0] != '_' && seg[0] != '$';
   return pattern == seg;
@@ -805,7 +812,9 @@ struct FhirApi::Impl {
     return Json(200, std::move(out), p.format);
   }
 
-  // GET [type]?... and POST [type]/_search (form body): a searchset Bundle.
+  // GET [type]?... and POST [type]/_search (form body), GET [base]?... and
+  // POST [base]/_search across types (_type), GET [base]/Patient/[id]/[type]
+  // within a compartment: a searchset Bundle.
   HttpResponse Search(const HttpRequest& req, const Parsed& p) const {
     if (!indexer) return ErrorResponse(MakeError(ErrorKind::kNotSupported, "search is not available"), p.format);
     auto params = p.params;
@@ -821,6 +830,32 @@ struct FhirApi::Impl {
       for (auto param : form->params(boost::urls::encoding_opts(true)))
         params.emplace_back(std::string(param.key), std::string(param.value));
     }
+    const auto interaction = p.match.route->interaction;
+    const auto& registry = indexer->registry();
+    std::string search_type = interaction == Interaction::kSearchSystem ? "" : p.match.type;
+    std::string path = interaction == Interaction::kSearchSystem ? "" : "/" + p.match.type;
+    std::vector<std::string> compartment_types;
+    if (interaction == Interaction::kSearchCompartment) {
+      const std::string& target = p.match.compartment_target;
+      if (!registry.IsCompartment(p.match.type))
+        return ErrorResponse(MakeError(ErrorKind::kNotFound, fmt::format("{} is not a compartment", p.match.type)),
+                             p.format);
+      compartment_types = registry.CompartmentTypes(p.match.type);
+      if (std::find(compartment_types.begin(), compartment_types.end(), p.match.type) == compartment_types.end())
+        compartment_types.push_back(p.match.type);  // the compartment's own resource
+      if (target != "*") {
+        if (!defs->IsResourceType(target))
+          return ErrorResponse(MakeError(ErrorKind::kNotFound, fmt::format("unknown resource type '{}'", target)),
+                               p.format);
+        if (std::find(compartment_types.begin(), compartment_types.end(), target) == compartment_types.end())
+          return ErrorResponse(MakeError(ErrorKind::kInvalid, fmt::format("{} resources are not in the {} compartment",
+                                                                          target, p.match.type)),
+                               p.format);
+        compartment_types = {target};
+      }
+      search_type = target == "*" ? "" : target;
+      path = fmt::format("/{}/{}/{}", p.match.type, p.match.id, target);
+    }
     fhir::SearchOptions options;
     options.default_count = config.history_default_count;
     options.max_count = config.history_max_count;
@@ -829,37 +864,60 @@ struct FhirApi::Impl {
     };
     std::string_view prefer = req.Header("prefer");
     options.strict = prefer.find("handling=strict") != std::string_view::npos;
-    auto query = fhir::ParseSearch(p.match.type, params, indexer->registry(), options);
+    auto query = fhir::ParseSearch(search_type, params, registry, options);
     if (!query) return ErrorResponse(query.error(), p.format);
+    if (interaction == Interaction::kSearchCompartment) {
+      fhir::CompartmentFilter filter{p.match.type, p.match.id, {}};
+      for (const auto& t : compartment_types) {
+        if (search_type.empty() && !query->types.empty() &&
+            std::find(query->types.begin(), query->types.end(), t) == query->types.end())
+          continue;
+        filter.params_by_type.emplace_back(t, registry.CompartmentParams(p.match.type, t));
+      }
+      if (search_type.empty()) {
+        query->types.clear();
+        for (const auto& [t, ps] : filter.params_by_type) query->types.push_back(t);
+        if (query->types.empty()) query->types.push_back(p.match.type);
+      }
+      query->compartment = std::move(filter);
+    }
     auto page = store.Search(*query);
     if (!page) return ErrorResponse(page.error(), p.format);
 
-    auto link = [&](const std::optional<std::string>& cursor) {
-      std::string url = p.base_url + "/" + p.match.type + "?";
+    auto link = [&](const std::optional<std::string>& cursor, std::optional<long> offset) {
+      std::string url = p.base_url + path + "?";
       bool first = true;
+      bool has_count = false;
       for (const auto& [k, v] : query->used) {
+        if (k == "_offset" && (offset || cursor)) continue;
+        has_count = has_count || k == "_count";
         url += (first ? "" : "&") + UrlEncode(k) + "=" + UrlEncode(v);
         first = false;
       }
-      if (!query->used.empty() && query->used.front().first != "_count" &&
-          std::none_of(query->used.begin(), query->used.end(), [](const auto& kv) { return kv.first == "_count"; }))
-        url += "&_count=" + std::to_string(*query->count);
-      if (query->used.empty()) url += "_count=" + std::to_string(*query->count);
+      if (!has_count) url += (first ? "" : "&") + std::string("_count=") + std::to_string(*query->count);
+      if (offset) url += "&_offset=" + std::to_string(*offset);
       if (cursor) url += "&_cursor=" + UrlEncode(*cursor);
       return url;
     };
     std::string out = R"({"resourceType":"Bundle","type":"searchset",)";
     if (page->total) out += fmt::format(R"("total":{},)", *page->total);
     out += R"("link":[{"relation":"self","url":)";
-    fhir::AppendJsonString(out, link(query->cursor));
+    fhir::AppendJsonString(out, link(query->cursor, query->cursor ? std::nullopt : query->offset));
     out += "}";
-    if (page->next_cursor) {
-      out += R"(,{"relation":"next","url":)";
-      fhir::AppendJsonString(out, link(page->next_cursor));
+    auto add_link = [&](const char* rel, const std::string& url) {
+      out += R"(,{"relation":")";
+      out += rel;
+      out += R"(","url":)";
+      fhir::AppendJsonString(out, url);
       out += "}";
-    }
+    };
+    if (page->next_cursor) add_link("next", link(page->next_cursor, std::nullopt));
+    if (page->next_offset) add_link("next", link(std::nullopt, page->next_offset));
+    if (page->prev_cursor) add_link("previous", link(page->prev_cursor, std::nullopt));
+    if (page->prev_offset) add_link("previous", link(std::nullopt, page->prev_offset));
     out += R"(],"entry":[)";
     bool first = true;
+    const bool subset = fhir::WantsSubset(query->summary, query->elements);
     auto entries = [&](const std::vector<fhir::VersionRecord>& records, const char* mode) {
       for (const auto& rec : records) {
         if (!first) out += ",";
@@ -867,7 +925,11 @@ struct FhirApi::Impl {
         out += R"({"fullUrl":)";
         fhir::AppendJsonString(out, fmt::format("{}/{}/{}", p.base_url, rec.type, rec.id));
         out += R"(,"resource":)";
-        out += rec.content;
+        // _elements applies to the matches; _summary to every entry
+        if (subset && (query->summary != fhir::SummaryMode::kFalse || std::string_view(mode) == "match"))
+          out += fhir::SubsetResource(rec.content, query->summary, query->elements, *defs);
+        else
+          out += rec.content;
         out += R"(,"search":{"mode":")";
         out += mode;
         out += R"("}})";
@@ -875,10 +937,14 @@ struct FhirApi::Impl {
     };
     entries(page->matches, "match");
     entries(page->included, "include");
-    if (!query->ignored.issues().empty()) {
+    fhir::Outcome notes = query->ignored;
+    for (const auto& w : page->warnings) notes.Add({fhir::Severity::kWarning, "incomplete", w, {}});
+    if (page->total_is_estimate)
+      notes.Add({fhir::Severity::kInformation, "informational", "the total is an estimate (_total=estimate)", {}});
+    if (!notes.issues().empty()) {
       if (!first) out += ",";
       out += R"({"resource":)";
-      out += query->ignored.ToJson();
+      out += notes.ToJson();
       out += R"(,"search":{"mode":"outcome"}})";
     }
     out += "]}";
@@ -938,6 +1004,7 @@ struct FhirApi::Impl {
         if (r.pattern[i] == "{type}") p.match.type = segs[i];
         else if (r.pattern[i] == "{id}") p.match.id = segs[i];
         else if (r.pattern[i] == "{vid}") p.match.vid = segs[i];
+        else if (r.pattern[i] == "{ctype}") p.match.compartment_target = segs[i];
       }
       break;
     }
@@ -1003,7 +1070,9 @@ struct FhirApi::Impl {
       case Interaction::kHistoryInstance: return History(p);
       case Interaction::kTransaction: return Transaction(req, p);
       case Interaction::kPatch: return Patch(req, p);
-      case Interaction::kSearchType: return Search(req, p);
+      case Interaction::kSearchType:
+      case Interaction::kSearchSystem:
+      case Interaction::kSearchCompartment: return Search(req, p);
       case Interaction::kConditionalUpdate: return ConditionalUpdate(req, p);
       case Interaction::kConditionalDelete: return ConditionalDelete(req, p);
     }

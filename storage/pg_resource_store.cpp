@@ -55,6 +55,11 @@ std::string Column(const Rows& rows, Get get) {
   return ArrayLiteral(values);
 }
 
+template <class Rows>
+std::string Groups(const Rows& rows) {
+  return Column(rows, [](auto& r) { return std::to_string(r.group); });
+}
+
 std::string TimestampText(int64_t ms) {
   // open ends of periods are stored as -infinity / infinity
   if (ms <= INT64_MIN / 4) return "-infinity";
@@ -70,21 +75,21 @@ void WriteIndex(pqxx::work& tx, const std::string& type, const std::string& id, 
   if (!rows.strings.empty())
     tx.exec_prepared(kInsertStrings.name, type, id, Column(rows.strings, [](auto& r) { return r.param; }),
                      Column(rows.strings, [](auto& r) { return r.normalized; }),
-                     Column(rows.strings, [](auto& r) { return r.exact; }));
+                     Column(rows.strings, [](auto& r) { return r.exact; }), Groups(rows.strings));
   if (!rows.tokens.empty())
     tx.exec_prepared(kInsertTokens.name, type, id, Column(rows.tokens, [](auto& r) { return r.param; }),
                      Column(rows.tokens, [](auto& r) { return r.system; }),
                      Column(rows.tokens, [](auto& r) { return r.code; }),
-                     Column(rows.tokens, [](auto& r) { return r.text; }));
+                     Column(rows.tokens, [](auto& r) { return r.text; }), Groups(rows.tokens));
   if (!rows.dates.empty())
     tx.exec_prepared(kInsertDates.name, type, id, Column(rows.dates, [](auto& r) { return r.param; }),
                      Column(rows.dates, [](auto& r) { return TimestampText(r.low_ms); }),
-                     Column(rows.dates, [](auto& r) { return TimestampText(r.high_ms); }));
+                     Column(rows.dates, [](auto& r) { return TimestampText(r.high_ms); }), Groups(rows.dates));
   if (!rows.numbers.empty())
     tx.exec_prepared(kInsertNumbers.name, type, id, Column(rows.numbers, [](auto& r) { return r.param; }),
                      Column(rows.numbers, [](auto& r) { return r.value; }),
                      Column(rows.numbers, [](auto& r) { return r.low; }),
-                     Column(rows.numbers, [](auto& r) { return r.high; }));
+                     Column(rows.numbers, [](auto& r) { return r.high; }), Groups(rows.numbers));
   if (!rows.quantities.empty())
     tx.exec_prepared(kInsertQuantities.name, type, id, Column(rows.quantities, [](auto& r) { return r.param; }),
                      Column(rows.quantities, [](auto& r) { return r.value; }),
@@ -92,16 +97,16 @@ void WriteIndex(pqxx::work& tx, const std::string& type, const std::string& id, 
                      Column(rows.quantities, [](auto& r) { return r.high; }),
                      Column(rows.quantities, [](auto& r) { return r.system; }),
                      Column(rows.quantities, [](auto& r) { return r.code; }),
-                     Column(rows.quantities, [](auto& r) { return r.unit; }));
+                     Column(rows.quantities, [](auto& r) { return r.unit; }), Groups(rows.quantities));
   if (!rows.references.empty())
     tx.exec_prepared(kInsertReferences.name, type, id, Column(rows.references, [](auto& r) { return r.param; }),
                      Column(rows.references, [](auto& r) { return r.target_type; }),
                      Column(rows.references, [](auto& r) { return r.target_id; }),
                      Column(rows.references, [](auto& r) { return r.version; }),
-                     Column(rows.references, [](auto& r) { return r.url; }));
+                     Column(rows.references, [](auto& r) { return r.url; }), Groups(rows.references));
   if (!rows.uris.empty())
     tx.exec_prepared(kInsertUris.name, type, id, Column(rows.uris, [](auto& r) { return r.param; }),
-                     Column(rows.uris, [](auto& r) { return r.value; }));
+                     Column(rows.uris, [](auto& r) { return r.value; }), Groups(rows.uris));
 }
 
 struct Locked {
@@ -165,9 +170,10 @@ struct PgResourceStore::Impl {
         lease->MarkBroken();
         throw StorageError(std::string("transaction outcome unknown: ") + e.what());
       } catch (const pqxx::sql_error& e) {
-        // 57P01-03: the server is shutting down or restarting; 08xxx: connection exceptions
+        // 57P01-03: the server is shutting down or restarting; 08xxx: connection
+        // exceptions, except 08P01 (a malformed message: a bug, not an outage)
         const std::string state = e.sqlstate();
-        if (state.rfind("57P", 0) != 0 && state.rfind("08", 0) != 0)
+        if ((state.rfind("57P", 0) != 0 && state.rfind("08", 0) != 0) || state == "08P01")
           throw StorageError(std::string(e.what()) + " [query: " + e.query() + "]");
         lease->MarkBroken();
         if (!std::exchange(retried_broken, true)) continue;

@@ -5,7 +5,10 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
+#include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "fhir/primitives.hpp"
@@ -132,30 +135,43 @@ class Translator {
 
   std::string Alias(const char* stem) { return stem + std::to_string(++aliases_); }
 
+  static const char* TableOf(SearchParamType t) {
+    switch (t) {
+      case SearchParamType::kToken: return "search_token";
+      case SearchParamType::kUri: return "search_uri";
+      case SearchParamType::kDate: return "search_date";
+      case SearchParamType::kString: return "search_string";
+      case SearchParamType::kNumber: return "search_number";
+      case SearchParamType::kQuantity: return "search_quantity";
+      case SearchParamType::kReference: return "search_reference";
+      default: return nullptr;
+    }
+  }
+
   fhir::Result<std::string> Direct(const fhir::SearchCriterion& c, const std::string& r) {
     const auto& p = *c.param;
     if (p.code == "_id") return Ids(c, r);
     if (p.code == "_lastUpdated") return LastUpdated(c, r);
-    std::string table, value_sql;
-    switch (p.type) {
-      case SearchParamType::kToken: table = "search_token"; break;
-      case SearchParamType::kUri: table = "search_uri"; break;
-      case SearchParamType::kDate: table = "search_date"; break;
-      case SearchParamType::kString: table = "search_string"; break;
-      case SearchParamType::kNumber: table = "search_number"; break;
-      case SearchParamType::kQuantity: table = "search_quantity"; break;
-      case SearchParamType::kReference: table = "search_reference"; break;
-      default:
-        return MakeError(ErrorKind::kNotSupported,
-                         fmt::format("searching {} parameters ('{}') is not supported yet",
-                                     fhir::SearchParamTypeCode(p.type), c.name));
+    if (p.type == SearchParamType::kComposite) return Composite(c, r);
+    // :identifier and :of-type have token rows of their own (see search_index.hpp)
+    SearchParamType type = p.type;
+    std::string param = p.code;
+    if (c.modifier == "identifier" || c.modifier == "of-type") {
+      type = SearchParamType::kToken;
+      param += ":" + c.modifier;
     }
-    const std::string exists = "EXISTS (SELECT 1 FROM " + table + " i WHERE i.res_type = " + r + ".res_type AND i.res_id = " +
-                               r + ".res_id AND i.param = " + sql_.Param(p.code);
+    const char* table = TableOf(type);
+    if (table == nullptr)
+      return MakeError(ErrorKind::kNotSupported, fmt::format("searching {} parameters ('{}') is not supported yet",
+                                                             fhir::SearchParamTypeCode(p.type), c.name));
+    const std::string a = Alias("i");
+    const std::string exists = "EXISTS (SELECT 1 FROM " + std::string(table) + " " + a + " WHERE " + a +
+                               ".res_type = " + r + ".res_type AND " + a + ".res_id = " + r + ".res_id AND " + a +
+                               ".param = " + sql_.Param(param);
     if (c.modifier == "missing") return (c.values[0].text == "true" ? "NOT " : "") + exists + ")";
     std::vector<std::string> ors;
     for (const auto& v : c.values) {
-      auto cond = Value(p.type, c.modifier, v);
+      auto cond = Value(type, c.modifier, v, a);
       if (!cond) return std::move(cond.error());
       ors.push_back(*cond);
     }
@@ -165,56 +181,110 @@ class Translator {
     return exists + " AND (" + any + "))";
   }
 
-  fhir::Result<std::string> Value(SearchParamType type, const std::string& modifier, const fhir::SearchValue& v) {
+  // A composite: rows of every component under "code$k" sharing a group.
+  fhir::Result<std::string> Composite(const fhir::SearchCriterion& c, const std::string& r) {
+    const auto& p = *c.param;
+    if (c.components.empty() || c.components.size() != p.components.size())
+      return MakeError(ErrorKind::kNotSupported, fmt::format("'{}' has components this server cannot search", c.name));
+    auto one = [&](const fhir::SearchValue* v) -> fhir::Result<std::string> {
+      std::string from, where;
+      std::string first;
+      for (std::size_t k = 0; k < c.components.size(); ++k) {
+        if (v == nullptr && k > 0) break;  // :missing looks at the first component only
+        const char* table = TableOf(c.components[k]->type);
+        if (table == nullptr) return MakeError(ErrorKind::kNotSupported, "unsupported composite component");
+        const std::string a = Alias("k");
+        const std::string param = sql_.Param(p.code + "$" + std::to_string(k));
+        if (k == 0) {
+          first = a;
+          from = std::string(table) + " " + a;
+          where = a + ".res_type = " + r + ".res_type AND " + a + ".res_id = " + r + ".res_id AND " + a +
+                  ".param = " + param;
+        } else {
+          from += " JOIN " + std::string(table) + " " + a + " ON " + a + ".res_type = " + first + ".res_type AND " +
+                  a + ".res_id = " + first + ".res_id AND " + a + ".grp = " + first + ".grp AND " + a +
+                  ".param = " + param;
+        }
+        if (v != nullptr) {
+          auto cond = Value(c.components[k]->type, "", v->components[k], a);
+          if (!cond) return cond;
+          where += " AND " + *cond;
+        }
+      }
+      return "EXISTS (SELECT 1 FROM " + from + " WHERE " + where + ")";
+    };
+    if (c.modifier == "missing") {
+      auto e = one(nullptr);
+      if (!e) return e;
+      return (c.values[0].text == "true" ? "NOT " : "") + *e;
+    }
+    std::string any;
+    for (const auto& v : c.values) {
+      auto e = one(&v);
+      if (!e) return e;
+      any += (any.empty() ? "" : " OR ") + *e;
+    }
+    return "(" + any + ")";
+  }
+
+  // The condition one value puts on an index row aliased `a`.
+  fhir::Result<std::string> Value(SearchParamType type, const std::string& modifier, const fhir::SearchValue& v,
+                                  const std::string& a) {
     switch (type) {
       case SearchParamType::kToken: {
-        if (modifier == "text")
-          return "i.display ILIKE " + sql_.Param(LikeEscape(v.text) + "%");
-        if (!v.has_separator) return "i.code = " + sql_.Param(v.parts[0]);
+        if (modifier == "text") return a + ".display ILIKE " + sql_.Param(LikeEscape(v.text) + "%");
+        if (modifier == "of-type")
+          return "(" + a + ".system = " + sql_.Param(v.parts[0]) + " AND " + a + ".code = " + sql_.Param(v.parts[1]) +
+                 " AND " + a + ".display = " + sql_.Param(v.parts[2]) + ")";
+        if (!v.has_separator) return a + ".code = " + sql_.Param(v.parts[0]);
         const std::string& system = v.parts[0];
         const std::string& code = v.parts[1];
-        if (code.empty()) return "i.system = " + sql_.Param(system);
-        return "(i.code = " + sql_.Param(code) + " AND i.system = " + sql_.Param(system) + ")";
+        if (code.empty()) return a + ".system = " + sql_.Param(system);
+        return "(" + a + ".code = " + sql_.Param(code) + " AND " + a + ".system = " + sql_.Param(system) + ")";
       }
       case SearchParamType::kUri:
-        if (modifier == "below") return "i.value LIKE " + sql_.Param(LikeEscape(v.text) + "%");
-        if (modifier == "above") return sql_.Param(v.text) + " LIKE (replace(replace(replace(i.value, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')";
-        return "i.value = " + sql_.Param(v.text);
+        if (modifier == "below") return a + ".value LIKE " + sql_.Param(LikeEscape(v.text) + "%");
+        if (modifier == "above")
+          return sql_.Param(v.text) + " LIKE (replace(replace(replace(" + a +
+                 ".value, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')";
+        return a + ".value = " + sql_.Param(v.text);
       case SearchParamType::kString:
-        if (modifier == "exact") return "i.value_exact = " + sql_.Param(v.text);
+        if (modifier == "exact") return a + ".value_exact = " + sql_.Param(v.text);
         if (modifier == "contains")
-          return "i.value_norm LIKE " + sql_.Param("%" + LikeEscape(fhir::NormalizeForSearch(v.text)) + "%");
-        return "i.value_norm LIKE " + sql_.Param(LikeEscape(fhir::NormalizeForSearch(v.text)) + "%");
+          return a + ".value_norm LIKE " + sql_.Param("%" + LikeEscape(fhir::NormalizeForSearch(v.text)) + "%");
+        return a + ".value_norm LIKE " + sql_.Param(LikeEscape(fhir::NormalizeForSearch(v.text)) + "%");
       case SearchParamType::kReference: {
         const std::string& t = v.text;
-        if (t.find("://") != std::string::npos) return "i.url = " + sql_.Param(t);
+        if (t.find("://") != std::string::npos) return a + ".url = " + sql_.Param(t);
         auto slash = t.find('/');
         std::string cond;
         if (slash != std::string::npos) {
-          cond = "(i.target_type = " + sql_.Param(t.substr(0, slash)) + " AND i.target_id = " +
-                 sql_.Param(t.substr(slash + 1)) + ")";
+          cond = "(" + a + ".target_type = " + sql_.Param(t.substr(0, slash)) + " AND " + a +
+                 ".target_id = " + sql_.Param(t.substr(slash + 1)) + ")";
         } else {
-          cond = "i.target_id = " + sql_.Param(t);
-          if (!modifier.empty()) cond = "(" + cond + " AND i.target_type = " + sql_.Param(modifier) + ")";
+          cond = a + ".target_id = " + sql_.Param(t);
+          if (!modifier.empty()) cond = "(" + cond + " AND " + a + ".target_type = " + sql_.Param(modifier) + ")";
         }
         return cond;
       }
       case SearchParamType::kDate: {
         auto range = fhir::ParseDateTimeRange(v.text);
         if (!range) return MakeError(ErrorKind::kInvalid, "'" + v.text + "' is not a date");
-        return DateCondition(sql_, v.prefix, "i.low", "i.high", *range);
+        return DateCondition(sql_, v.prefix, a + ".low", a + ".high", *range);
       }
       case SearchParamType::kNumber:
-        return NumberCondition(v.prefix, v.text);
+        return NumberCondition(v.prefix, v.text, a);
       case SearchParamType::kQuantity: {
-        auto cond = NumberCondition(v.prefix, v.parts[0]);
+        auto cond = NumberCondition(v.prefix, v.parts[0], a);
         if (!cond) return cond;
         std::string out = "(" + *cond;
         const std::string system = v.parts.size() > 1 ? v.parts[1] : "";
         const std::string code = v.parts.size() > 2 ? v.parts[2] : "";
         if (!code.empty()) {
-          if (system.empty()) out += " AND (i.code = " + sql_.Param(code) + " OR i.unit = " + sql_.Param(code) + ")";
-          else out += " AND i.code = " + sql_.Param(code) + " AND i.system = " + sql_.Param(system);
+          if (system.empty())
+            out += " AND (" + a + ".code = " + sql_.Param(code) + " OR " + a + ".unit = " + sql_.Param(code) + ")";
+          else
+            out += " AND " + a + ".code = " + sql_.Param(code) + " AND " + a + ".system = " + sql_.Param(system);
         }
         return out + ")";
       }
@@ -225,23 +295,26 @@ class Translator {
 
   // A number compared with the indexed value: eq means within the range the
   // search value's precision implies (100 matches [99.5, 100.5)); ap is 10%.
-  fhir::Result<std::string> NumberCondition(Prefix prefix, const std::string& text) {
+  fhir::Result<std::string> NumberCondition(Prefix prefix, const std::string& text, const std::string& a) {
     std::string low, high;
     if (!fhir::DecimalRange(text, low, high)) return MakeError(ErrorKind::kInvalid, "'" + text + "' is not a number");
-    auto eq = [&] { return "(i.value >= " + sql_.Param(low) + "::numeric AND i.value < " + sql_.Param(high) + "::numeric)"; };
+    const std::string col = a + ".value";
+    auto eq = [&] {
+      return "(" + col + " >= " + sql_.Param(low) + "::numeric AND " + col + " < " + sql_.Param(high) + "::numeric)";
+    };
     auto value = [&] { return sql_.Param(text) + "::numeric"; };
     switch (prefix) {
       case Prefix::kEq: return eq();
       case Prefix::kNe: return "NOT " + eq();
       case Prefix::kGt:
-      case Prefix::kSa: return "i.value > " + value();
+      case Prefix::kSa: return col + " > " + value();
       case Prefix::kLt:
-      case Prefix::kEb: return "i.value < " + value();
-      case Prefix::kGe: return "i.value >= " + value();
-      case Prefix::kLe: return "i.value <= " + value();
+      case Prefix::kEb: return col + " < " + value();
+      case Prefix::kGe: return col + " >= " + value();
+      case Prefix::kLe: return col + " <= " + value();
       case Prefix::kAp: {
         const std::string v = value();
-        return "(i.value BETWEEN " + v + " - abs(" + v + ") * 0.1 AND " + v + " + abs(" + v + ") * 0.1)";
+        return "(" + col + " BETWEEN " + v + " - abs(" + v + ") * 0.1 AND " + v + " + abs(" + v + ") * 0.1)";
       }
     }
     return eq();
@@ -274,6 +347,7 @@ class Translator {
   int aliases_ = 0;
 };
 
+// A record from columns type, id, version, last update (ms), content.
 fhir::VersionRecord RecordFromRow(const pqxx::row& row) {
   fhir::VersionRecord rec{row[0].c_str(), row[1].c_str(), row[2].as<int64_t>(), row[3].as<int64_t>(),
                           fhir::WriteMethod::kUpdate, false, {}};
@@ -334,92 +408,313 @@ fhir::Result<SearchPage> RunSearch(pqxx::connection& conn, const fhir::SearchQue
   return RunSearchIn(tx, q);
 }
 
+namespace {
+
+// One key of a result order: an expression over the inner query `s`, the
+// SQL type its text form casts back to, its direction, and whether it can
+// be NULL (sorting by a parameter a resource has no value for: last).
+struct OrderKey {
+  std::string expr;
+  const char* cast;
+  bool desc;
+  bool nullable;
+};
+
+std::string Hex(std::string_view s) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+std::optional<std::string> Unhex(std::string_view s) {
+  if (s.size() % 2) return std::nullopt;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); i += 2) {
+    int hi = digit(s[i]), lo = digit(s[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+// A cursor: 'n' (after the row) or 'p' (before it), then the row's key
+// values, each ".-" (null) or ".v" + hex.
+std::string EncodeCursor(char dir, const std::vector<std::optional<std::string>>& values) {
+  std::string out(1, dir);
+  for (const auto& v : values) out += v ? ".v" + Hex(*v) : std::string(".-");
+  return out;
+}
+
+bool DecodeCursor(const std::string& text, std::size_t keys, bool& backward,
+                  std::vector<std::optional<std::string>>& values) {
+  if (text.empty() || (text[0] != 'n' && text[0] != 'p')) return false;
+  backward = text[0] == 'p';
+  std::size_t pos = 1;
+  while (pos < text.size()) {
+    if (text[pos] != '.') return false;
+    std::size_t next = text.find('.', pos + 1);
+    std::string_view part = std::string_view(text).substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
+    if (part == "-") {
+      values.emplace_back(std::nullopt);
+    } else if (!part.empty() && part[0] == 'v') {
+      auto v = Unhex(part.substr(1));
+      if (!v) return false;
+      values.emplace_back(std::move(*v));
+    } else {
+      return false;
+    }
+    pos = next == std::string::npos ? text.size() : next;
+  }
+  return values.size() == keys;
+}
+
+// Rows strictly after `values` in the order of `keys` (directions already
+// reversed when paging backward, where NULLs come first).
+std::string AfterCondition(SqlBuilder& sql, const std::vector<OrderKey>& keys,
+                           const std::vector<std::optional<std::string>>& values, bool nulls_first) {
+  bool simple = std::none_of(keys.begin(), keys.end(), [](const OrderKey& k) { return k.nullable; }) &&
+                std::all_of(keys.begin(), keys.end(), [&](const OrderKey& k) { return k.desc == keys[0].desc; }) &&
+                std::all_of(values.begin(), values.end(), [](const auto& v) { return v.has_value(); });
+  std::vector<std::string> bound;
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    bound.push_back(values[i] ? sql.Param(*values[i]) + "::" + keys[i].cast : "NULL");
+  if (simple) {
+    std::string l, r;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      l += (i ? ", " : "") + keys[i].expr;
+      r += (i ? ", " : "") + bound[i];
+    }
+    return "(" + l + ") " + (keys[0].desc ? "<" : ">") + " (" + r + ")";
+  }
+  std::string out, equal_prefix;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const auto& k = keys[i];
+    std::string after;
+    if (!values[i]) {
+      after = nulls_first ? k.expr + " IS NOT NULL" : "false";
+    } else {
+      std::string cmp = k.expr + (k.desc ? " < " : " > ") + bound[i];
+      after = k.nullable && !nulls_first ? "(" + k.expr + " IS NULL OR " + cmp + ")" : cmp;
+    }
+    out += (out.empty() ? "" : " OR ") + std::string("(") + equal_prefix + after + ")";
+    equal_prefix += (values[i] ? k.expr + " = " + bound[i] : k.expr + " IS NULL") + " AND ";
+  }
+  return "(" + out + ")";
+}
+
+// Resources of `type` not yet indexed by the parameter set of `generation`.
+int64_t NotReindexed(pqxx::transaction_base& tx, const std::string& type, int64_t generation) {
+  auto r = tx.exec_params(
+      "SELECT count(*) FROM (SELECT 1 FROM resource WHERE res_type = $1 AND index_gen < $2 AND NOT deleted"
+      " LIMIT 1000000) x",
+      type, generation);
+  return r[0][0].as<int64_t>();
+}
+
+void CheckReindexed(pqxx::transaction_base& tx, const fhir::SearchQuery& q, SearchPage& page) {
+  std::set<std::pair<std::string, const fhir::SearchParamDef*>> checked;
+  auto check = [&](const std::string& type, const fhir::SearchParamDef* p) {
+    if (p == nullptr || p->generation == 0 || type.empty() || !checked.insert({type, p}).second) return;
+    if (int64_t n = NotReindexed(tx, type, p->generation); n > 0)
+      page.warnings.push_back(fmt::format(
+          "search parameter '{}' was added after {} {} resource(s) were indexed; they are not searched by it "
+          "until a reindex ('eds reindex' or $reindex) reaches them",
+          p->code, n, type));
+  };
+  for (const auto& c : q.criteria) {
+    const std::string& type = c.resource_type.empty() ? q.resource_type : c.resource_type;
+    check(type, c.param);
+    for (const auto& l : c.chain) check(l.resource_type, l.param);
+    for (const auto& l : c.reverse) check(l.resource_type, l.param);
+  }
+  for (const auto& k : q.sort) check(q.resource_type, k.param);
+}
+
+// PostgreSQL's row estimate for `where` (EXPLAIN, no execution).
+int64_t EstimateRows(pqxx::transaction_base& tx, const std::string& where, const std::vector<std::string>& params) {
+  auto r = tx.exec_params("EXPLAIN SELECT 1 FROM resource r WHERE " + where,
+                          pqxx::prepare::make_dynamic_params(params));
+  if (r.empty()) return 0;
+  std::string line = r[0][0].c_str();
+  auto pos = line.find(" rows=");
+  if (pos == std::string::npos) return 0;
+  return std::atoll(line.c_str() + pos + 6);
+}
+
+}  // namespace
+
 fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::SearchQuery& q) {
   SqlBuilder sql;
   Translator tr(sql);
-  std::string where = "r.res_type = " + sql.Param(q.resource_type) + " AND NOT r.deleted";
+  std::string where;
+  const bool multi_type = q.resource_type.empty();
+  if (!multi_type) where = "r.res_type = " + sql.Param(q.resource_type);
+  else if (!q.types.empty()) where = "r.res_type = ANY(" + sql.Param(TextArray(q.types)) + "::text[])";
+  else where = "true";
+  where += " AND NOT r.deleted";
+  if (q.compartment) {
+    std::string any;
+    for (const auto& [type, params] : q.compartment->params_by_type) {
+      std::vector<std::string> refs;
+      for (const auto& p : params)
+        if (p != "{def}") refs.push_back(p);
+      std::string cond;
+      if (!refs.empty())
+        cond = "EXISTS (SELECT 1 FROM search_reference cp WHERE cp.res_type = r.res_type AND cp.res_id = r.res_id"
+               " AND cp.param = ANY(" + sql.Param(TextArray(refs)) + "::text[]) AND cp.target_type = " +
+               sql.Param(q.compartment->type) + " AND cp.target_id = " + sql.Param(q.compartment->id) + ")";
+      if (type == q.compartment->type)  // the compartment's own resource is in it
+        cond = (cond.empty() ? "" : cond + " OR ") + "r.res_id = " + sql.Param(q.compartment->id);
+      if (cond.empty()) continue;
+      any += (any.empty() ? "" : " OR ") + std::string("(r.res_type = ") + sql.Param(type) + " AND (" + cond + "))";
+    }
+    where += " AND (" + (any.empty() ? std::string("false") : any) + ")";
+  }
   for (const auto& c : q.criteria) {
     auto cond = tr.Criterion(c, "r");
     if (!cond) return std::move(cond.error());
     where += " AND " + *cond;
   }
-  // Order: by id (default) or last update, both unique with the id as
-  // tie-breaker and paged by keyset; or by search parameters (their lowest
-  // indexed value ascending, highest descending; missing values last), paged
-  // by position.
-  bool by_updated = false, descending = false, by_params = false;
-  std::string param_order;
+  const std::vector<std::string> where_params = sql.params();  // for counts, which use `where` only
+  SearchPage page;
+  CheckReindexed(tx, q, page);
+  if (q.summary == fhir::SummaryMode::kCount) {
+    auto r = tx.exec_params("SELECT count(*) FROM resource r WHERE " + where,
+                            pqxx::prepare::make_dynamic_params(sql.params()));
+    page.total = r[0][0].as<int64_t>();
+    return page;
+  }
+
+  // The order: the _sort keys, then the id (and type, across types) as
+  // tie-breakers, so that every row has a unique position a keyset cursor
+  // can point at. Parameter keys are a resource's lowest indexed value
+  // ascending, its highest descending; resources without one come last.
+  std::vector<OrderKey> keys;
+  std::string computed;  // the inner query's extra columns
+  bool has_id = false;
   for (std::size_t k = 0; k < q.sort.size(); ++k) {
     const auto& key = q.sort[k];
-    if (key.code == "_lastUpdated" || key.code == "_id") {
-      if (k == 0) {
-        by_updated = key.code == "_lastUpdated";
-        descending = key.descending;
-      }
-      param_order += fmt::format("{}r.{}{}", param_order.empty() ? "" : ", ",
-                                 key.code == "_id" ? "res_id" : "last_updated", key.descending ? " DESC" : "");
+    if (key.code == "_id") {
+      keys.push_back({"s.res_id", "text", key.descending, false});
+      has_id = true;
       continue;
     }
-    by_params = true;
+    if (key.code == "_lastUpdated") {
+      keys.push_back({"s.last_updated", "timestamptz", key.descending, false});
+      continue;
+    }
     const char* table = nullptr;
     const char* column = "value";
+    const char* cast = "text";
     switch (key.param->type) {
       case SearchParamType::kString: table = "search_string"; column = "value_norm"; break;
       case SearchParamType::kToken: table = "search_token"; column = "code"; break;
-      case SearchParamType::kDate: table = "search_date"; column = key.descending ? "high" : "low"; break;
-      case SearchParamType::kNumber: table = "search_number"; break;
-      case SearchParamType::kQuantity: table = "search_quantity"; break;
+      case SearchParamType::kDate:
+        table = "search_date";
+        column = key.descending ? "high" : "low";
+        cast = "timestamptz";
+        break;
+      case SearchParamType::kNumber: table = "search_number"; cast = "numeric"; break;
+      case SearchParamType::kQuantity: table = "search_quantity"; cast = "numeric"; break;
       case SearchParamType::kReference: table = "search_reference"; column = "target_id"; break;
       case SearchParamType::kUri: table = "search_uri"; break;
       default: return MakeError(ErrorKind::kNotSupported, fmt::format("sorting by '{}' is not supported", key.code));
     }
-    param_order += fmt::format("{}(SELECT {}(s.{}) FROM {} s WHERE s.res_type = r.res_type AND s.res_id = r.res_id"
-                               " AND s.param = {}){} NULLS LAST",
-                               param_order.empty() ? "" : ", ", key.descending ? "max" : "min", column, table,
-                               sql.Param(key.param->code), key.descending ? " DESC" : "");
+    const std::string name = "k" + std::to_string(k);
+    computed += fmt::format(", (SELECT {}(x.{}) FROM {} x WHERE x.res_type = r.res_type AND x.res_id = r.res_id"
+                            " AND x.param = {} AND x.grp = 0) AS {}",
+                            key.descending ? "max" : "min", column, table, sql.Param(key.param->code), name);
+    keys.push_back({"s." + name, cast, key.descending, true});
   }
-  SearchPage page;
-  if (q.total != fhir::TotalMode::kNone || q.summary == fhir::SummaryMode::kCount) {
-    auto r = tx.exec_params("SELECT count(*) FROM resource r WHERE " + where,
-                            pqxx::prepare::make_dynamic_params(sql.params()));
-    page.total = r[0][0].as<int64_t>();
-    if (q.summary == fhir::SummaryMode::kCount) return page;
+  const bool first_desc = !keys.empty() && keys.front().desc;
+  if (!has_id) {
+    keys.push_back({"s.res_id", "text", first_desc, false});
+    if (multi_type) keys.push_back({"s.res_type", "text", first_desc, false});
+  } else if (multi_type) {
+    keys.push_back({"s.res_type", "text", first_desc, false});
   }
-  std::string keyset = where;
-  const char* cmp = descending ? "<" : ">";
-  long position = q.offset.value_or(0);
-  if (by_params && q.cursor) {
-    if (q.cursor->rfind("o:", 0) != 0 || q.cursor->size() < 3 ||
-        q.cursor->find_first_not_of("0123456789", 2) != std::string::npos)
+
+  bool backward = false;
+  std::string keyset;
+  if (q.cursor) {
+    std::vector<std::optional<std::string>> values;
+    if (!DecodeCursor(*q.cursor, keys.size(), backward, values))
       return MakeError(ErrorKind::kInvalid, "_cursor does not fit this search");
-    position = std::stol(q.cursor->substr(2));
-  } else if (q.cursor) {
-    if (by_updated) {
-      auto colon = q.cursor->find(':');
-      if (colon == std::string::npos) return MakeError(ErrorKind::kInvalid, "_cursor does not fit this search");
-      keyset += fmt::format(" AND (r.last_updated, r.res_id) {} ({}, {})", cmp,
-                            EDS_TS_SQL(sql.Param(q.cursor->substr(0, colon))), sql.Param(q.cursor->substr(colon + 1)));
-    } else {
-      keyset += fmt::format(" AND r.res_id {} {}", cmp, sql.Param(*q.cursor));
-    }
+    auto effective = keys;
+    if (backward)
+      for (auto& k : effective) k.desc = !k.desc;
+    keyset = " WHERE " + AfterCondition(sql, effective, values, backward);
   }
-  const char* dir = descending ? " DESC" : "";
-  std::string order = by_params   ? param_order + ", r.res_id"
-                      : by_updated ? fmt::format("r.last_updated{0}, r.res_id{0}", dir)
-                                   : fmt::format("r.res_id{}", dir);
+  std::string order, key_columns;
+  for (const auto& k : keys) {
+    const bool desc = k.desc != backward;
+    order += (order.empty() ? "" : ", ") + k.expr + (desc ? " DESC" : " ASC");
+    if (k.nullable) order += backward ? " NULLS FIRST" : " NULLS LAST";
+    key_columns += ", (" + k.expr + ")::text";
+  }
   const int count = q.count.value_or(50);
-  std::string text = "SELECT r.res_id, r.version_id, (extract(epoch from r.last_updated) * 1000)::bigint, r.content::text"
-                     " FROM resource r WHERE " + keyset + " ORDER BY " + order + " LIMIT " + sql.Param(std::to_string(count + 1));
-  if (by_params ? position > 0 : (q.offset && !q.cursor)) text += " OFFSET " + sql.Param(std::to_string(position));
+  const bool by_offset = q.offset && !q.cursor;
+  const long offset = by_offset ? *q.offset : 0;
+  std::string text =
+      "SELECT s.res_type, s.res_id, s.version_id, (extract(epoch from s.last_updated) * 1000)::bigint, s.content::text" +
+      key_columns +
+      " FROM (SELECT r.res_type, r.res_id, r.version_id, r.last_updated, r.content" + computed +
+      " FROM resource r WHERE " + where + ") s" + keyset + " ORDER BY " + order + " LIMIT " +
+      sql.Param(std::to_string(count + 1));
+  if (offset > 0) text += " OFFSET " + sql.Param(std::to_string(offset));
   auto rows = tx.exec_params(text, pqxx::prepare::make_dynamic_params(sql.params()));
   const std::size_t n = std::min<std::size_t>(rows.size(), static_cast<std::size_t>(count));
+  const bool more = rows.size() > n;
+  std::vector<std::vector<std::optional<std::string>>> row_keys;
   for (std::size_t i = 0; i < n; ++i) {
     const auto& row = rows[static_cast<pqxx::result::size_type>(i)];
-    fhir::VersionRecord rec{q.resource_type, row[0].c_str(), row[1].as<int64_t>(), row[2].as<int64_t>(),
-                            fhir::WriteMethod::kUpdate, false, {}};
-    rec.content.assign(row[3].c_str(), row[3].size());
-    page.matches.push_back(std::move(rec));
+    page.matches.push_back(RecordFromRow(row));
+    std::vector<std::optional<std::string>> kv;
+    for (std::size_t k = 0; k < keys.size(); ++k) {
+      const auto& f = row[static_cast<pqxx::row::size_type>(5 + k)];
+      kv.push_back(f.is_null() ? std::nullopt : std::optional<std::string>(f.c_str()));
+    }
+    row_keys.push_back(std::move(kv));
   }
+  if (backward) {
+    std::reverse(page.matches.begin(), page.matches.end());
+    std::reverse(row_keys.begin(), row_keys.end());
+  }
+  if (by_offset) {
+    if (more) page.next_offset = offset + count;
+    if (offset > 0) page.prev_offset = std::max<long>(0, offset - count);
+  } else if (!row_keys.empty()) {
+    // forward: more after the last row; backward: more before the first
+    if (backward ? true : more) page.next_cursor = EncodeCursor('n', row_keys.back());
+    if (backward ? more : q.cursor.has_value()) page.prev_cursor = EncodeCursor('p', row_keys.front());
+  } else if (q.cursor) {
+    // an empty page reached by a cursor: offer the way back
+    if (!backward) page.prev_cursor = "p" + q.cursor->substr(1);
+    else page.next_cursor = "n" + q.cursor->substr(1);
+  }
+
+  if (q.total != fhir::TotalMode::kNone) {
+    if (!q.cursor && !more && (offset == 0 || n > 0)) {
+      page.total = offset + static_cast<int64_t>(n);  // the whole result is known
+    } else if (q.total == fhir::TotalMode::kEstimate) {
+      page.total = EstimateRows(tx, where, where_params);
+      page.total_is_estimate = true;
+    } else {
+      auto r = tx.exec_params("SELECT count(*) FROM resource r WHERE " + where,
+                              pqxx::prepare::make_dynamic_params(where_params));
+      page.total = r[0][0].as<int64_t>();
+    }
+  }
+
   if (!page.matches.empty() && (!q.includes.empty() || !q.revincludes.empty())) {
     std::set<std::pair<std::string, std::string>> seen;
     for (const auto& m : page.matches) seen.insert({m.type, m.id});
@@ -433,12 +728,6 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
       next.insert(next.end(), next_rev.begin(), next_rev.end());
       added = std::move(next);
     }
-  }
-  if (rows.size() > n && n > 0) {
-    const auto& last = page.matches.back();
-    page.next_cursor = by_params    ? fmt::format("o:{}", position + count)
-                       : by_updated ? fmt::format("{}:{}", last.last_updated_ms, last.id)
-                                    : last.id;
   }
   return page;
 }

@@ -54,8 +54,17 @@ struct HistoryPage {
 struct SearchPage {
   std::vector<VersionRecord> matches;      // in the requested order
   std::vector<VersionRecord> included;     // _include / _revinclude, each once
-  std::optional<std::string> next_cursor;  // keyset cursor of the next page, if any
+  // Keyset cursors of the next and previous pages, if any (cursor paging).
+  std::optional<std::string> next_cursor;
+  std::optional<std::string> prev_cursor;
+  // Offsets of the next and previous pages (_offset paging).
+  std::optional<long> next_offset;
+  std::optional<long> prev_offset;
   std::optional<int64_t> total;            // when the query asked for it
+  bool total_is_estimate = false;
+  // Warnings for the result's OperationOutcome (e.g. a custom parameter
+  // not every resource has been reindexed for yet).
+  std::vector<std::string> warnings;
 };
 
 // One operation of a multi-operation transaction.

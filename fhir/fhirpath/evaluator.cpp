@@ -1080,6 +1080,30 @@ Result<Collection> Engine::Evaluate(const Expression& expression, const EvalOpti
   return Evaluate(expression, kNoContext, options);
 }
 
+Result<Collection> Engine::EvaluateOn(const Expression& expression, const Item& context, const JsonValue& resource,
+                                      const EvalOptions& options) const {
+  auto arena = std::make_shared<Arena>();
+  arena->expression = expression.shared_root();
+  EvalContext ctx(*impl_, options, *arena);
+  ctx.now_ms = options.now_ms != 0 ? options.now_ms : NowMs();
+  Item root;
+  if (resource.IsObject()) {
+    root = ResourceItem(ctx, resource);
+    ctx.root = &root;
+  }
+  ctx.this_item = &context;
+  try {
+    Collection out;
+    out.items_ = Eval(ctx, expression.root());
+    out.storage_ = std::move(arena);
+    return out;
+  } catch (const EvalFailure& f) {
+    return f.error;
+  } catch (const std::exception& e) {
+    return Error{std::string("evaluation failed: ") + e.what(), kNoPosition};
+  }
+}
+
 Result<Collection> Engine::Evaluate(const Expression& expression, const JsonValue& resource,
                                     const EvalOptions& options) const {
   auto arena = std::make_shared<Arena>();

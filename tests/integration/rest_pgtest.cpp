@@ -48,7 +48,7 @@ TEST_CASE("metadata is a CapabilityStatement generated from the definitions", "[
   std::vector<std::string> system;
   for (const auto& i : d["rest"][0]["interaction"].GetArray()) system.emplace_back(i["code"].GetString());
   std::sort(system.begin(), system.end());
-  CHECK(system == std::vector<std::string>{"batch", "history-system", "transaction"});
+  CHECK(system == std::vector<std::string>{"batch", "history-system", "search-system", "transaction"});
 }
 
 TEST_CASE("create assigns id, version 1 and lastUpdated", "[e2e]") {

@@ -136,7 +136,7 @@ TEST_CASE("FhirApi: metadata", "[server]") {
                                        "history-instance", "history-type", "search-type"});
   std::set<std::string> system;
   for (const auto& i : doc["rest"][0]["interaction"].GetArray()) system.insert(StrOf(i, "code"));
-  CHECK(system == std::set<std::string>{"history-system", "transaction", "batch"});
+  CHECK(system == std::set<std::string>{"history-system", "transaction", "batch", "search-system"});
   CHECK(h.last_ctx.interaction == "capabilities");
   CHECK(h.Get("/fhir/metadata/").status == 200);  // trailing slash
 }

@@ -2,6 +2,8 @@
 // rows each FHIR type contributes to each parameter type.
 #include <catch2/catch.hpp>
 
+#include <map>
+
 #include "fhir/json_internal.hpp"
 #include "fhir/primitives.hpp"
 #include "fhir/definitions.hpp"
@@ -165,7 +167,45 @@ TEST_CASE("the indexer extracts every parameter of a resource with FHIRPath", "[
   REQUIRE(family_def != nullptr);
   CHECK(indexer.IsIndexed("Patient", *family_def));
   CHECK(indexer.IsIndexed("Patient", *registry->Find("Patient", "_id")));
-  CHECK_FALSE(indexer.IsIndexed("Observation", *registry->Find("Observation", "code-value-quantity")));  // composite
+  CHECK(indexer.IsIndexed("Observation", *registry->Find("Observation", "code-value-quantity")));  // composite
+}
+
+TEST_CASE("composites index component tuples; references and identifiers index :identifier and :of-type", "[search]") {
+  auto defs = testing::R4Definitions();
+  auto registry = SearchParameterRegistry::Load(testing::DefinitionsDir(), defs->resource_types());
+  SearchIndexer indexer(defs, registry);
+  auto obs = Resource::Parse(R"({"resourceType":"Observation","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
+    "subject":{"reference":"Patient/p1","identifier":{"system":"urn:oid:1.2","value":"CF1"}},
+    "component":[
+      {"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":107,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},
+      {"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":60,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]})");
+  REQUIRE(obs.ok());
+  auto rows = indexer.Extract(*obs);
+  // component-code-value-quantity: two tuples, each code with its own value
+  std::map<int, std::string> code_of_group, value_of_group;
+  for (const auto& t : rows.tokens)
+    if (t.param == "component-code-value-quantity$0") code_of_group[t.group] = t.code;
+  for (const auto& q : rows.quantities)
+    if (q.param == "component-code-value-quantity$1") value_of_group[q.group] = q.value;
+  REQUIRE(code_of_group.size() == 2);
+  for (const auto& [group, code] : code_of_group) {
+    CHECK(group > 0);
+    CHECK(value_of_group[group] == (code == "8480-6" ? "107" : "60"));
+  }
+  bool identifier = false;
+  for (const auto& t : rows.tokens)
+    identifier = identifier || (t.param == "subject:identifier" && t.system == "urn:oid:1.2" && t.code == "CF1");
+  CHECK(identifier);
+  auto pat = Resource::Parse(R"({"resourceType":"Patient","identifier":[{"type":{"coding":[
+    {"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"urn:oid:9","value":"123"}]})");
+  REQUIRE(pat.ok());
+  auto prow = indexer.Extract(*pat);
+  bool of_type = false;
+  for (const auto& t : prow.tokens)
+    of_type = of_type || (t.param == "identifier:of-type" && t.code == "MR" && t.text == "123" &&
+                          t.system == "http://terminology.hl7.org/CodeSystem/v2-0203");
+  CHECK(of_type);
 }
 
 }  // namespace

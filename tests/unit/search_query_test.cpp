@@ -1,6 +1,7 @@
 // Unit tests of the SearchParameter registry and search request parsing.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 
 #include "fhir/definitions.hpp"
@@ -164,8 +165,10 @@ TEST_CASE("malformed values and unsupported modifiers are errors", "[search]") {
   CHECK_THAT(ParseError("Observation", {{"date", "ge2023-13-01"}}), Catch::Contains("date"));
   CHECK_THAT(ParseError("Observation", {{"value-quantity", "lots"}}), Catch::Contains("value-quantity"));
   CHECK_THAT(ParseError("Patient", {{"family:below", "x"}}), Catch::Contains("not supported"));
-  CHECK_THAT(ParseError("Observation", {{"subject:identifier", "sys|1"}}), Catch::Contains("not supported"));
-  CHECK_THAT(ParseError("Patient", {{"identifier:of-type", "sys|MR|1"}}), Catch::Contains("not supported"));
+  CHECK_THAT(ParseError("Patient", {{"identifier:of-type", "sys|MR"}}), Catch::Contains("system|code|value"));
+  CHECK_THAT(ParseError("Observation", {{"subject:identifier", "a|b|c"}}), Catch::Contains("[system|]value"));
+  CHECK_THAT(ParseError("Observation", {{"code-value-quantity", "http://loinc.org|1234-5$big"}}),
+             Catch::Contains("code-value-quantity"));
   CHECK_THAT(ParseError("Patient", {{"gender:missing", "maybe"}}), Catch::Contains("true or false"));
   CHECK_THAT(ParseError("Patient", {{"_count", "-1"}}), Catch::Contains("_count"));
   CHECK_THAT(ParseError("Patient", {{"_sort", "nope"}}), Catch::Contains("nope"));
@@ -173,6 +176,72 @@ TEST_CASE("malformed values and unsupported modifiers are errors", "[search]") {
   CHECK_THAT(ParseError("Observation", {{"code-value-quantity", "1234-5"}}), Catch::Contains("'$'"));
   CHECK_THAT(ParseError("Patient", {{"_include", "Patient"}}), Catch::Contains("_include"));
   CHECK_THAT(ParseError("Patient", {{"family", ""}}), Catch::Contains("empty"));
+}
+
+TEST_CASE(":identifier, :of-type and composite values are parsed per component", "[search]") {
+  auto q = Parse("Observation", {{"subject:identifier", "urn:oid:1.2|42"},
+                                 {"component-code-value-quantity", "http://loinc.org|8480-6$lt60,http://loinc.org|8462-4$gt90"}});
+  REQUIRE(q.criteria.size() == 2);
+  CHECK(q.criteria[0].modifier == "identifier");
+  CHECK(q.criteria[0].values[0].parts == std::vector<std::string>{"urn:oid:1.2", "42"});
+  const auto& c = q.criteria[1];
+  REQUIRE(c.components.size() == 2);
+  CHECK(c.components[0]->type == SearchParamType::kToken);
+  CHECK(c.components[1]->type == SearchParamType::kQuantity);
+  REQUIRE(c.values.size() == 2);
+  CHECK(c.values[0].components[0].parts == std::vector<std::string>{"http://loinc.org", "8480-6"});
+  CHECK(c.values[0].components[1].prefix == Prefix::kLt);
+  CHECK(c.values[0].components[1].text == "60");
+  CHECK(c.values[1].components[1].prefix == Prefix::kGt);
+  auto t = Parse("Patient", {{"identifier:of-type", "http://terminology.hl7.org/CodeSystem/v2-0203|MR|123"}});
+  CHECK(t.criteria[0].values[0].parts.size() == 3);
+}
+
+TEST_CASE("searching several types uses the parameters they share", "[search]") {
+  auto q = Parse("", {{"_type", "Patient,Practitioner"}, {"name", "rossi"}, {"_id", "a"}});
+  CHECK(q.types == std::vector<std::string>{"Patient", "Practitioner"});
+  CHECK(q.criteria.size() == 2);
+  CHECK(q.ignored.issues().empty());
+  // birthdate is not a parameter of Observation: reported, not applied
+  auto mixed = Parse("", {{"_type", "Patient,Observation"}, {"birthdate", "2000"}});
+  CHECK(mixed.criteria.empty());
+  CHECK(mixed.ignored.issues().size() == 1);
+  // without _type only the parameters of every resource apply
+  auto all = Parse("", {{"_lastUpdated", "ge2020"}, {"name", "x"}});
+  CHECK(all.criteria.size() == 1);
+  CHECK_THAT(ParseError("", {{"_type", "Nope"}}), Catch::Contains("Nope"));
+}
+
+TEST_CASE("the registry knows the compartments of the package", "[search]") {
+  const auto& reg = Registry();
+  CHECK(reg.IsCompartment("Patient"));
+  CHECK_FALSE(reg.IsCompartment("Observation"));
+  const auto& obs = reg.CompartmentParams("Patient", "Observation");
+  CHECK(std::find(obs.begin(), obs.end(), "subject") != obs.end());
+  CHECK(reg.CompartmentParams("Patient", "CodeSystem").empty());
+  auto types = reg.CompartmentTypes("Patient");
+  CHECK(std::find(types.begin(), types.end(), "Encounter") != types.end());
+}
+
+TEST_CASE("custom SearchParameters join a registry derived from the package's", "[search]") {
+  const auto& reg = Registry();
+  SearchParamDef def;
+  std::string error;
+  REQUIRE(ParseSearchParameterResource(
+      R"({"resourceType":"SearchParameter","url":"http://eds.test/sp/birth-place","code":"birth-place",
+          "status":"active","type":"string","base":["Patient"],
+          "expression":"Patient.extension('http://hl7.org/fhir/StructureDefinition/patient-birthPlace').value"})",
+      def, error));
+  def.generation = 3;
+  auto custom = reg.WithCustom({def});
+  REQUIRE(custom->Find("Patient", "birth-place") != nullptr);
+  CHECK(custom->Find("Patient", "birth-place")->generation == 3);
+  CHECK(reg.Find("Patient", "birth-place") == nullptr);
+  CHECK(custom->Find("Patient", "family") == reg.Find("Patient", "family"));
+  CHECK(custom->size() == reg.size() + 1);
+  CHECK_FALSE(ParseSearchParameterResource(R"({"resourceType":"SearchParameter","code":"x","type":"string"})", def,
+                                           error));
+  CHECK_THAT(error, Catch::Contains("base"));
 }
 
 }  // namespace

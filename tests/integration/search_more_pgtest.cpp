@@ -1,0 +1,281 @@
+// Search over HTTP: keyset paging by parameter sorts in both directions
+// while writes go on, composite parameters, :identifier and :of-type,
+// searches across types (_type) and within a patient's compartment,
+// _summary / _elements subsets, totals and _offset paging.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace eds::testing;
+
+namespace {
+
+std::vector<std::string> Matches(const rapidjson::Document& bundle) {
+  std::vector<std::string> out;
+  if (!bundle.HasMember("entry")) return out;
+  for (const auto& e : bundle["entry"].GetArray())
+    if (std::string(e["search"]["mode"].GetString()) == "match")
+      out.push_back(std::string(e["resource"]["resourceType"].GetString()) + "/" + e["resource"]["id"].GetString());
+  return out;
+}
+
+std::string LinkOf(const rapidjson::Document& d, const std::string& rel) {
+  for (const auto& l : d["link"].GetArray())
+    if (rel == l["relation"].GetString()) {
+      std::string url = l["url"].GetString();
+      return url.substr(url.find("/fhir"));
+    }
+  return {};
+}
+
+std::string Tag(const std::string& t) {
+  return R"("meta":{"tag":[{"system":"http://eds.test/tags","code":")" + t + R"("}]})";
+}
+
+std::string Create(HttpClient& c, const std::string& type, const std::string& body) {
+  auto r = c.Post("/fhir/" + type, body);
+  INFO(r.body);
+  REQUIRE(r.status == 201);
+  return type + "/" + r.Json()["id"].GetString();
+}
+
+std::vector<std::string> Search(HttpClient& c, const std::string& target) {
+  auto r = c.Get(target);
+  INFO(target << " -> " << r.body.substr(0, 400));
+  REQUIRE(r.status == 200);
+  return Matches(r.Json());
+}
+
+std::set<std::string> Set(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
+
+}  // namespace
+
+TEST_CASE("paging by a parameter sort with next and previous links while writes go on", "[search]") {
+  HttpClient c(SharedServer().port());
+  const std::string t = UniquePrefix() + "-psort";
+  // dates chosen so that ties (two on 2021-05-01) and a missing date (last) occur
+  const std::vector<std::string> dates = {"2020-01-01", "2021-05-01", "2021-05-01", "2019-07-07",
+                                          "2022-02-02", "",           "2018-03-03", "2023-09-09"};
+  std::vector<std::pair<std::string, std::string>> made;  // date, id
+  for (const auto& d : dates) {
+    std::string body = R"({"resourceType":"Observation",)" + Tag(t) +
+                       R"(,"status":"final","code":{"text":"x"})" +
+                       (d.empty() ? "" : R"(,"effectiveDateTime":")" + d + "\"") + "}";
+    made.emplace_back(d, Create(c, "Observation", body));
+  }
+  // expected order for _sort=-date: newest first, equal dates by id, missing date last
+  auto expected = made;
+  std::sort(expected.begin(), expected.end(), [](const auto& a, const auto& b) {
+    if (a.first.empty() != b.first.empty()) return b.first.empty();
+    if (a.first != b.first) return a.first > b.first;
+    return a.second > b.second;  // ties: id in the direction of the first key
+  });
+  std::vector<std::string> expected_ids;
+  for (const auto& [d, id] : expected) expected_ids.push_back(id);
+
+  std::vector<std::string> forward;
+  std::string next = "/fhir/Observation?_tag=" + t + "&_sort=-date&_count=3";
+  std::string last_page;
+  int pages = 0;
+  while (!next.empty() && pages < 10) {
+    auto r = c.Get(next);
+    REQUIRE(r.status == 200);
+    auto d = r.Json();
+    auto ids = Matches(d);
+    forward.insert(forward.end(), ids.begin(), ids.end());
+    if (pages == 0) {
+      // writes between pages: one sorting before the cursor, one after it
+      Create(c, "Observation", R"({"resourceType":"Observation",)" + Tag(t + "-x") +
+                                   R"(,"status":"final","code":{"text":"x"},"effectiveDateTime":"2024-01-01"})");
+    }
+    CHECK((pages == 0) == LinkOf(d, "previous").empty());
+    last_page = next;
+    next = LinkOf(d, "next");
+    ++pages;
+  }
+  CHECK(forward == expected_ids);
+  CHECK(pages == 3);
+
+  // back from the last page to the first with previous links
+  std::vector<std::string> backward;
+  std::string prev = last_page;
+  pages = 0;
+  while (!prev.empty() && pages < 10) {
+    auto d = c.Get(prev).Json();
+    auto ids = Matches(d);
+    backward.insert(backward.begin(), ids.begin(), ids.end());
+    prev = LinkOf(d, "previous");
+    ++pages;
+  }
+  CHECK(backward == expected_ids);
+  CHECK(c.Get("/fhir/Observation?_tag=" + t + "&_sort=-date&_cursor=n.zz").status == 400);
+  // a cursor of another sort does not fit
+  CHECK(c.Get("/fhir/Observation?_tag=" + t + "&_sort=-date,code&_cursor=n.v31.v32").status == 400);
+}
+
+TEST_CASE("composite parameters match within one component", "[search]") {
+  HttpClient c(SharedServer().port());
+  const std::string t = UniquePrefix() + "-comp";
+  auto bp = [&](int systolic, int diastolic) {
+    return Create(c, "Observation",
+                  R"({"resourceType":"Observation",)" + Tag(t) +
+                      R"(,"status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
+      "component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},
+                    "valueQuantity":{"value":)" + std::to_string(systolic) + R"(,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},
+                   {"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},
+                    "valueQuantity":{"value":)" + std::to_string(diastolic) + R"(,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]})");
+  };
+  const std::string high = bp(150, 80), normal = bp(118, 76), both = bp(170, 105);
+  const std::string base = "/fhir/Observation?_tag=" + t + "&component-code-value-quantity=";
+  // diastolic > 100: only `both`; `high` has 150 > 100 but in its systolic component
+  CHECK(Set(Search(c, base + "http://loinc.org%7C8462-4%24gt100")) == std::set<std::string>{both});
+  CHECK(Set(Search(c, base + "http://loinc.org%7C8480-6%24gt140")) == std::set<std::string>{high, both});
+  CHECK(Set(Search(c, base + "http://loinc.org%7C8480-6%24lt120,http://loinc.org%7C8462-4%24ge105")) ==
+        std::set<std::string>{normal, both});
+  CHECK(Search(c, base + "http://loinc.org%7C8480-6%24gt999").empty());
+  // combo: the Observation's own code and value, or a component's
+  CHECK(Set(Search(c, "/fhir/Observation?_tag=" + t + "&combo-code-value-quantity=http://loinc.org%7C8462-4%24lt80")) ==
+        std::set<std::string>{normal});
+  CHECK(c.Get(base + "http://loinc.org%7C8480-6").status == 400);  // a component missing
+}
+
+TEST_CASE(":identifier on references and :of-type on identifiers", "[search]") {
+  HttpClient c(SharedServer().port());
+  const std::string u = UniquePrefix();
+  const std::string cf = u + "RSSMRA80A01H501U";
+  const std::string by_identifier = Create(
+      c, "Observation",
+      R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"identifier":{"system":"http://hl7.it/sid/codiceFiscale","value":")" +
+          cf + R"("}}})");
+  Create(c, "Observation",
+         R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"identifier":{"system":"http://other","value":")" +
+             cf + R"("}}})");
+  CHECK(Search(c, "/fhir/Observation?subject:identifier=http://hl7.it/sid/codiceFiscale%7C" + cf) ==
+        std::vector<std::string>{by_identifier});
+  CHECK(Search(c, "/fhir/Observation?subject:identifier=" + cf).size() == 2);
+
+  const std::string mr = Create(
+      c, "Patient",
+      R"({"resourceType":"Patient","identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"urn:oid:1.2.3","value":")" +
+          u + R"(-1"},{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"SS"}]},"value":")" + u +
+          R"(-2"}]})");
+  const std::string of_type = "/fhir/Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203%7C";
+  CHECK(Search(c, of_type + "MR%7C" + u + "-1") == std::vector<std::string>{mr});
+  CHECK(Search(c, of_type + "MR%7C" + u + "-2").empty());  // that value has type SS
+  CHECK(Search(c, of_type + "SS%7C" + u + "-2") == std::vector<std::string>{mr});
+  CHECK(c.Get(of_type + "MR").status == 400);
+}
+
+TEST_CASE("searching across types and within a patient's compartment", "[search]") {
+  HttpClient c(SharedServer().port());
+  const std::string t = UniquePrefix() + "-sys";
+  const std::string p1 = Create(c, "Patient", R"({"resourceType":"Patient",)" + Tag(t) + R"(,"name":[{"family":"Bianchi"}]})");
+  const std::string p2 = Create(c, "Patient", R"({"resourceType":"Patient",)" + Tag(t) + R"(,"name":[{"family":"Verdi"}]})");
+  auto obs = [&](const std::string& subject, const std::string& performer) {
+    return Create(c, "Observation",
+                  R"({"resourceType":"Observation",)" + Tag(t) + R"(,"status":"final","code":{"text":"x"},"subject":{"reference":")" +
+                      subject + R"("})" + (performer.empty() ? "" : R"(,"performer":[{"reference":")" + performer + R"("}])") + "}");
+  };
+  const std::string o1 = obs(p1, ""), o2 = obs(p2, ""), o3 = obs(p2, p1);
+  const std::string e1 = Create(c, "Encounter", R"({"resourceType":"Encounter",)" + Tag(t) +
+                                                    R"(,"status":"finished","class":{"code":"AMB"},"subject":{"reference":")" +
+                                                    p1 + R"("}})");
+  const std::string practitioner =
+      Create(c, "Practitioner", R"({"resourceType":"Practitioner",)" + Tag(t) + R"(,"name":[{"family":"Bianchi"}]})");
+
+  CHECK(Set(Search(c, "/fhir?_type=Patient,Observation&_tag=" + t)) == std::set<std::string>{p1, p2, o1, o2, o3});
+  CHECK(Set(Search(c, "/fhir?_tag=" + t)) == std::set<std::string>{p1, p2, o1, o2, o3, e1, practitioner});
+  CHECK(Set(Search(c, "/fhir?_type=Patient,Practitioner&name=bianchi&_tag=" + t)) ==
+        std::set<std::string>{p1, practitioner});
+  // POST [base]/_search takes the same parameters as a form
+  auto form = c.Post("/fhir/_search", "_type=Encounter&_tag=" + t, {{"Content-Type", "application/x-www-form-urlencoded"}});
+  REQUIRE(form.status == 200);
+  CHECK(Matches(form.Json()) == std::vector<std::string>{e1});
+  // a parameter not shared by every type is not applied silently
+  auto mixed = c.Get("/fhir?_type=Patient,Observation&birthdate=2000&_tag=" + t);
+  REQUIRE(mixed.status == 200);
+  CHECK(mixed.body.find("\"outcome\"") != std::string::npos);
+  CHECK(c.Send("GET", "/fhir?_type=Patient,Observation&birthdate=2000", {{"Prefer", "handling=strict"}}).status == 400);
+
+  const std::string id1 = p1.substr(p1.find('/') + 1);
+  // Observation is in the compartment through subject or performer
+  CHECK(Set(Search(c, "/fhir/Patient/" + id1 + "/Observation")) == std::set<std::string>{o1, o3});
+  CHECK(Set(Search(c, "/fhir/Patient/" + id1 + "/Observation?_id=" + o3.substr(12))) == std::set<std::string>{o3});
+  CHECK(Set(Search(c, "/fhir/Patient/" + id1 + "/*")) == std::set<std::string>{p1, o1, o3, e1});
+  CHECK(Set(Search(c, "/fhir/Patient/" + id1 + "/*?_type=Encounter")) == std::set<std::string>{e1});
+  CHECK(c.Get("/fhir/Patient/" + id1 + "/Practitioner").status == 400);  // not in the Patient compartment
+  CHECK(c.Get("/fhir/Observation/" + o1.substr(12) + "/Patient").status == 404);  // not a compartment
+  CHECK(c.Get("/fhir/Patient/" + id1 + "/Nope").status == 404);
+}
+
+TEST_CASE("_summary, _elements, totals and _offset paging", "[search]") {
+  HttpClient c(SharedServer().port());
+  const std::string t = UniquePrefix() + "-sum";
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(Create(c, "Patient", R"({"resourceType":"Patient",)" + Tag(t) +
+                                           R"(,"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">p</div>"},
+      "active":true,"name":[{"family":"Neri"}],"birthDate":"1980-01-0)" + std::to_string(i + 1) +
+                                           R"(","maritalStatus":{"text":"single"}})"));
+  auto keys = [](const rapidjson::Value& resource) {
+    std::set<std::string> out;
+    for (const auto& m : resource.GetObject()) out.insert(m.name.GetString());
+    return out;
+  };
+  auto subsetted = [](const rapidjson::Value& resource) {
+    for (const auto& tag : resource["meta"]["tag"].GetArray())
+      if (std::string(tag["code"].GetString()) == "SUBSETTED") return true;
+    return false;
+  };
+  const std::string q = "/fhir/Patient?_tag=" + t;
+  {
+    auto d = c.Get(q + "&_summary=true").Json();
+    const auto& r = d["entry"][0]["resource"];
+    // maritalStatus and text are not summary elements of Patient
+    CHECK(keys(r) == std::set<std::string>{"resourceType", "id", "meta", "active", "name", "birthDate"});
+    CHECK(subsetted(r));
+  }
+  {
+    auto d = c.Get(q + "&_elements=birthDate").Json();
+    CHECK(keys(d["entry"][0]["resource"]) == std::set<std::string>{"resourceType", "id", "meta", "birthDate"});
+  }
+  {
+    auto d = c.Get(q + "&_summary=text").Json();
+    CHECK(keys(d["entry"][0]["resource"]) == std::set<std::string>{"resourceType", "id", "meta", "text"});
+    auto data = c.Get(q + "&_summary=data").Json();
+    CHECK(keys(data["entry"][0]["resource"]).count("text") == 0);
+    CHECK(keys(data["entry"][0]["resource"]).count("maritalStatus") == 1);
+  }
+  {
+    auto d = c.Get(q + "&_summary=count").Json();
+    CHECK(d["total"].GetInt() == 5);
+    CHECK_FALSE((d.HasMember("entry") && d["entry"].Size() > 0));
+  }
+  {
+    auto none = c.Get(q + "&_count=2").Json();
+    CHECK_FALSE(none.HasMember("total"));  // totals are opt-in
+    auto accurate = c.Get(q + "&_count=2&_total=accurate").Json();
+    CHECK(accurate["total"].GetInt() == 5);
+    auto estimate = c.Get(q + "&_count=2&_total=estimate").Json();
+    CHECK(estimate["total"].IsInt());
+    auto whole = c.Get(q + "&_count=10&_total=estimate").Json();
+    CHECK(whole["total"].GetInt() == 5);  // a complete first page knows its total
+  }
+  {
+    std::vector<std::string> all = Search(c, q + "&_sort=birthdate");
+    REQUIRE(all == ids);
+    auto d = c.Get(q + "&_sort=birthdate&_count=2&_offset=2").Json();
+    CHECK(Matches(d) == std::vector<std::string>{ids[2], ids[3]});
+    std::string next = LinkOf(d, "next"), prev = LinkOf(d, "previous");
+    CHECK(next.find("_offset=4") != std::string::npos);
+    CHECK(next.find("_cursor") == std::string::npos);
+    CHECK(prev.find("_offset=0") != std::string::npos);
+    CHECK(Search(c, next) == std::vector<std::string>{ids[4]});
+    CHECK(Search(c, prev) == std::vector<std::string>{ids[0], ids[1]});
+  }
+}
