@@ -70,7 +70,11 @@ void AddDate(const std::string& param, const std::string& low_text, const std::s
 
 // Parses a reference string into type/id/version or an absolute URL.
 void AddReference(const std::string& param, const std::string& ref, IndexRows& out) {
-  if (ref.empty() || ref[0] == '#') return;  // contained: not indexed as a target
+  if (ref.empty()) return;
+  if (ref[0] == '#') {  // a contained resource: a value (for :missing), never a target
+    out.references.push_back({param, {}, {}, {}, ref, 0});
+    return;
+  }
   ReferenceIndexRow row;
   row.param = param;
   std::string_view r = ref;
@@ -246,6 +250,12 @@ IndexRows SearchIndexer::Extract(const Resource& resource) const {
       continue;
     }
     for (const auto& item : *result) {
+      // computed booleans ("deceased.exists() and deceased != false") are token values
+      if (item.node == nullptr && item.kind == fhirpath::ValueKind::kBoolean &&
+          c.def->type == SearchParamType::kToken) {
+        out.tokens.push_back({c.def->code, {}, item.boolean ? "true" : "false", {}, 0});
+        continue;
+      }
       if (item.IsReferenceTarget() || item.node == nullptr) continue;
       if (c.components.empty()) {
         AddIndexValues(*c.def, item.TypeName(), *item.node, out);
@@ -423,13 +433,14 @@ void AddIndexValues(const SearchParamDef& def, std::string_view t, const JsonVal
         AddCoding(p, node, {}, out);
       } else if (t == "CodeableConcept") {
         std::string text = Text(Member(node, "text"));
-        bool any = false;
+        bool text_kept = false;  // as the display of a coding without one
         if (const auto* a = Member(node, "coding"); a && a->IsArray())
           for (const auto& c : a->GetArray()) {
+            text_kept = text_kept || Text(Member(c, "display")).empty();
             AddCoding(p, c, text, out);
-            any = true;
           }
-        if (!any) AddToken(p, {}, {}, text, out);
+        // :text searches CodeableConcept.text too, not only the displays
+        if (!text_kept) AddToken(p, {}, {}, text, out);
       } else if (t == "Identifier") {
         std::string type_text;
         const std::string value = Text(Member(node, "value"));

@@ -215,6 +215,9 @@ std::shared_ptr<const SearchParameterRegistry> SearchParameterRegistry::Load(
     rapidjson::Document d;
     d.Parse(text.data(), text.size());
     if (d.HasParseError()) continue;
+    // experimental ones are examples and extension parameters, not R4's own
+    // (SearchParameter-example-reference.json would replace Condition.subject)
+    if (auto x = d.FindMember("experimental"); x != d.MemberEnd() && x->value.IsBool() && x->value.GetBool()) continue;
     auto def = std::make_unique<SearchParamDef>();
     std::string error;
     // parameters of the package without an expression or base are kept

@@ -580,12 +580,11 @@ TEST_CASE("corpus: sorting, paging and totals", "[corpus]") {
   }
 }
 
-// Queries on features not implemented yet (composite parameters, the
-// :identifier and :of-type modifiers, _elements and _summary=true|text|data,
-// system-level and compartment search), and queries the
-// server answers wrongly today (each marked "server bug"). Hidden: run with
-// integration_tests "[pending]".
-TEST_CASE("corpus: pending features and known server bugs", "[corpus][.pending]") {
+// Composite parameters, the :identifier and :of-type modifiers, _elements
+// and _summary=true|text|data, system-level and compartment search, and
+// edge cases: computed booleans, example parameters of the package,
+// CodeableConcept.text and contained references.
+TEST_CASE("corpus: composites, :identifier, :of-type, subsets, searches across types and compartments, edge cases", "[corpus]") {
   Searcher s;
   // composite: code$value
   EXPECT_IDS("Observation?code-value-quantity=http://loinc.org%7C8310-5$gt38", {"f202"});  // 39 Cel; body-temperature 36.5
@@ -657,26 +656,20 @@ TEST_CASE("corpus: pending features and known server bugs", "[corpus][.pending]"
   EXPECT_IDS("Patient/f201/Observation", {"f202", "f203", "f204", "f205", "f206"});
   EXPECT_IDS("Patient/f201/Condition?clinical-status=active", {"f203", "f205"});  // f201, f202 resolved, f204 inactive
 
-  // server bug: Patient.deceased's expression ("deceased.exists() and deceased != false") yields a
-  // computed boolean with no node in the resource, and SearchIndexer::Extract (fhir/search_index.cpp)
-  // skips items without a node, so no Patient gets a deceased row. Expected: pat3 (deceasedDateTime),
-  // pat4 (deceasedBoolean true).
+  // Patient.deceased's expression ("deceased.exists() and deceased != false") yields a
+  // computed boolean with no node in the resource, indexed as a token. Expected: pat3
+  // (deceasedDateTime), pat4 (deceasedBoolean true).
   EXPECT_IDS("Patient?deceased=true", {"pat3", "pat4"});
-  // server bug: the example SearchParameter "example-reference" (code subject, base Condition, target
-  // Organization) replaces the core Condition-subject (targets Group, Patient) in
-  // SearchParameterRegistry::Load (fhir/search_parameters.cpp), so Condition.subject is taken to refer
-  // to Organizations only: _has and :Patient are refused with 400, chains go to Organization.
+  // The package's example SearchParameter "example-reference" (code subject, base Condition, target
+  // Organization) must not replace the core Condition-subject (targets Group, Patient).
   EXPECT_IDS("Patient?_has:Condition:subject:clinical-status=resolved", {"f201"});  // Conditions f201, f202
   EXPECT_IDS("Condition?subject:Patient=f201", {"f201", "f202", "f203", "f204", "f205"});
   EXPECT_IDS("Condition?subject.name=bor", {"f201", "f202", "f203", "f204", "f205"});  // Group has no name parameter
-  // server bug: :text must match CodeableConcept.text as well as Coding.display, but AddIndexValues
-  // (fhir/search_index.cpp, CodeableConcept branch) keeps the text only as a stand-in for a coding
-  // without display, so the text of a CodeableConcept whose codings have displays is never searched.
+  // :text matches CodeableConcept.text as well as Coding.display.
   EXPECT_IDS("Condition?code:text=burnt", {"example"});            // text "Burnt Ear", display "Burn of ear"
   EXPECT_IDS("AllergyIntolerance?code:text=nkda", {"nkda"});       // text "NKDA"
   EXPECT_IDS("Patient?language:text=neder", {"f001"});             // text "Nederlands", display "Dutch"
-  // server bug: a reference to a contained resource is a value, yet AddReference (fhir/search_index.cpp)
-  // writes no row for "#..." references, so :missing=true (NOT EXISTS in storage/pg_search.cpp) also
-  // returns the five Apgar scores, whose subject is "#newborn". Expected: decimal and vp-oyster only.
+  // A reference to a contained resource is a value: the five Apgar scores, whose subject is
+  // "#newborn", are not missing one. Expected: decimal and vp-oyster only.
   EXPECT_IDS("Observation?subject:missing=true", {"decimal", "vp-oyster"});
 }

@@ -65,10 +65,12 @@ TEST_CASE("string parameters index names, addresses and primitives", "[search]")
 TEST_CASE("token parameters index codings, identifiers and codes", "[search]") {
   auto cc = Rows(SearchParamType::kToken, "CodeableConcept",
                  R"({"coding":[{"system":"http://loinc.org","code":"1234-5","display":"Glucose"}],"text":"Glicemia"})");
-  REQUIRE(cc.tokens.size() == 1);
+  REQUIRE(cc.tokens.size() == 2);  // the coding, and the text for :text
   CHECK(cc.tokens[0].system == "http://loinc.org");
   CHECK(cc.tokens[0].code == "1234-5");
   CHECK(cc.tokens[0].text == "Glucose");
+  CHECK(cc.tokens[1].code.empty());
+  CHECK(cc.tokens[1].text == "Glicemia");
   auto text_only = Rows(SearchParamType::kToken, "CodeableConcept", R"({"text":"Glicemia"})");
   REQUIRE(text_only.tokens.size() == 1);
   CHECK(text_only.tokens[0].text == "Glicemia");
@@ -107,7 +109,11 @@ TEST_CASE("reference parameters index type, id, version and URL", "[search]") {
   REQUIRE(abs.references.size() == 1);
   CHECK(abs.references[0].target_id == "p2");
   CHECK(abs.references[0].url == "https://eds.example/fhir/Patient/p2");
-  CHECK(Rows(SearchParamType::kReference, "Reference", R"({"reference":"#contained1"})").references.empty());
+  // a contained reference is a value (for :missing) that names no target
+  auto contained = Rows(SearchParamType::kReference, "Reference", R"({"reference":"#contained1"})");
+  REQUIRE(contained.references.size() == 1);
+  CHECK(contained.references[0].target_id.empty());
+  CHECK(contained.references[0].url == "#contained1");
   CHECK(Rows(SearchParamType::kReference, "Reference", R"({"display":"only text"})").references.empty());
   auto canon = Rows(SearchParamType::kReference, "canonical", R"("http://hl7.org/fhir/StructureDefinition/Patient|4.0.1")");
   REQUIRE(canon.references.size() == 1);
