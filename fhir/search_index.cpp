@@ -227,6 +227,25 @@ SearchIndexer::SearchIndexer(std::shared_ptr<const Definitions> definitions,
 SearchIndexer::~SearchIndexer() = default;
 
 const SearchParameterRegistry& SearchIndexer::registry() const { return *impl_->registry; }
+const std::shared_ptr<const SearchParameterRegistry>& SearchIndexer::shared_registry() const { return impl_->registry; }
+const std::shared_ptr<const Definitions>& SearchIndexer::definitions() const { return impl_->definitions; }
+
+int64_t SearchIndexer::generation() const {
+  int64_t g = 0;
+  for (const auto* p : impl_->registry->Custom()) g = std::max(g, p->generation);
+  return g;
+}
+
+std::vector<std::pair<std::string, int64_t>> SearchIndexer::RequiredGenerations() const {
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const auto& [type, list] : impl_->by_type) {
+    int64_t g = 0;
+    for (const auto& c : list) g = std::max(g, c.def->generation);
+    if (g > 0) out.emplace_back(type, g);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 std::size_t SearchIndexer::failures() const { return impl_->failures.load(); }
 
 bool SearchIndexer::IsIndexed(std::string_view resource_type, const SearchParamDef& def) const {

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -115,11 +116,41 @@ class SearchIndexer {
   bool IsIndexed(std::string_view resource_type, const SearchParamDef& def) const;
 
   const SearchParameterRegistry& registry() const;
+  const std::shared_ptr<const SearchParameterRegistry>& shared_registry() const;
+  const std::shared_ptr<const Definitions>& definitions() const;
+  // The parameter-set generation of this indexer: the newest generation of
+  // its custom parameters (0 with the package's only). Storage records it
+  // per resource it indexes.
+  int64_t generation() const;
+  // Per resource type, the generation a resource of that type must have been
+  // indexed at to be searchable by every custom parameter that applies to it
+  // (types no custom parameter applies to are absent).
+  std::vector<std::pair<std::string, int64_t>> RequiredGenerations() const;
   std::size_t failures() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// The indexer in force: replaced when custom SearchParameters change.
+// Readers take a snapshot (Current) and use it for a whole request, so the
+// parameter definitions a parsed search points into stay alive.
+class IndexerHolder {
+ public:
+  explicit IndexerHolder(std::shared_ptr<const SearchIndexer> initial) : current_(std::move(initial)) {}
+  std::shared_ptr<const SearchIndexer> Current() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return current_;
+  }
+  void Set(std::shared_ptr<const SearchIndexer> next) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    current_ = std::move(next);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const SearchIndexer> current_;
 };
 
 // Case- and accent-folds `s` for string search ("Élodie  D'Amico" ->

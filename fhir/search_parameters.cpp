@@ -142,6 +142,7 @@ bool ReadDefinition(const rapidjson::Value& d, SearchParamDef& def, std::string&
   }
   def.url = Str(d, "url");
   def.code = Str(d, "code");
+  def.status = Str(d, "status");
   if (def.code.empty()) {
     error = "SearchParameter.code is missing";
     return false;

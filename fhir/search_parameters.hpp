@@ -29,6 +29,7 @@ struct SearchParamDef {
   SearchParamType type = SearchParamType::kToken;
   std::vector<std::string> base;     // resource types, or Resource / DomainResource
   std::string expression;            // the whole FHIRPath expression (may be empty: special)
+  std::string status;                // draft | active | retired | unknown
   std::vector<std::string> targets;  // reference target types
   std::vector<std::string> modifiers;
   std::vector<std::string> comparators;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -107,6 +108,9 @@ struct SearchQuery {
   Outcome ignored;
   // The parameters actually used, in a canonical form for the self link.
   std::vector<std::pair<std::string, std::string>> used;
+  // Keeps the parameter definitions the query points into alive (custom
+  // parameters can be replaced while a request runs).
+  std::shared_ptr<const void> definitions_owner;
 };
 
 struct SearchOptions {

@@ -26,6 +26,7 @@
 #include "fhir/subset.hpp"
 #include "fhir/transaction.hpp"
 #include "server/log.hpp"
+#include "server/search_admin.hpp"
 #include "storage/resource_store.hpp"
 
 namespace eds::server {
@@ -80,7 +81,7 @@ enum class PreferReturn { kRepresentation, kMinimal, kOutcome };
 enum class Interaction {
   kCapabilities, kHistorySystem, kHistoryType, kCreate, kRead, kUpdate, kDelete,
   kHistoryInstance, kVread, kTransaction, kPatch, kSearchType, kConditionalUpdate, kConditionalDelete,
-  kSearchSystem, kSearchCompartment,
+  kSearchSystem, kSearchCompartment, kReindex,
 };
 
 struct Route {
@@ -97,6 +98,8 @@ const std::vector<Route>& Routes() {
       {"POST", {}, Interaction::kTransaction, "transaction", false},
       {"GET", {}, Interaction::kSearchSystem, "search-system", false},
       {"POST", {"_search"}, Interaction::kSearchSystem, "search-system", false},
+      {"GET", {"$reindex"}, Interaction::kReindex, "operation", false},
+      {"POST", {"$reindex"}, Interaction::kReindex, "operation", false},
       {"GET", {"_history"}, Interaction::kHistorySystem, "history-system", false},
       {"GET", {"{type}", "_history"}, Interaction::kHistoryType, "history-type", true},
       {"GET", {"{type}"}, Interaction::kSearchType, "search-type", true},
@@ -178,7 +181,28 @@ struct FhirApi::Impl {
   const ServerConfig& config;
   std::shared_ptr<const fhir::Definitions> defs;
   storage::ResourceStore& store;
-  std::shared_ptr<const fhir::SearchIndexer> indexer;
+  std::shared_ptr<fhir::IndexerHolder> indexers;
+  std::unique_ptr<ReindexJob> reindex;
+
+  // The indexer in force, kept for the whole of a request.
+  std::shared_ptr<const fhir::SearchIndexer> Indexer() const { return indexers ? indexers->Current() : nullptr; }
+
+  // Rebuilds the indexer after SearchParameter resources changed.
+  void ReloadSearchParameters() const {
+    auto current = Indexer();
+    if (!current) return;
+    std::vector<std::string> notes;
+    auto next = BuildIndexer(defs, current->registry(), store, &notes);
+    for (const auto& n : notes) Log(LogLevel::kWarn, "custom search parameter ignored: " + n);
+    if (!next) {
+      Log(LogLevel::kError, "custom search parameters not reloaded: " +
+                                (next.error().outcome.issues().empty() ? std::string("error")
+                                                                       : next.error().outcome.issues()[0].diagnostics));
+      return;
+    }
+    indexers->Set(std::move(*next));
+  }
+
   std::string started_at = fhir::FormatInstant(fhir::NowMs());
   std::vector<std::string> base = [this] {  // segments of the base path
     std::vector<std::string> out;
@@ -280,16 +304,17 @@ struct FhirApi::Impl {
     caps.software_name = "EDS core";
     caps.software_version = EDS_VERSION;
     caps.date = started_at;
+    auto indexer = Indexer();
     caps.conditional = indexer != nullptr;
     if (indexer)
-      caps.search_params_for = [this](const std::string& type) {
+      caps.search_params_for = [indexer](const std::string& type) {
         std::vector<fhir::ServerCapabilities::SearchParam> out;
         for (const auto* d : indexer->registry().ForType(type))
           if (indexer->IsIndexed(type, *d)) out.push_back({d->code, fhir::SearchParamTypeCode(d->type), d->url});
         return out;
       };
     for (const auto& r : Routes()) {
-      if (r.interaction == Interaction::kCapabilities) continue;
+      if (r.interaction == Interaction::kCapabilities || r.interaction == Interaction::kReindex) continue;
       auto& list = r.type_level ? caps.type_interactions : caps.system_interactions;
       if (std::find(list.begin(), list.end(), r.code) == list.end()) list.push_back(r.code);
       if (r.interaction == Interaction::kTransaction) caps.system_interactions.push_back("batch");
@@ -353,6 +378,10 @@ struct FhirApi::Impl {
     auto issues = defs->CheckStructure(*parsed);
     if (structure != nullptr) *structure = std::move(issues);
     else if (issues.HasErrors()) return Error{ErrorKind::kInvalid, std::move(issues)};
+    if (type == "SearchParameter")
+      if (std::string problem = CheckSearchParameter(req.body); !problem.empty())
+        return MakeError(ErrorKind::kInvalid, "this SearchParameter cannot be used for search: " + problem,
+                         "SearchParameter");
     return std::move(*parsed);
   }
 
@@ -409,6 +438,7 @@ struct FhirApi::Impl {
   // understood (unknown ones would widen the match), and there must be some.
   fhir::Result<fhir::SearchQuery> Criteria(const std::string& type,
                                            const std::vector<std::pair<std::string, std::string>>& params) const {
+    auto indexer = Indexer();
     if (!indexer) return MakeError(ErrorKind::kNotSupported, "conditional interactions need search");
     std::vector<std::pair<std::string, std::string>> criteria;
     for (const auto& kv : params)
@@ -416,8 +446,10 @@ struct FhirApi::Impl {
     if (criteria.empty()) return MakeError(ErrorKind::kInvalid, "a conditional interaction needs search criteria");
     fhir::SearchOptions options;
     options.strict = true;
-    options.supported = [this](std::string_view t, const fhir::SearchParamDef& d) { return indexer->IsIndexed(t, d); };
-    return fhir::ParseSearch(type, criteria, indexer->registry(), options);
+    options.supported = [&indexer](std::string_view t, const fhir::SearchParamDef& d) { return indexer->IsIndexed(t, d); };
+    auto query = fhir::ParseSearch(type, criteria, indexer->registry(), options);
+    if (query) query->definitions_owner = indexer;
+    return query;
   }
 
   static std::string CriteriaText(const std::vector<std::pair<std::string, std::string>>& params) {
@@ -812,10 +844,39 @@ struct FhirApi::Impl {
     return Json(200, std::move(out), p.format);
   }
 
+  // GET [base]/$reindex: progress; POST: (re)loads the custom parameters and
+  // starts a reindex of what an older parameter set indexed.
+  HttpResponse Reindex(const HttpRequest& req, const Parsed& p) const {
+    if (!reindex || !indexers)
+      return ErrorResponse(MakeError(ErrorKind::kNotSupported, "this server keeps no search index"), p.format);
+    ReindexJob::Status st;
+    if (req.method == "POST") {
+      ReloadSearchParameters();
+      st = reindex->Start();
+    } else {
+      st = reindex->Current();
+    }
+    std::string out = R"({"resourceType":"Parameters","parameter":[{"name":"status","valueCode":")";
+    out += st.running ? "running" : (st.error.empty() ? "idle" : "failed");
+    out += fmt::format(R"("}},{{"name":"generation","valueInteger":{}}},{{"name":"reindexed","valueInteger":{}}})",
+                       Indexer()->generation(), st.reindexed);
+    if (st.remaining >= 0) out += fmt::format(R"(,{{"name":"remaining","valueInteger":{}}})", st.remaining);
+    if (!st.error.empty()) {
+      out += R"(,{"name":"error","valueString":)";
+      fhir::AppendJsonString(out, st.error);
+      out += "}";
+    }
+    out += "]}";
+    HttpResponse r = Json(req.method == "POST" ? 202 : 200, std::move(out), p.format);
+    if (req.method == "POST") r.SetHeader("Content-Location", p.base_url + "/$reindex");
+    return r;
+  }
+
   // GET [type]?... and POST [type]/_search (form body), GET [base]?... and
   // POST [base]/_search across types (_type), GET [base]/Patient/[id]/[type]
   // within a compartment: a searchset Bundle.
   HttpResponse Search(const HttpRequest& req, const Parsed& p) const {
+    auto indexer = Indexer();
     if (!indexer) return ErrorResponse(MakeError(ErrorKind::kNotSupported, "search is not available"), p.format);
     auto params = p.params;
     if (req.method == "POST") {
@@ -859,7 +920,7 @@ struct FhirApi::Impl {
     fhir::SearchOptions options;
     options.default_count = config.history_default_count;
     options.max_count = config.history_max_count;
-    options.supported = [this](std::string_view type, const fhir::SearchParamDef& d) {
+    options.supported = [&indexer](std::string_view type, const fhir::SearchParamDef& d) {
       return indexer->IsIndexed(type, d);
     };
     std::string_view prefer = req.Header("prefer");
@@ -1057,6 +1118,19 @@ struct FhirApi::Impl {
     Parsed p;
     if (auto early = Route(req, p, ctx)) return std::move(*early);
     p.base_url = BaseUrl(req);
+    HttpResponse r = Interact(req, p);
+    // a SearchParameter written: its definition joins the indexer at once
+    // (resources written before it are found by it once reindexed)
+    const bool writes = req.method != "GET" && req.method != "HEAD";
+    if (writes && r.status < 300 && indexers &&
+        (p.match.type == "SearchParameter" ||
+         (p.match.route->interaction == Interaction::kTransaction &&
+          req.body.find("\"SearchParameter\"") != std::string::npos)))
+      ReloadSearchParameters();
+    return r;
+  }
+
+  HttpResponse Interact(const HttpRequest& req, Parsed& p) const {
     switch (p.match.route->interaction) {
       case Interaction::kCapabilities: return Capabilities(p);
       case Interaction::kCreate: return Create(req, p);
@@ -1073,6 +1147,7 @@ struct FhirApi::Impl {
       case Interaction::kSearchType:
       case Interaction::kSearchSystem:
       case Interaction::kSearchCompartment: return Search(req, p);
+      case Interaction::kReindex: return Reindex(req, p);
       case Interaction::kConditionalUpdate: return ConditionalUpdate(req, p);
       case Interaction::kConditionalDelete: return ConditionalDelete(req, p);
     }
@@ -1081,8 +1156,10 @@ struct FhirApi::Impl {
 };
 
 FhirApi::FhirApi(const ServerConfig& config, std::shared_ptr<const fhir::Definitions> defs,
-                 storage::ResourceStore& store, std::shared_ptr<const fhir::SearchIndexer> indexer)
-    : impl_(std::make_unique<Impl>(Impl{config, std::move(defs), store, std::move(indexer)})) {}
+                 storage::ResourceStore& store, std::shared_ptr<fhir::IndexerHolder> indexers)
+    : impl_(std::make_unique<Impl>(Impl{config, std::move(defs), store, std::move(indexers), nullptr})) {
+  if (impl_->indexers) impl_->reindex = std::make_unique<ReindexJob>(store);
+}
 FhirApi::~FhirApi() = default;
 
 HttpResponse FhirApi::Handle(const HttpRequest& request, RequestContext& ctx) const {

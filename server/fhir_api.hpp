@@ -14,7 +14,7 @@
 
 namespace eds::fhir {
 class Definitions;
-class SearchIndexer;
+class IndexerHolder;
 }
 namespace eds::storage {
 class ResourceStore;
@@ -24,9 +24,10 @@ namespace eds::server {
 
 class FhirApi {
  public:
-  // `indexer` may be null: searches then answer 501.
+  // `indexers` may be null: searches then answer 501. Writes of
+  // SearchParameter resources replace the indexer it holds.
   FhirApi(const ServerConfig& config, std::shared_ptr<const fhir::Definitions> defs,
-          storage::ResourceStore& store, std::shared_ptr<const fhir::SearchIndexer> indexer = nullptr);
+          storage::ResourceStore& store, std::shared_ptr<fhir::IndexerHolder> indexers = nullptr);
   ~FhirApi();
 
   // Handles one request. Never throws: expected failures become their

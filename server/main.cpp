@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fhir/definitions.hpp"
@@ -15,6 +16,7 @@
 #include "server/fhir_api.hpp"
 #include "server/http_server.hpp"
 #include "server/log.hpp"
+#include "server/search_admin.hpp"
 #include "storage/migrator.hpp"
 #include "storage/pg_resource_store.hpp"
 
@@ -27,6 +29,8 @@ constexpr const char* kUsage =
     "commands:\n"
     "  serve     serve the FHIR API\n"
     "  migrate   apply the database migrations and exit\n"
+    "  reindex   re-extract the search index of resources indexed before the\n"
+    "            custom SearchParameters now active, in batches, and exit\n"
     "  version   print the version\n"
     "flags (each also read from its environment variable):\n";
 
@@ -44,6 +48,71 @@ int Migrate(const server::ServerConfig& c) {
   server::Log(server::LogLevel::kInfo,
               fmt::format("database schema at version {} (this server knows {})", st.database_version,
                           st.known_version));
+  return 0;
+}
+
+// The store, with an indexer of the package's search parameters plus the
+// active SearchParameter resources stored in the database.
+storage::PgStoreOptions StoreOptions(const server::ServerConfig& c, std::shared_ptr<const fhir::Definitions> defs,
+                                     const std::shared_ptr<fhir::IndexerHolder>& indexers) {
+  auto search_parameters = fhir::SearchParameterRegistry::Load(c.definitions_dir, defs->resource_types());
+  indexers->Set(std::make_shared<const fhir::SearchIndexer>(defs, search_parameters));
+  storage::PgStoreOptions options;
+  options.dsn = c.database_url;
+  options.pool_size = c.pool_size;
+  options.indexers = indexers;
+  return options;
+}
+
+void LoadCustomSearchParameters(std::shared_ptr<const fhir::Definitions> defs, storage::ResourceStore& store,
+                                fhir::IndexerHolder& indexers) {
+  std::vector<std::string> notes;
+  auto built = server::BuildIndexer(std::move(defs), indexers.Current()->registry(), store, &notes);
+  for (const auto& n : notes) server::Log(server::LogLevel::kWarn, "custom search parameter ignored: " + n);
+  if (!built) throw std::runtime_error("cannot load the custom search parameters");
+  indexers.Set(*built);
+  if (auto n = indexers.Current()->registry().Custom().size())
+    server::Log(server::LogLevel::kInfo, fmt::format("{} custom search parameter(s) active, index generation {}", n,
+                                                     indexers.Current()->generation()));
+}
+
+int CheckSchema(const server::ServerConfig& c) {
+  auto st = storage::ReadSchemaStatus(c.database_url);
+  if (st.database_version != st.known_version) {
+    fmt::print(stderr, "eds: database schema is at version {}, this program knows {}\n", st.database_version,
+               st.known_version);
+    return 1;
+  }
+  return 0;
+}
+
+int Reindex(const server::ServerConfig& c) {
+  if (int rc = RequireDatabase(c)) return rc;
+  if (int rc = CheckSchema(c)) return rc;
+  auto defs = fhir::Definitions::Load(c.definitions_dir);
+  auto indexers = std::make_shared<fhir::IndexerHolder>(nullptr);
+  storage::PgResourceStore store(StoreOptions(c, defs, indexers));
+  LoadCustomSearchParameters(defs, store, *indexers);
+  int64_t total = 0;
+  int idle = 0;
+  for (;;) {
+    auto r = store.ReindexBatch(500);
+    if (!r) {
+      fmt::print(stderr, "eds: reindex failed: {}\n", r.error().outcome.ToJson());
+      return 1;
+    }
+    total += r->reindexed;
+    fmt::print("reindexed {} resource(s), {} remaining\n", total, r->remaining);
+    std::fflush(stdout);
+    if (r->remaining == 0) break;
+    idle = r->reindexed == 0 ? idle + 1 : 0;
+    if (idle > 100) {
+      fmt::print(stderr, "eds: {} resource(s) stayed locked by writers; run reindex again\n", r->remaining);
+      return 1;
+    }
+    if (idle > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  fmt::print("reindex complete at generation {}\n", indexers->Current()->generation());
   return 0;
 }
 
@@ -72,14 +141,10 @@ int Serve(const server::ServerConfig& c) {
       return 1;
     }
   }
-  auto search_parameters = fhir::SearchParameterRegistry::Load(c.definitions_dir, defs->resource_types());
-  auto indexer = std::make_shared<const fhir::SearchIndexer>(defs, search_parameters);
-  storage::PgStoreOptions store_options;
-  store_options.dsn = c.database_url;
-  store_options.pool_size = c.pool_size;
-  store_options.indexer = indexer;
-  storage::PgResourceStore store(store_options);
-  server::FhirApi api(c, defs, store, indexer);
+  auto indexers = std::make_shared<fhir::IndexerHolder>(nullptr);
+  storage::PgResourceStore store(StoreOptions(c, defs, indexers));
+  server::FhirApi api(c, defs, store, indexers);
+  LoadCustomSearchParameters(defs, store, *indexers);
   server::HttpServer http(c, api);
   unsigned short port = http.Listen();
   fmt::print("EDS core listening on http://{}:{}{}\n", c.bind_address, port, c.base_path);
@@ -108,6 +173,7 @@ int main(int argc, char** argv) {
     server::SetLogLevel(config.log_level);
     if (command == "serve") return Serve(config);
     if (command == "migrate") return Migrate(config);
+    if (command == "reindex") return Reindex(config);
     fmt::print(stderr, "eds: unknown command '{}'\n{}", command, kUsage);
     return 2;
   } catch (const std::invalid_argument& e) {

@@ -135,7 +135,7 @@ Result<WriteResult> PreconditionFailed(std::optional<int64_t> expected, std::opt
 
 struct PgResourceStore::Impl {
   explicit Impl(const PgStoreOptions& o)
-      : indexer(o.indexer),
+      : indexers(o.indexers),
         pool(o.dsn, o.pool_size, o.acquire_timeout,
              [timeout = o.statement_timeout](pqxx::connection& c) {
                c.set_variable("statement_timeout", std::to_string(timeout.count()));
@@ -189,12 +189,14 @@ struct PgResourceStore::Impl {
   // resource was deleted), in the caller's transaction.
   void Index(pqxx::work& tx, const fhir::Resource* resource, const std::string& type, const std::string& id,
              bool replace) {
-    if (!indexer) return;
+    if (!indexers) return;
     if (resource == nullptr) {
       tx.exec_prepared(kDeleteIndex.name, type, id);
       return;
     }
+    auto indexer = indexers->Current();
     WriteIndex(tx, type, id, indexer->Extract(*resource), replace);
+    if (int64_t g = indexer->generation(); g > 0) tx.exec_prepared(kSetIndexGeneration.name, type, id, g);
   }
 
   auto Indexer() {
@@ -203,7 +205,7 @@ struct PgResourceStore::Impl {
     };
   }
 
-  std::shared_ptr<const fhir::SearchIndexer> indexer;
+  std::shared_ptr<fhir::IndexerHolder> indexers;
 
   auto Inserter() {
     return [this](pqxx::work& tx, fhir::Resource& r, const std::string& id, WriteMethod m) {
@@ -523,6 +525,71 @@ Result<HistoryPage> PgResourceStore::History(const HistoryQuery& q) {
     if (r.size() > n && n > 0)
       page.next_before_seq = r[static_cast<pqxx::result::size_type>(n - 1)][0].as<int64_t>();
     return page;
+  });
+}
+
+}  // namespace eds::storage
+
+namespace eds::storage {
+
+Result<std::vector<StoredSearchParameter>> PgResourceStore::SearchParameters() {
+  return impl_->Run<std::vector<StoredSearchParameter>>([&](pqxx::connection& c) -> Result<std::vector<StoredSearchParameter>> {
+    pqxx::work tx(c);
+    // a generation for every version not seen before (the sequence orders them)
+    tx.exec0(
+        "INSERT INTO custom_search_param (res_id, version_id, generation)"
+        " SELECT r.res_id, r.version_id, nextval('search_index_generation') FROM resource r"
+        " LEFT JOIN custom_search_param c ON c.res_id = r.res_id"
+        " WHERE r.res_type = 'SearchParameter' AND NOT r.deleted"
+        "   AND (c.res_id IS NULL OR c.version_id <> r.version_id)"
+        " ORDER BY r.res_id"
+        " ON CONFLICT (res_id) DO UPDATE SET version_id = EXCLUDED.version_id, generation = EXCLUDED.generation"
+        " WHERE custom_search_param.version_id < EXCLUDED.version_id");
+    auto rows = tx.exec(
+        "SELECT r.res_id, r.content::text, c.generation FROM resource r JOIN custom_search_param c ON c.res_id = r.res_id"
+        " WHERE r.res_type = 'SearchParameter' AND NOT r.deleted ORDER BY c.generation, r.res_id");
+    tx.commit();
+    std::vector<StoredSearchParameter> out;
+    for (const auto& row : rows)
+      out.push_back({row[0].c_str(), std::string(row[1].c_str(), row[1].size()), row[2].as<int64_t>()});
+    return out;
+  });
+}
+
+Result<ReindexProgress> PgResourceStore::ReindexBatch(int batch) {
+  if (!impl_->indexers) return MakeError(ErrorKind::kNotSupported, "this store keeps no search index");
+  auto indexer = impl_->indexers->Current();
+  const int64_t generation = indexer->generation();
+  std::vector<std::string> types, gens;
+  for (const auto& [type, g] : indexer->RequiredGenerations()) {
+    types.push_back(type);
+    gens.push_back(std::to_string(g));
+  }
+  ReindexProgress progress;
+  if (types.empty()) return progress;
+  const std::string type_array = ArrayLiteral(types), gen_array = ArrayLiteral(gens);
+  return impl_->Run<ReindexProgress>([&](pqxx::connection& c) -> Result<ReindexProgress> {
+    pqxx::work tx(c);
+    auto rows = tx.exec_params(
+        "SELECT r.res_type, r.res_id, r.content::text FROM resource r"
+        " JOIN unnest($1::text[], $2::bigint[]) AS n(res_type, gen) ON r.res_type = n.res_type"
+        " WHERE NOT r.deleted AND r.index_gen < n.gen LIMIT $3 FOR UPDATE OF r SKIP LOCKED",
+        type_array, gen_array, batch);
+    ReindexProgress p;
+    for (const auto& row : rows) {
+      const std::string type = row[0].c_str(), id = row[1].c_str();
+      auto parsed = fhir::Resource::Parse(std::string_view(row[2].c_str(), row[2].size()));
+      if (parsed) WriteIndex(tx, type, id, indexer->Extract(*parsed), true);
+      tx.exec_prepared(kSetIndexGeneration.name, type, id, generation);
+      ++p.reindexed;
+    }
+    auto left = tx.exec_params(
+        "SELECT count(*) FROM resource r JOIN unnest($1::text[], $2::bigint[]) AS n(res_type, gen)"
+        " ON r.res_type = n.res_type WHERE NOT r.deleted AND r.index_gen < n.gen",
+        type_array, gen_array);
+    tx.commit();
+    p.remaining = left[0][0].as<int64_t>();
+    return p;
   });
 }
 

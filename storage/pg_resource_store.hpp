@@ -9,15 +9,16 @@
 #include "storage/resource_store.hpp"
 
 namespace eds::fhir {
-class SearchIndexer;
+class IndexerHolder;
 }
 
 namespace eds::storage {
 
 struct PgStoreOptions {
   std::string dsn;
-  // Extracts the search index on every write (nullptr: no search index).
-  std::shared_ptr<const fhir::SearchIndexer> indexer;
+  // The indexer in force extracts the search index on every write (nullptr:
+  // no search index).
+  std::shared_ptr<fhir::IndexerHolder> indexers;
   int pool_size = 8;
   std::chrono::milliseconds acquire_timeout{5000};
   std::chrono::milliseconds statement_timeout{30000};
@@ -44,6 +45,8 @@ class PgResourceStore final : public ResourceStore {
                                         const std::string& criteria_text) override;
   Result<WriteResult> ConditionalDelete(const fhir::SearchQuery& criteria, const std::string& criteria_text) override;
   Result<std::vector<WriteResult>> Transaction(std::vector<TxOp>& ops, std::size_t& failed_op) override;
+  Result<std::vector<StoredSearchParameter>> SearchParameters() override;
+  Result<ReindexProgress> ReindexBatch(int batch) override;
 
   int pool_size() const;
 

@@ -67,6 +67,21 @@ struct SearchPage {
   std::vector<std::string> warnings;
 };
 
+// A SearchParameter resource stored here, with the index generation its
+// current version took effect at.
+struct StoredSearchParameter {
+  std::string id;
+  std::string content;
+  int64_t generation = 0;
+};
+
+// Progress of a reindex: resources re-extracted by this call, and those
+// still indexed by an older parameter set.
+struct ReindexProgress {
+  int64_t reindexed = 0;
+  int64_t remaining = 0;
+};
+
 // One operation of a multi-operation transaction.
 struct TxOp {
   enum class Kind { kCreate, kUpdate, kDelete, kRead };
@@ -127,6 +142,19 @@ class ResourceStore {
                                                 const std::string& criteria_text) = 0;
   // Delete: no match is kNotFound; one match is deleted.
   virtual Result<WriteResult> ConditionalDelete(const fhir::SearchQuery& criteria, const std::string& criteria_text) = 0;
+
+  // Custom search parameters: every current SearchParameter resource, each
+  // version given its index generation the first time it is seen here.
+  virtual Result<std::vector<StoredSearchParameter>> SearchParameters() {
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "custom search parameters are not supported");
+  }
+  // Re-extracts the search index of up to `batch` resources indexed by an
+  // older parameter set than the current indexer's, each batch one
+  // transaction.
+  virtual Result<ReindexProgress> ReindexBatch(int batch) {
+    (void)batch;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "reindexing is not supported");
+  }
 
   // Runs `ops` in order in one database transaction: all are stored or none.
   // On the first failing operation returns its error, with its index in
