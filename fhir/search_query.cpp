@@ -231,7 +231,8 @@ class Parser {
   // `type` narrows to (`.where(resolve() is Patient)`); else the only target
   // that has `next`.
   std::optional<Error> ChainTarget(const std::string& name, const std::string& type, const SearchParamDef& param,
-                                   const std::string& modifier, const std::string& next, std::string& target) {
+                                   const std::string& modifier, const std::string& next, std::string& target,
+                                   std::vector<std::string>* all_targets = nullptr) {
     if (!modifier.empty()) {
       if (!param.targets.empty() &&
           std::find(param.targets.begin(), param.targets.end(), modifier) == param.targets.end())
@@ -251,6 +252,20 @@ class Parser {
     if (candidates.size() == 1) {
       target = candidates.front();
       return std::nullopt;
+    }
+    // several targets with the next parameter alike: the chain follows them all
+    if (candidates.size() > 1 && all_targets != nullptr) {
+      const SearchParamDef* first = reg_.Find(candidates.front(), next);
+      bool alike = first != nullptr;
+      for (const auto& t : candidates) {
+        const SearchParamDef* d = reg_.Find(t, next);
+        alike = alike && d != nullptr && d->type == first->type;
+      }
+      if (alike) {
+        target = candidates.front();
+        *all_targets = candidates;
+        return std::nullopt;
+      }
     }
     return Invalid(name, fmt::format("{} may refer to several types; name one, e.g. {}:{}", param.code,
                                      param.code, param.targets.empty() ? "Patient" : param.targets.front()));
@@ -312,8 +327,9 @@ class Parser {
         if (p->type != SearchParamType::kReference)
           return Invalid(name, fmt::format("'{}' is not a reference parameter, so it cannot be chained", code));
         std::string target, next = links[i + 1].substr(0, links[i + 1].find(':'));
-        if (auto e = ChainTarget(name, type, *p, modifier, next, target)) return e;
-        c.chain.push_back({type, p, target});
+        std::vector<std::string> all_targets;
+        if (auto e = ChainTarget(name, type, *p, modifier, next, target, &all_targets)) return e;
+        c.chain.push_back({type, p, target, all_targets});
         type = target;
         continue;
       }

@@ -43,6 +43,9 @@ struct ChainLink {
   std::string resource_type;
   const SearchParamDef* param = nullptr;
   std::string target_type;
+  // When the reference may lead to several types that all have the next
+  // parameter alike (Observation?subject.identifier=...): all of them.
+  std::vector<std::string> target_types;
 };
 
 // _has:Type:reference:...: resources of `resource_type` whose `param`

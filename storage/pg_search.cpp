@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <utility>
 
 #include "fhir/primitives.hpp"
 #include "fhir/search_index.hpp"
@@ -99,6 +100,7 @@ class Translator {
   // The condition for one criterion on the resource aliased `r`; an error
   // for what this store cannot answer yet.
   fhir::Result<std::string> Criterion(const fhir::SearchCriterion& c, const std::string& r) {
+    type_hint_.clear();
     return Linked(c, r, 0, 0);
   }
 
@@ -122,13 +124,19 @@ class Translator {
     if (chain < c.chain.size()) {
       const auto& link = c.chain[chain];
       const std::string ref = Alias("cr"), res = Alias("t");
+      // several target types: the next index lookups are told them, so that
+      // they can use their (res_type, ...) indexes
+      type_hint_ = link.target_types.empty() ? std::string()
+                                             : "ANY(" + sql_.Param(TextArray(link.target_types)) + "::text[])";
       auto inner = Linked(c, res, reverse, chain + 1);
       if (!inner) return inner;
       return "EXISTS (SELECT 1 FROM search_reference " + ref + " JOIN resource " + res + " ON " + res +
              ".res_type = " + ref + ".target_type AND " + res + ".res_id = " + ref + ".target_id AND NOT " + res +
              ".deleted WHERE " + ref + ".res_type = " + r + ".res_type AND " + ref + ".res_id = " + r +
              ".res_id AND " + ref + ".param = " + sql_.Param(link.param->code) + " AND " + ref +
-             ".target_type = " + sql_.Param(link.target_type) + " AND " + *inner + ")";
+             (link.target_types.empty() ? ".target_type = " + sql_.Param(link.target_type)
+                                        : ".target_type = ANY(" + sql_.Param(TextArray(link.target_types)) + "::text[])") +
+             " AND " + *inner + ")";
     }
     return Direct(c, r);
   }
@@ -165,9 +173,10 @@ class Translator {
       return MakeError(ErrorKind::kNotSupported, fmt::format("searching {} parameters ('{}') is not supported yet",
                                                              fhir::SearchParamTypeCode(p.type), c.name));
     const std::string a = Alias("i");
-    const std::string exists = "EXISTS (SELECT 1 FROM " + std::string(table) + " " + a + " WHERE " + a +
-                               ".res_type = " + r + ".res_type AND " + a + ".res_id = " + r + ".res_id AND " + a +
-                               ".param = " + sql_.Param(param);
+    std::string exists = "EXISTS (SELECT 1 FROM " + std::string(table) + " " + a + " WHERE " + a +
+                         ".res_type = " + r + ".res_type AND " + a + ".res_id = " + r + ".res_id AND " + a +
+                         ".param = " + sql_.Param(param);
+    if (!type_hint_.empty()) exists += " AND " + a + ".res_type = " + std::exchange(type_hint_, {});
     if (c.modifier == "missing") return (c.values[0].text == "true" ? "NOT " : "") + exists + ")";
     std::vector<std::string> ors;
     for (const auto& v : c.values) {
@@ -345,6 +354,7 @@ class Translator {
 
   SqlBuilder& sql_;
   int aliases_ = 0;
+  std::string type_hint_;  // see Linked
 };
 
 // A record from columns type, id, version, last update (ms), content.
@@ -552,7 +562,15 @@ int64_t EstimateRows(pqxx::transaction_base& tx, const std::string& where, const
 
 }  // namespace
 
-fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::SearchQuery& q) {
+fhir::Result<std::string> ExplainSearch(pqxx::connection& conn, const fhir::SearchQuery& q) {
+  pqxx::nontransaction tx(conn);
+  std::string plan;
+  auto r = RunSearchIn(tx, q, &plan);
+  if (!r) return std::move(r.error());
+  return plan;
+}
+
+fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::SearchQuery& q, std::string* plan) {
   SqlBuilder sql;
   Translator tr(sql);
   std::string where;
@@ -671,6 +689,11 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
       " FROM resource r WHERE " + where + ") s" + keyset + " ORDER BY " + order + " LIMIT " +
       sql.Param(std::to_string(count + 1));
   if (offset > 0) text += " OFFSET " + sql.Param(std::to_string(offset));
+  if (plan != nullptr) {
+    auto lines = tx.exec_params("EXPLAIN " + text, pqxx::prepare::make_dynamic_params(sql.params()));
+    for (const auto& line : lines) *plan += std::string(line[0].c_str()) + "\n";
+    return page;
+  }
   auto rows = tx.exec_params(text, pqxx::prepare::make_dynamic_params(sql.params()));
   const std::size_t n = std::min<std::size_t>(rows.size(), static_cast<std::size_t>(count));
   const bool more = rows.size() > n;
