@@ -129,6 +129,15 @@ void AddQuantity(const std::string& param, const JsonValue& q, IndexRows& out) {
   out.quantities.push_back(std::move(row));
 }
 
+constexpr const char* kFiscalCodeOid = "urn:oid:2.16.840.1.113883.2.9.4.3.2";
+constexpr const char* kFiscalCodeUrl = "http://hl7.it/sid/codiceFiscale";
+
+const char* FiscalCodeAlias(std::string_view system) {
+  if (system == kFiscalCodeOid) return kFiscalCodeUrl;
+  if (system == kFiscalCodeUrl) return kFiscalCodeOid;
+  return nullptr;
+}
+
 bool IsPrimitiveText(std::string_view t) {
   return t == "string" || t == "code" || t == "id" || t == "markdown" || t == "uri" || t == "url" ||
          t == "canonical" || t == "oid" || t == "uuid" || t == "boolean" || t == "System.String" ||
@@ -469,7 +478,11 @@ void AddIndexValues(const SearchParamDef& def, std::string_view t, const JsonVal
             for (const auto& c : a->GetArray())
               AddToken(p + ":of-type", Text(Member(c, "system")), Text(Member(c, "code")), value, out);
         }
-        AddToken(p, Text(Member(node, "system")), value, type_text, out);
+        const std::string system = Text(Member(node, "system"));
+        AddToken(p, system, value, type_text, out);
+        // the Italian fiscal code has two systems in use (the Gateway's OID and
+        // HL7 Italia's URL): searching by either finds it
+        if (const char* alias = FiscalCodeAlias(system)) AddToken(p, alias, value, type_text, out);
       } else if (t == "ContactPoint") {
         AddToken(p, Text(Member(node, "system")), Text(Member(node, "value")), Text(Member(node, "use")), out);
       } else if (IsPrimitiveText(t)) {

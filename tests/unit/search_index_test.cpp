@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <set>
 
 #include "fhir/json_internal.hpp"
 #include "fhir/primitives.hpp"
@@ -75,9 +76,9 @@ TEST_CASE("token parameters index codings, identifiers and codes", "[search]") {
   REQUIRE(text_only.tokens.size() == 1);
   CHECK(text_only.tokens[0].text == "Glicemia");
   auto id = Rows(SearchParamType::kToken, "Identifier",
-                 R"({"system":"http://hl7.it/sid/codiceFiscale","value":"RSSMRA80A01H501U"})");
+                 R"({"system":"urn:ietf:rfc:3986","value":"urn:uuid:1"})");
   REQUIRE(id.tokens.size() == 1);
-  CHECK(id.tokens[0].code == "RSSMRA80A01H501U");
+  CHECK(id.tokens[0].code == "urn:uuid:1");
   CHECK(Rows(SearchParamType::kToken, "code", R"("final")").tokens[0].code == "final");
   CHECK(Rows(SearchParamType::kToken, "boolean", "true").tokens[0].code == "true");
 }
@@ -174,6 +175,20 @@ TEST_CASE("the indexer extracts every parameter of a resource with FHIRPath", "[
   CHECK(indexer.IsIndexed("Patient", *family_def));
   CHECK(indexer.IsIndexed("Patient", *registry->Find("Patient", "_id")));
   CHECK(indexer.IsIndexed("Observation", *registry->Find("Observation", "code-value-quantity")));  // composite
+}
+
+TEST_CASE("a fiscal code is found by either of its two systems", "[search]") {
+  for (const std::string system : {"urn:oid:2.16.840.1.113883.2.9.4.3.2", "http://hl7.it/sid/codiceFiscale"}) {
+    auto rows = Rows(SearchParamType::kToken, "Identifier", R"({"system":")" + system + R"(","value":"RSSMRA80A01H501U"})");
+    REQUIRE(rows.tokens.size() == 2);
+    std::set<std::string> systems;
+    for (const auto& t : rows.tokens) {
+      CHECK(t.code == "RSSMRA80A01H501U");
+      systems.insert(t.system);
+    }
+    CHECK(systems == std::set<std::string>{"urn:oid:2.16.840.1.113883.2.9.4.3.2", "http://hl7.it/sid/codiceFiscale"});
+  }
+  CHECK(Rows(SearchParamType::kToken, "Identifier", R"({"system":"urn:oid:1.2.3","value":"x"})").tokens.size() == 1);
 }
 
 TEST_CASE("composites index component tuples; references and identifiers index :identifier and :of-type", "[search]") {
