@@ -139,6 +139,8 @@ struct PgResourceStore::Impl {
         pool(o.dsn, o.pool_size, o.acquire_timeout,
              [timeout = o.statement_timeout](pqxx::connection& c) {
                c.set_variable("statement_timeout", std::to_string(timeout.count()));
+               // short queries over many rows: compiling them costs more than it saves
+               c.set_variable("jit", "off");
                for (const auto& s : kAllStatements) c.prepare(s.name, s.sql);
              }) {}
 

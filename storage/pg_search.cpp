@@ -682,13 +682,16 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
   const int count = q.count.value_or(50);
   const bool by_offset = q.offset && !q.cursor;
   const long offset = by_offset ? *q.offset : 0;
+  // The page is cut on the keys alone; only its rows are then joined to
+  // their content (sorting never carries the documents along).
+  std::string page_sql = "SELECT s.* FROM (SELECT r.res_type, r.res_id, r.last_updated" + computed +
+                         " FROM resource r WHERE " + where + ") s" + keyset + " ORDER BY " + order + " LIMIT " +
+                         sql.Param(std::to_string(count + 1));
+  if (offset > 0) page_sql += " OFFSET " + sql.Param(std::to_string(offset));
   std::string text =
-      "SELECT s.res_type, s.res_id, s.version_id, (extract(epoch from s.last_updated) * 1000)::bigint, s.content::text" +
-      key_columns +
-      " FROM (SELECT r.res_type, r.res_id, r.version_id, r.last_updated, r.content" + computed +
-      " FROM resource r WHERE " + where + ") s" + keyset + " ORDER BY " + order + " LIMIT " +
-      sql.Param(std::to_string(count + 1));
-  if (offset > 0) text += " OFFSET " + sql.Param(std::to_string(offset));
+      "SELECT r.res_type, r.res_id, r.version_id, (extract(epoch from r.last_updated) * 1000)::bigint, r.content::text" +
+      key_columns + " FROM (" + page_sql +
+      ") s JOIN resource r ON r.res_type = s.res_type AND r.res_id = s.res_id ORDER BY " + order;
   if (plan != nullptr) {
     auto lines = tx.exec_params("EXPLAIN " + text, pqxx::prepare::make_dynamic_params(sql.params()));
     for (const auto& line : lines) *plan += std::string(line[0].c_str()) + "\n";
