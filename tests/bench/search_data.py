@@ -288,9 +288,9 @@ def generate(scale, out):
             })
             encounters.append((eid, t0))
 
-        # observations: 5-15 per patient (10 on average)
+        # observations: 6-15 per patient (10.5 on average: 1.05M at SCALE 1)
         obs_ids = []
-        for _ in range(rng.randint(5, 15)):
+        for _ in range(rng.randint(6, 15)):
             code = rng.choice(LOINC_CODES)
             oid = "obs-%08d" % n_obs
             n_obs += 1
@@ -537,7 +537,7 @@ def check(kind, values, body):
         subjects = {m["subject"]["reference"] for m in matches}
         need(all(m["resourceType"] == "Observation" for m in matches), "not an Observation")
         need(len(subjects) == 1, "several subjects: %s" % sorted(subjects))
-        need(5 <= len(matches) <= 15, "%d Observations for one Patient (5-15 generated)" % len(matches))
+        need(6 <= len(matches) <= 15, "%d Observations for one Patient (6-15 generated)" % len(matches))
     elif kind == "encounter_revinclude":
         ids = set()
         for m in matches:
