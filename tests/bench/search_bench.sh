@@ -73,6 +73,16 @@ mkdir -p "$work"
 server_log() {
     pg_info "last lines of the server log ($work/server.log):"
     tail -n 30 "$work/server.log" >&2 || true
+    if [[ -n "$server_pid" ]] && ! kill -0 "$server_pid" 2>/dev/null; then
+        local status=0
+        wait "$server_pid" 2>/dev/null || status=$?
+        server_pid=""
+        if ((status > 128)); then
+            pg_info "the server is gone: killed by signal $((status - 128)) ($(kill -l $((status - 128)) 2>/dev/null || echo '?'))"
+        else
+            pg_info "the server is gone: exit status $status"
+        fi
+    fi
 }
 
 # ---- data (generated once per SCALE and generator version) ---------------------
@@ -274,14 +284,47 @@ run_raw() {
     rm -f -- "$work/pgbench_latency_us"
 }
 
+# Requests wrk gave up on (at the end of a run) may still be running in the
+# server; wait until the database is idle so they do not slow the next run.
+wait_idle() {
+    local i busy
+    for ((i = 0; i < 3000; i++)); do
+        busy="$("${psql[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                                  AND state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()")"
+        ((busy == 0)) && break
+        sleep 0.2
+    done
+    ((i < 3000)) || pg_die "the database was still busy 10 minutes after a run"
+    if ((i >= 5)); then pg_info "  waited $((i / 5)) s for requests still running in the server"; fi
+}
+
+# The latency of a search alone: five requests one after the other (the first
+# five lines of its parameter file), over one connection each. Prints the median in ms.
+single_latency() {
+    local template="$1" file="$2" line path out code t
+    local -a times=()
+    while IFS= read -r line; do
+        path="$(awk -F '\t' -v t="$template" '{ for (i = 1; i <= NF; i++) gsub("\\{" i "\\}", $i, t); print t }' <<<"$line")"
+        out="$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H 'Accept: application/fhir+json' "$base$path")"
+        read -r code t <<<"$out"
+        [[ "$code" == 200 ]] || pg_die "GET $path answered $code"
+        times+=("$t")
+    done < <(head -n 5 "$file")
+    printf '%s\n' "${times[@]}" | sort -g | awk '{ a[NR] = $1 } END { printf "%.3f\n", a[int((NR + 1) / 2)] * 1000 }'
+}
+
 loadavg_before="$(cut -d ' ' -f 1-3 /proc/loadavg)"
 : >"$work/results"
 for s in "${searches[@]}"; do
     IFS='|' read -r name label template file <<<"$s"
-    pg_info "$name: warming up, then wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
+    wait_idle
+    single="$(single_latency "$template" "$data/params/$file")"
+    pg_info "$name: alone ${single} ms (median of 5); warming up, then wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
     run_server 2 "$template" "$data/params/$file" "$work/wrk.$name.warmup" >/dev/null
+    wait_idle
     r="$(run_server "$DURATION" "$template" "$data/params/$file" "$work/wrk.$name.out")"
-    echo "server $name $r $(cut -d ' ' -f 1 /proc/loadavg)" | tee -a "$work/results"
+    echo "server $name $r $(cut -d ' ' -f 1 /proc/loadavg) $single" | tee -a "$work/results"
+    wait_idle
     case "$name" in
     identifier) raw_sql="search_identifier.sql" raw_vars=(-D "rows=$n_ident") ;;
     subject_code_date) raw_sql="search_subject.sql" raw_vars=(-D "rows=$n_subj") ;;
@@ -289,6 +332,7 @@ for s in "${searches[@]}"; do
     esac
     pg_info "$name: the same SQL through pgbench -c $CONNECTIONS -j $THREADS -T $DURATION"
     run_raw 2 "$bench_dir/$raw_sql" "$work/pgbench.$name.warmup" "${raw_vars[@]}" >/dev/null
+    wait_idle
     echo "raw $name $(run_raw "$DURATION" "$bench_dir/$raw_sql" "$work/pgbench.$name.out" "${raw_vars[@]}")" |
         tee -a "$work/results"
 done
@@ -340,9 +384,9 @@ awk -v labels="$(for s in "${searches[@]}"; do IFS='|' read -r n l _ _ <<<"$s"; 
     BEGIN {
         n = split(labels, parts, ";")
         for (i = 1; i <= n; i++) if (parts[i] != "") { split(parts[i], kv, "="); label[kv[1]] = substr(parts[i], length(kv[1]) + 2) }
-        printf "%-44s %11s %9s %9s %8s %8s %6s\n", "search", "requests/s", "p50 (ms)", "p99 (ms)", "non-2xx", "sockerr", "load1"
+        printf "%-44s %11s %9s %9s %8s %8s %6s %10s\n", "search", "requests/s", "p50 (ms)", "p99 (ms)", "non-2xx", "sockerr", "load1", "alone (ms)"
     }
-    $1 == "server" { printf "%-44s %11.1f %9.3f %9.3f %8d %8d %6s\n", label[$2], $3, $4, $5, $6, $7, $8; rps[$2] = $3 }
+    $1 == "server" { printf "%-44s %11.1f %9.3f %9.3f %8d %8d %6s %10.3f\n", label[$2], $3, $4, $5, $6, $7, $8, $9; rps[$2] = $3 }
     $1 == "raw" { printf "%-44s %11.1f %9.3f %9.3f\n", "  raw PostgreSQL, same SQL (pgbench)", $3, $4, $5;
                   printf "  ratio server/raw: %.2f\n", rps[$2] / $3 }' "$work/results"
 if awk '$1 == "server" && ($6 != 0 || $7 != 0) { bad = 1 } END { exit !bad }' "$work/results"; then
