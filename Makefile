@@ -9,7 +9,7 @@ FORMAT_DIRS := fhir storage server tests
 FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.cpp' -o -name '*.hpp' \) 2>/dev/null) \
                $(wildcard *.cpp *.hpp)
 
-.PHONY: setup build run test test-asan bench clean format
+.PHONY: setup build run test test-asan bench bench-search clean format
 
 setup:
 	bash deploy/setup.sh
@@ -28,6 +28,9 @@ test-asan: setup
 
 bench: build
 	bash tests/bench/read_bench.sh
+
+bench-search: build
+	bash tests/bench/search_bench.sh
 
 clean:
 	rm -rf build

@@ -15,13 +15,14 @@ info() {
 
 # pgbench ships in postgresql-15 (/usr/lib/postgresql/15/bin/pgbench, wrapped
 # by /usr/bin/pgbench from postgresql-client-common); postgresql-contrib is the
-# metapackage for the contrib extensions.
+# metapackage for the contrib extensions. python3 (standard library only)
+# generates and loads the search benchmark's data.
 packages=(
     build-essential cmake ninja-build pkg-config git ca-certificates curl openssl
     libboost1.81-dev libboost-url1.81-dev libboost-program-options1.81-dev
     libpqxx-dev rapidjson-dev libfmt-dev catch2 libssl-dev
     postgresql-15 postgresql-client-15 postgresql-contrib
-    wrk
+    wrk python3
 )
 # Node.js/npm may come from another source (e.g. a NodeSource or nvm install);
 # installing Debian's npm over it can break it, so only add them when missing.
