@@ -18,7 +18,7 @@
 #include "fhir/capability.hpp"
 #include "fhir/definitions.hpp"
 #include "fhir/json.hpp"
-#include "fhir/json_patch.hpp"
+#include "fhir/patch.hpp"
 #include "fhir/primitives.hpp"
 #include "fhir/search_index.hpp"
 #include "fhir/search_parameters.hpp"
@@ -450,23 +450,41 @@ struct FhirApi::Impl {
     return WriteResponse(req, p, *w, w->created ? "created" : "updated");
   }
 
-  // PATCH [type]/[id] with a JSON Patch: applied to the current version,
-  // checked like an update, and stored only if the version did not change
-  // meanwhile (the client's If-Match, else the version the patch was applied
-  // to; a concurrent change makes it re-apply, a few times at most).
+  // PATCH [type]/[id] with a JSON Patch or a FHIRPath Patch (Parameters):
+  // applied to the current version, checked like an update, and stored only
+  // if the version did not change meanwhile (the client's If-Match, else the
+  // version the patch was applied to; a concurrent change makes it re-apply,
+  // a few times at most).
   HttpResponse Patch(const HttpRequest& req, const Parsed& p) const {
     std::optional<int64_t> if_match;
     if (auto e = IfMatch(req, if_match)) return ErrorResponse(*e, p.format);
     std::string mt = MediaType(req.Header("content-type"));
-    if (mt == "application/fhir+json" || mt == "application/json")
-      return ErrorResponse(MakeError(ErrorKind::kNotSupported, "FHIRPath Patch (a Parameters body) is not supported yet; "
-                                                               "send a JSON Patch as application/json-patch+json"),
-                           p.format);
-    if (mt != "application/json-patch+json")
+    fhir::PatchDocument patch;
+    std::optional<fhir::Resource> parameters;
+    if (mt == "application/json-patch+json") {
+      patch.json_patch = req.body;
+    } else if (mt == "application/fhir+json" || mt == "application/json" || mt == "application/json+fhir") {
+      auto parsed = fhir::Resource::Parse(req.body, fhir::JsonLimits{config.json_max_depth});
+      if (!parsed) return ErrorResponse(parsed.error(), p.format);
+      if (parsed->type() != "Parameters")
+        return ErrorResponse(MakeError(ErrorKind::kInvalid,
+                                       fmt::format("a FHIRPath Patch is a Parameters resource, not {}; a JSON Patch "
+                                                   "is sent as application/json-patch+json",
+                                                   parsed->type()),
+                                       "resourceType"),
+                             p.format);
+      auto structure = defs->CheckStructure(*parsed);
+      if (structure.HasErrors()) return ErrorResponse(Error{ErrorKind::kInvalid, std::move(structure)}, p.format);
+      parameters = std::move(*parsed);
+      patch.fhirpath_patch = &*parameters;
+    } else {
       return ErrorResponse(MakeError(ErrorKind::kUnsupportedMediaType,
-                                     fmt::format("Content-Type '{}' is not supported for PATCH; send "
-                                                 "application/json-patch+json", req.Header("content-type"))),
+                                     fmt::format("Content-Type '{}' is not supported for PATCH; send a JSON Patch as "
+                                                 "application/json-patch+json or a FHIRPath Patch (Parameters) as "
+                                                 "application/fhir+json",
+                                                 req.Header("content-type"))),
                            p.format);
+    }
     for (int attempt = 0; attempt < 3; ++attempt) {
       auto current = store.Read(p.match.type, p.match.id);
       if (!current) return ErrorResponse(current.error(), p.format);
@@ -476,15 +494,9 @@ struct FhirApi::Impl {
                                        fmt::format("version conflict: If-Match expects version {} but the current "
                                                    "version is {}", *if_match, current->version)),
                              p.format);
-      auto patched = fhir::ApplyJsonPatch(current->content, req.body, config.json_max_depth);
-      if (!patched) return ErrorResponse(patched.error(), p.format);
-      auto resource = fhir::Resource::Parse(*patched, fhir::JsonLimits{config.json_max_depth});
+      auto resource = fhir::PatchResource(processor.engine(), current->content, p.match.type, p.match.id, patch,
+                                          config.json_max_depth);
       if (!resource) return ErrorResponse(resource.error(), p.format);
-      if (resource->type() != p.match.type || resource->id() != p.match.id)
-        return ErrorResponse(MakeError(ErrorKind::kUnprocessable, "a patch must not change resourceType or id"),
-                             p.format);
-      auto structure = defs->CheckStructure(*resource);
-      if (structure.HasErrors()) return ErrorResponse(Error{ErrorKind::kUnprocessable, std::move(structure)}, p.format);
       auto w = store.Update(*resource, p.match.id, current->version);
       if (!w && w.error().kind == ErrorKind::kPreconditionFailed && !if_match) continue;  // changed meanwhile
       if (!w) return ErrorResponse(w.error(), p.format);

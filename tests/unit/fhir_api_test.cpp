@@ -319,6 +319,39 @@ TEST_CASE("FhirApi: delete", "[server]") {
   }
 }
 
+TEST_CASE("FhirApi: PATCH with a FHIRPath Patch or a JSON Patch", "[server]") {
+  Harness h;
+  REQUIRE(h.Send("PUT", "/fhir/Patient/p1", R"({"resourceType":"Patient","id":"p1","gender":"male","active":true})").status ==
+          201);
+  const std::string to_female =
+      R"({"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},)"
+      R"({"name":"path","valueString":"Patient.gender"},{"name":"value","valueCode":"female"}]}]})";
+  auto patched = h.Send("PATCH", "/fhir/Patient/p1", to_female, {{"content-type", "application/fhir+json"}});
+  REQUIRE(patched.status == 200);
+  CHECK(patched.Header("ETag") == "W/\"2\"");
+  CHECK(StrOf(ParseJson(patched.body), "gender") == "female");
+  CHECK(h.last_ctx.interaction == "patch");
+
+  CheckError(h.Send("PATCH", "/fhir/Patient/p1", to_female, {{"if-match", "W/\"1\""}}), 412, "conflict");
+  CheckError(h.Send("PATCH", "/fhir/Patient/p1", R"({"resourceType":"Patient"})"), 400, "invalid");
+  CheckError(h.Send("PATCH", "/fhir/Patient/p1", R"({"resourceType":"Parameters","parameter":[{"name":"x"}]})"), 400,
+             "invalid");
+  const std::string replace_missing =
+      R"({"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},)"
+      R"({"name":"path","valueString":"Patient.birthDate"},{"name":"value","valueDate":"2000"}]}]})";
+  auto unprocessable = h.Send("PATCH", "/fhir/Patient/p1", replace_missing);
+  CHECK(unprocessable.status == 422);
+  CHECK(OnlyIssue(unprocessable).expression == "Parameters.parameter[0]");
+  CheckError(h.Send("PATCH", "/fhir/Patient/nope", to_female), 404, "not-found");
+
+  auto json_patch = h.Send("PATCH", "/fhir/Patient/p1", R"([{"op":"remove","path":"/active"}])",
+                           {{"content-type", "application/json-patch+json"}});
+  CHECK(json_patch.status == 200);
+  CHECK_FALSE(ParseJson(json_patch.body).HasMember("active"));
+  CHECK(h.Send("PATCH", "/fhir/Patient/p1", "x", {{"content-type", "text/plain"}}).status == 415);
+  CHECK(h.store.version_count() == 3);
+}
+
 TEST_CASE("FhirApi: PATCH entries in transactions and batches", "[server]") {
   Harness h;
   REQUIRE(h.Send("PUT", "/fhir/Patient/p1", R"({"resourceType":"Patient","id":"p1","active":true})").status == 201);
