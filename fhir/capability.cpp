@@ -42,6 +42,13 @@ std::string BuildCapabilityStatement(const Definitions& defs, const ServerCapabi
   w.String("application/fhir+json");
   w.String("json");
   w.EndArray();
+  if (has(caps.type_interactions, "patch")) {
+    w.Key("patchFormat");
+    w.StartArray();
+    w.String("application/json-patch+json");  // JSON Patch
+    w.String("application/fhir+json");        // FHIRPath Patch (Parameters)
+    w.EndArray();
+  }
   w.Key("rest");
   w.StartArray();
   w.StartObject();

@@ -285,6 +285,14 @@ std::optional<std::string> Resource::id() const {
 
 void Resource::SetId(std::string id) { impl_->id_override = std::move(id); }
 
+Resource Resource::Clone() const {
+  Resource r;
+  r.impl_->tree.doc.CopyFrom(impl_->tree.doc, r.impl_->tree.doc.GetAllocator());
+  r.impl_->type = impl_->type;
+  r.impl_->id_override = impl_->id_override;
+  return r;
+}
+
 const JsonTree& Resource::tree() const { return impl_->tree; }
 
 std::string Resource::Render(std::string_view version_id, std::string_view last_updated) const {
@@ -350,6 +358,23 @@ int Rewrite(JsonValue& v, rapidjson::Document::AllocatorType& alloc,
   return n;
 }
 }  // namespace
+
+namespace {
+void Visit(const JsonValue& v, const std::function<void(std::string_view)>& fn) {
+  if (v.IsObject()) {
+    for (const auto& m : v.GetObject()) {
+      if (KeyIs(m.name, "reference") && IsString(m.value)) fn(StringOf(m.value));
+      else Visit(m.value, fn);
+    }
+  } else if (v.IsArray()) {
+    for (const auto& e : v.GetArray()) Visit(e, fn);
+  }
+}
+}  // namespace
+
+void Resource::ForEachReference(const std::function<void(std::string_view)>& fn) const {
+  Visit(impl_->tree.doc, fn);
+}
 
 int Resource::RewriteReferences(const std::function<std::optional<std::string>(std::string_view)>& map) {
   auto& doc = impl_->tree.doc;

@@ -37,6 +37,9 @@ class Resource {
   std::optional<std::string> id() const;
   void SetId(std::string id);
 
+  // A deep copy (for work that may have to start over from the original).
+  Resource Clone() const;
+
   // Serialises with id, meta.versionId and meta.lastUpdated set; resourceType,
   // id and meta come first, the other elements keep their order.
   std::string Render(std::string_view version_id, std::string_view last_updated) const;
@@ -47,6 +50,8 @@ class Resource {
   // and extensions included) for which `map` returns a value. Returns how
   // many were replaced.
   int RewriteReferences(const std::function<std::optional<std::string>(std::string_view)>& map);
+  // Calls `fn` with every `reference` string, in the same places.
+  void ForEachReference(const std::function<void(std::string_view)>& fn) const;
 
  private:
   Resource();

@@ -34,6 +34,10 @@ std::string FormatHttpDate(int64_t epoch_ms);
 // A fresh resource id: a random (version 4) UUID.
 std::string NewResourceId();
 
+// Decodes base64 (RFC 4648, padding optional, whitespace ignored) as FHIR
+// base64Binary carries it; nullopt when `text` is not base64.
+std::optional<std::string> DecodeBase64(std::string_view text);
+
 // Current time in milliseconds since the epoch.
 int64_t NowMs();
 

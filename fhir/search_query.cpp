@@ -496,4 +496,77 @@ Result<SearchQuery> ParseSearch(const std::string& resource_type,
   return q;
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> ParseQueryString(std::string_view query) {
+  if (auto q = query.find('?'); q != std::string_view::npos) query.remove_prefix(q + 1);
+  auto decode = [](std::string_view s, std::string& out) {
+    auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '%') {
+        if (i + 2 >= s.size()) return false;
+        int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+        if (hi < 0 || lo < 0) return false;
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+      } else {
+        out += s[i];
+      }
+    }
+    return true;
+  };
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view part = query.substr(0, amp);
+    query.remove_prefix(amp == std::string_view::npos ? query.size() : amp + 1);
+    while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) part.remove_prefix(1);
+    while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) part.remove_suffix(1);
+    if (part.empty()) continue;
+    auto eq = part.find('=');
+    std::string key, value;
+    if (!decode(part.substr(0, eq), key) || (eq != std::string_view::npos && !decode(part.substr(eq + 1), value)))
+      return MakeError(ErrorKind::kInvalid, "the criteria are not a valid query string");
+    out.emplace_back(std::move(key), std::move(value));
+  }
+  return out;
+}
+
+Result<SearchQuery> ParseConditionalCriteria(
+    const std::string& resource_type, const std::vector<std::pair<std::string, std::string>>& params,
+    const SearchParameterRegistry& registry,
+    const std::function<bool(std::string_view resource_type, const SearchParamDef&)>& supported) {
+  static constexpr std::string_view kResultParameters[] = {
+      "_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_offset", "_cursor",
+      "_contained", "_containedType"};
+  std::vector<std::pair<std::string, std::string>> criteria;
+  for (const auto& kv : params) {
+    if (kv.first == "_format" || kv.first == "_pretty") continue;
+    std::string_view name = std::string_view(kv.first).substr(0, kv.first.find(':'));
+    if (std::find(std::begin(kResultParameters), std::end(kResultParameters), name) != std::end(kResultParameters))
+      return MakeError(ErrorKind::kInvalid,
+                       fmt::format("'{}' shapes search results; conditional criteria take filters only", kv.first),
+                       kv.first);
+    criteria.push_back(kv);
+  }
+  if (criteria.empty()) return MakeError(ErrorKind::kInvalid, "a conditional interaction needs search criteria");
+  SearchOptions options;
+  options.strict = true;
+  options.supported = supported;
+  return ParseSearch(resource_type, criteria, registry, options);
+}
+
+std::string CanonicalCriteria(const std::vector<std::pair<std::string, std::string>>& params) {
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : params)
+    if (k != "_format" && k != "_pretty") parts.push_back(k + "=" + v);
+  std::sort(parts.begin(), parts.end());
+  std::string out;
+  for (const auto& part : parts) out += (out.empty() ? "" : "&") + part;
+  return out;
+}
+
 }  // namespace eds::fhir

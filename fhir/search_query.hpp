@@ -134,6 +134,27 @@ Result<SearchQuery> ParseSearch(const std::string& resource_type,
                                 const std::vector<std::pair<std::string, std::string>>& params,
                                 const SearchParameterRegistry& registry, const SearchOptions& options);
 
+// The criteria of a conditional interaction (conditional create, update,
+// delete, patch, and conditional references in transactions): filters only,
+// every one understood (unknown parameters would widen the match), at least
+// one. kInvalid otherwise, naming the parameter; _format and _pretty are
+// ignored.
+Result<SearchQuery> ParseConditionalCriteria(
+    const std::string& resource_type, const std::vector<std::pair<std::string, std::string>>& params,
+    const SearchParameterRegistry& registry,
+    const std::function<bool(std::string_view resource_type, const SearchParamDef&)>& supported);
+
+// Parameters of a query string ("identifier=a|b&x=1", or "Patient?..." whose
+// part before '?' is skipped), percent-decoded, in order; lenient about
+// characters clients leave unencoded in headers and bundles, such as '|'.
+// kInvalid for a malformed percent escape.
+Result<std::vector<std::pair<std::string, std::string>>> ParseQueryString(std::string_view query);
+
+// The criteria of a conditional interaction in one canonical text (sorted
+// "name=value" pairs joined by '&', _format and _pretty left out), so the
+// same criteria written in another order serialize with each other.
+std::string CanonicalCriteria(const std::vector<std::pair<std::string, std::string>>& params);
+
 // Splits at unescaped `sep` (the escapes \, \$ \| \\ are kept).
 std::vector<std::string> SplitEscaped(std::string_view s, char sep);
 // Removes the escaping backslashes.

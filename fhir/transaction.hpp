@@ -1,12 +1,15 @@
-// Transaction and batch Bundles: reading each entry's request and resource,
-// assigning ids to created resources, rewriting the references between
-// entries, and the processing order the spec prescribes.
+// Transaction and batch Bundles: reading each entry's request and resource
+// (conditional entries and PATCH included), assigning ids to created
+// resources, the processing order the spec prescribes, and the rules that
+// need every target known: distinct targets and references between entries.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fhir/json.hpp"
@@ -16,7 +19,7 @@ namespace eds::fhir {
 
 class Definitions;
 
-enum class EntryMethod { kGet, kPost, kPut, kDelete };
+enum class EntryMethod { kGet, kPost, kPut, kDelete, kPatch };
 const char* EntryMethodCode(EntryMethod m);
 
 struct TransactionEntry {
@@ -25,25 +28,55 @@ struct TransactionEntry {
   std::string full_url;
   std::string url;   // request.url as sent
   std::string type;  // target resource type
-  std::string id;    // target id; assigned here for POST
+  // Target id: from request.url; a new one for POST; empty for conditional
+  // PUT, DELETE and PATCH until their criteria are resolved.
+  std::string id;
+  // Conditional entries: the decoded search that picks the target
+  // (request.ifNoneExist for POST, the query of request.url for PUT, DELETE
+  // and PATCH).
+  std::optional<std::vector<std::pair<std::string, std::string>>> criteria;
   std::optional<int64_t> if_match;
-  std::optional<Resource> resource;  // POST, PUT
-  std::optional<Error> error;        // this entry cannot be processed (batch: its own response)
+  std::optional<Resource> resource;        // POST, PUT
+  std::optional<Resource> fhirpath_patch;  // PATCH with a Parameters resource
+  std::optional<std::string> json_patch;   // PATCH with a Binary holding a JSON Patch
+  std::optional<Error> error;              // this entry cannot be processed (batch: its own response)
+
+  bool conditional() const { return criteria.has_value(); }
+  // A deep copy (execution may have to start over from the plan).
+  TransactionEntry Clone() const;
 };
 
 struct TransactionPlan {
   bool batch = false;
   std::vector<TransactionEntry> entries;  // Bundle order
-  std::vector<std::size_t> order;         // processing order: DELETE, POST, PUT, GET
+  std::vector<std::size_t> order;         // processing order: DELETE, POST, PUT and PATCH, GET
 };
 
 // Reads a Bundle of type transaction or batch (its structure already
 // checked). For a transaction, any entry error fails the whole (returned as
-// the error, naming Bundle.entry[i]); POST entries get new ids, references
-// to the fullUrl of another entry are rewritten to Type/id in every
-// resource, and two entries writing the same resource are rejected (400,
-// naming both). For a batch, entry errors stay on their entries.
-// Unsupported here: conditional operations and searches (kNotSupported).
+// the error, naming Bundle.entry[i]), as do two entries with one fullUrl or
+// two entries writing the same resource by id (400, naming both); POST
+// entries get new ids. For a batch, entry errors stay on their entries.
+// References are not rewritten here (RewriteEntryReferences does that once
+// conditional entries are resolved). Searches (GET with a query) are
+// kNotSupported.
 Result<TransactionPlan> PlanTransaction(const Resource& bundle, const Definitions& defs);
+
+// kInvalid naming both entries when two entries that write (every method
+// but GET) have the same type and id; entries without an id yet (an
+// unresolved conditional entry, or one that matched nothing) are skipped.
+std::optional<Error> CheckDistinctTargets(const std::vector<TransactionEntry>& entries);
+
+// Rewrites the references in every entry's resource and FHIRPath Patch:
+// another entry's fullUrl (in its urn:uuid:, urn:oid: or absolute form, and
+// an absolute RESTful fullUrl also by its relative form) becomes Type/id of
+// what that entry writes, and a reference that is a key of `resolved` (a
+// conditional reference) becomes its value.
+void RewriteEntryReferences(std::vector<TransactionEntry>& entries,
+                            const std::map<std::string, std::string>& resolved);
+
+// The conditional references ("Patient?identifier=a|b": a known resource
+// type, '?', criteria) in the entry's resource and FHIRPath Patch, each once.
+std::vector<std::string> ConditionalReferences(const TransactionEntry& entry, const Definitions& defs);
 
 }  // namespace eds::fhir

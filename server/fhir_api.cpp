@@ -18,7 +18,7 @@
 #include "fhir/capability.hpp"
 #include "fhir/definitions.hpp"
 #include "fhir/json.hpp"
-#include "fhir/json_patch.hpp"
+#include "fhir/patch.hpp"
 #include "fhir/primitives.hpp"
 #include "fhir/search_index.hpp"
 #include "fhir/search_parameters.hpp"
@@ -27,6 +27,7 @@
 #include "fhir/transaction.hpp"
 #include "server/log.hpp"
 #include "server/search_admin.hpp"
+#include "server/transaction_processor.hpp"
 #include "storage/resource_store.hpp"
 
 namespace eds::server {
@@ -183,6 +184,7 @@ struct FhirApi::Impl {
   storage::ResourceStore& store;
   std::shared_ptr<fhir::IndexerHolder> indexers;
   std::unique_ptr<ReindexJob> reindex;
+  TransactionProcessor processor{defs, indexers, config.json_max_depth};
 
   // The indexer in force, kept for the whole of a request.
   std::shared_ptr<const fhir::SearchIndexer> Indexer() const { return indexers ? indexers->Current() : nullptr; }
@@ -434,82 +436,28 @@ struct FhirApi::Impl {
     return r;
   }
 
-  // Search criteria of a conditional interaction: every parameter must be
+  // Search criteria of a conditional interaction: filters only, every one
   // understood (unknown ones would widen the match), and there must be some.
   fhir::Result<fhir::SearchQuery> Criteria(const std::string& type,
                                            const std::vector<std::pair<std::string, std::string>>& params) const {
     auto indexer = Indexer();
     if (!indexer) return MakeError(ErrorKind::kNotSupported, "conditional interactions need search");
-    std::vector<std::pair<std::string, std::string>> criteria;
-    for (const auto& kv : params)
-      if (kv.first != "_format" && kv.first != "_pretty") criteria.push_back(kv);
-    if (criteria.empty()) return MakeError(ErrorKind::kInvalid, "a conditional interaction needs search criteria");
-    fhir::SearchOptions options;
-    options.strict = true;
-    options.supported = [&indexer](std::string_view t, const fhir::SearchParamDef& d) { return indexer->IsIndexed(t, d); };
-    auto query = fhir::ParseSearch(type, criteria, indexer->registry(), options);
+    auto query = fhir::ParseConditionalCriteria(
+        type, params, indexer->registry(),
+        [&indexer](std::string_view t, const fhir::SearchParamDef& d) { return indexer->IsIndexed(t, d); });
     if (query) query->definitions_owner = indexer;
     return query;
-  }
-
-  static std::string CriteriaText(const std::vector<std::pair<std::string, std::string>>& params) {
-    std::vector<std::string> parts;
-    for (const auto& [k, v] : params)
-      if (k != "_format" && k != "_pretty") parts.push_back(k + "=" + v);
-    std::sort(parts.begin(), parts.end());
-    std::string out;
-    for (const auto& part : parts) out += (out.empty() ? "" : "&") + part;
-    return out;
-  }
-
-  // Parameters of a query string ("identifier=a|b&x=1", or "Patient?..."),
-  // percent-decoded; lenient about characters clients leave unencoded in
-  // headers, such as '|'.
-  static fhir::Result<std::vector<std::pair<std::string, std::string>>> QueryParams(std::string_view query) {
-    if (auto q = query.find('?'); q != std::string_view::npos) query.remove_prefix(q + 1);
-    auto decode = [](std::string_view s, std::string& out) {
-      auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-      };
-      for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%') {
-          if (i + 2 >= s.size()) return false;
-          int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
-          if (hi < 0 || lo < 0) return false;
-          out += static_cast<char>(hi * 16 + lo);
-          i += 2;
-        } else {
-          out += s[i];
-        }
-      }
-      return true;
-    };
-    std::vector<std::pair<std::string, std::string>> out;
-    bool ok = true;
-    ForEachListItem(query, '&', [&](std::string_view part) {
-      if (part.empty()) return;
-      auto eq = part.find('=');
-      std::string key, value;
-      ok = ok && decode(part.substr(0, eq), key) &&
-           (eq == std::string_view::npos || decode(part.substr(eq + 1), value));
-      out.emplace_back(std::move(key), std::move(value));
-    });
-    if (!ok) return MakeError(ErrorKind::kInvalid, "the criteria are not a valid query string");
-    return out;
   }
 
   HttpResponse Create(const HttpRequest& req, const Parsed& p) const {
     auto res = ParseBody(req, p.match.type);
     if (!res) return ErrorResponse(res.error(), p.format);
     if (std::string_view ine = req.Header("if-none-exist"); !ine.empty()) {
-      auto params = QueryParams(ine);
+      auto params = fhir::ParseQueryString(ine);
       if (!params) return ErrorResponse(params.error(), p.format);
       auto criteria = Criteria(p.match.type, *params);
       if (!criteria) return ErrorResponse(criteria.error(), p.format);
-      auto w = store.ConditionalCreate(*res, *criteria, CriteriaText(*params));
+      auto w = store.ConditionalCreate(*res, *criteria, fhir::CanonicalCriteria(*params));
       if (!w) return ErrorResponse(w.error(), p.format);
       return WriteResponse(req, p, *w, w->created ? "created" : "found (If-None-Exist)");
     }
@@ -541,23 +489,41 @@ struct FhirApi::Impl {
     return WriteResponse(req, p, *w, w->created ? "created" : "updated");
   }
 
-  // PATCH [type]/[id] with a JSON Patch: applied to the current version,
-  // checked like an update, and stored only if the version did not change
-  // meanwhile (the client's If-Match, else the version the patch was applied
-  // to; a concurrent change makes it re-apply, a few times at most).
+  // PATCH [type]/[id] with a JSON Patch or a FHIRPath Patch (Parameters):
+  // applied to the current version, checked like an update, and stored only
+  // if the version did not change meanwhile (the client's If-Match, else the
+  // version the patch was applied to; a concurrent change makes it re-apply,
+  // a few times at most).
   HttpResponse Patch(const HttpRequest& req, const Parsed& p) const {
     std::optional<int64_t> if_match;
     if (auto e = IfMatch(req, if_match)) return ErrorResponse(*e, p.format);
     std::string mt = MediaType(req.Header("content-type"));
-    if (mt == "application/fhir+json" || mt == "application/json")
-      return ErrorResponse(MakeError(ErrorKind::kNotSupported, "FHIRPath Patch (a Parameters body) is not supported yet; "
-                                                               "send a JSON Patch as application/json-patch+json"),
-                           p.format);
-    if (mt != "application/json-patch+json")
+    fhir::PatchDocument patch;
+    std::optional<fhir::Resource> parameters;
+    if (mt == "application/json-patch+json") {
+      patch.json_patch = req.body;
+    } else if (mt == "application/fhir+json" || mt == "application/json" || mt == "application/json+fhir") {
+      auto parsed = fhir::Resource::Parse(req.body, fhir::JsonLimits{config.json_max_depth});
+      if (!parsed) return ErrorResponse(parsed.error(), p.format);
+      if (parsed->type() != "Parameters")
+        return ErrorResponse(MakeError(ErrorKind::kInvalid,
+                                       fmt::format("a FHIRPath Patch is a Parameters resource, not {}; a JSON Patch "
+                                                   "is sent as application/json-patch+json",
+                                                   parsed->type()),
+                                       "resourceType"),
+                             p.format);
+      auto structure = defs->CheckStructure(*parsed);
+      if (structure.HasErrors()) return ErrorResponse(Error{ErrorKind::kInvalid, std::move(structure)}, p.format);
+      parameters = std::move(*parsed);
+      patch.fhirpath_patch = &*parameters;
+    } else {
       return ErrorResponse(MakeError(ErrorKind::kUnsupportedMediaType,
-                                     fmt::format("Content-Type '{}' is not supported for PATCH; send "
-                                                 "application/json-patch+json", req.Header("content-type"))),
+                                     fmt::format("Content-Type '{}' is not supported for PATCH; send a JSON Patch as "
+                                                 "application/json-patch+json or a FHIRPath Patch (Parameters) as "
+                                                 "application/fhir+json",
+                                                 req.Header("content-type"))),
                            p.format);
+    }
     for (int attempt = 0; attempt < 3; ++attempt) {
       auto current = store.Read(p.match.type, p.match.id);
       if (!current) return ErrorResponse(current.error(), p.format);
@@ -567,15 +533,9 @@ struct FhirApi::Impl {
                                        fmt::format("version conflict: If-Match expects version {} but the current "
                                                    "version is {}", *if_match, current->version)),
                              p.format);
-      auto patched = fhir::ApplyJsonPatch(current->content, req.body, config.json_max_depth);
-      if (!patched) return ErrorResponse(patched.error(), p.format);
-      auto resource = fhir::Resource::Parse(*patched, fhir::JsonLimits{config.json_max_depth});
+      auto resource = fhir::PatchResource(processor.engine(), current->content, p.match.type, p.match.id, patch,
+                                          config.json_max_depth);
       if (!resource) return ErrorResponse(resource.error(), p.format);
-      if (resource->type() != p.match.type || resource->id() != p.match.id)
-        return ErrorResponse(MakeError(ErrorKind::kUnprocessable, "a patch must not change resourceType or id"),
-                             p.format);
-      auto structure = defs->CheckStructure(*resource);
-      if (structure.HasErrors()) return ErrorResponse(Error{ErrorKind::kUnprocessable, std::move(structure)}, p.format);
       auto w = store.Update(*resource, p.match.id, current->version);
       if (!w && w.error().kind == ErrorKind::kPreconditionFailed && !if_match) continue;  // changed meanwhile
       if (!w) return ErrorResponse(w.error(), p.format);
@@ -591,7 +551,7 @@ struct FhirApi::Impl {
     if (!criteria) return ErrorResponse(criteria.error(), p.format);
     auto res = ParseBody(req, p.match.type);
     if (!res) return ErrorResponse(res.error(), p.format);
-    auto w = store.ConditionalUpdate(*res, *criteria, CriteriaText(p.params));
+    auto w = store.ConditionalUpdate(*res, *criteria, fhir::CanonicalCriteria(p.params));
     if (!w) return ErrorResponse(w.error(), p.format);
     return WriteResponse(req, p, *w, w->created ? "created" : "updated");
   }
@@ -600,7 +560,7 @@ struct FhirApi::Impl {
   HttpResponse ConditionalDelete(const HttpRequest& req, const Parsed& p) const {
     auto criteria = Criteria(p.match.type, p.params);
     if (!criteria) return ErrorResponse(criteria.error(), p.format);
-    auto w = store.ConditionalDelete(*criteria, CriteriaText(p.params));
+    auto w = store.ConditionalDelete(*criteria, fhir::CanonicalCriteria(p.params));
     if (!w) return ErrorResponse(w.error(), p.format);
     HttpResponse r;
     if (Prefer(req) == PreferReturn::kMinimal) {
@@ -708,54 +668,36 @@ struct FhirApi::Impl {
     }
   }
 
-  // One entry of a transaction-response / batch-response Bundle.
-  static void AppendEntryResponse(std::string& out, const fhir::TransactionEntry& e, int status,
-                                  const storage::WriteResult* w, const fhir::Outcome* outcome, bool with_resource) {
+  // One entry of a transaction-response / batch-response Bundle: status,
+  // location (creates, updates, patches), etag and lastModified of what the
+  // entry wrote or read, the resource when asked for, the outcome of a
+  // failed batch entry.
+  static void AppendEntryResponse(std::string& out, const EntryResult* r, const Error* error, bool with_resource) {
+    const fhir::VersionRecord* rec = r != nullptr && r->record ? &*r->record : nullptr;
+    const int status = error != nullptr ? HttpStatusOf(error->kind) : r->status;
     out += "{";
-    if (w != nullptr && with_resource && !w->record.deleted && !w->record.content.empty()) {
+    if (rec != nullptr && with_resource && !rec->deleted && !rec->content.empty()) {
       out += R"("resource":)";
-      out += w->record.content;
+      out += rec->content;
       out += ",";
     }
     out += R"("response":{"status":)";
     fhir::AppendJsonString(out, fmt::format("{} {}", status, ReasonPhrase(status)));
-    if (w != nullptr) {
-      const auto& rec = w->record;
-      if (e.method == fhir::EntryMethod::kPost || e.method == fhir::EntryMethod::kPut) {
+    if (rec != nullptr) {
+      if (r->location) {
         out += R"(,"location":)";
-        fhir::AppendJsonString(out, fmt::format("{}/{}/_history/{}", rec.type, rec.id, rec.version));
+        fhir::AppendJsonString(out, fmt::format("{}/{}/_history/{}", rec->type, rec->id, rec->version));
       }
       out += R"(,"etag":)";
-      fhir::AppendJsonString(out, fhir::VersionETag(rec.version));
+      fhir::AppendJsonString(out, fhir::VersionETag(rec->version));
       out += R"(,"lastModified":)";
-      fhir::AppendJsonString(out, fhir::FormatInstant(rec.last_updated_ms));
+      fhir::AppendJsonString(out, fhir::FormatInstant(rec->last_updated_ms));
     }
-    if (outcome != nullptr) {
+    if (error != nullptr) {
       out += R"(,"outcome":)";
-      out += outcome->ToJson();
+      out += error->outcome.ToJson();
     }
     out += "}}";
-  }
-
-  static int EntryStatus(const fhir::TransactionEntry& e, const storage::WriteResult& w) {
-    if (e.method == fhir::EntryMethod::kDelete || e.method == fhir::EntryMethod::kGet) return 200;
-    return w.created ? 201 : 200;
-  }
-
-  storage::Result<storage::WriteResult> ExecuteOne(fhir::TransactionEntry& e) const {
-    switch (e.method) {
-      case fhir::EntryMethod::kPost: return store.Create(*e.resource);
-      case fhir::EntryMethod::kPut: return store.Update(*e.resource, e.id, e.if_match);
-      case fhir::EntryMethod::kDelete: return store.Delete(e.type, e.id, e.if_match);
-      case fhir::EntryMethod::kGet: {
-        auto r = store.Read(e.type, e.id);
-        if (!r) return std::move(r.error());
-        if (r->deleted)
-          return MakeError(ErrorKind::kGone, fmt::format("{}/{} was deleted", e.type, e.id));
-        return storage::WriteResult{std::move(*r), false, false};
-      }
-    }
-    return MakeError(ErrorKind::kInternal, "unknown entry method");
   }
 
   // POST [base] with a transaction (all or nothing) or batch (each entry on
@@ -787,58 +729,28 @@ struct FhirApi::Impl {
           entries[i].error = fhir::Error{ErrorKind::kInvalid, std::move(per_entry[i])};
     }
     const bool with_resource = Prefer(req) == PreferReturn::kRepresentation;
-    std::vector<std::optional<storage::Result<storage::WriteResult>>> results(entries.size());
-
+    std::vector<fhir::Result<EntryResult>> results;
+    results.reserve(entries.size());
     if (plan->batch) {
-      for (std::size_t i : plan->order) {
-        auto& e = entries[i];
-        if (e.error) results[i] = *e.error;
-        else results[i] = ExecuteOne(e);
-      }
+      std::vector<std::optional<fhir::Result<EntryResult>>> by_entry(entries.size());
+      for (std::size_t i : plan->order)
+        by_entry[i] = entries[i].error ? fhir::Result<EntryResult>(*entries[i].error)
+                                       : processor.RunBatchEntry(store, *plan, i);
+      for (auto& r : by_entry) results.push_back(std::move(*r));
     } else {
-      std::vector<storage::TxOp> ops;
-      ops.reserve(entries.size());
-      for (std::size_t i : plan->order) {
-        auto& e = entries[i];
-        storage::TxOp op;
-        op.type = e.type;
-        op.id = e.id;
-        op.if_match = e.if_match;
-        op.resource = e.resource ? &*e.resource : nullptr;
-        switch (e.method) {
-          case fhir::EntryMethod::kPost: op.kind = storage::TxOp::Kind::kCreate; break;
-          case fhir::EntryMethod::kPut: op.kind = storage::TxOp::Kind::kUpdate; break;
-          case fhir::EntryMethod::kDelete: op.kind = storage::TxOp::Kind::kDelete; break;
-          case fhir::EntryMethod::kGet: op.kind = storage::TxOp::Kind::kRead; break;
-        }
-        ops.push_back(op);
-      }
-      std::size_t failed = 0;
-      auto done = store.Transaction(ops, failed);
-      if (!done) {
-        auto error = std::move(done.error());
-        const auto& e = entries[plan->order[failed]];
-        fhir::Outcome outcome;
-        for (const auto& issue : error.outcome.issues())
-          outcome.Add({issue.severity, issue.code,
-                       fmt::format("transaction failed at entry {} ({} {}): {}", e.index, fhir::EntryMethodCode(e.method),
-                                   e.url, issue.diagnostics),
-                       fmt::format("Bundle.entry[{}]", e.index)});
-        return ErrorResponse(fhir::Error{error.kind, std::move(outcome)}, p.format);
-      }
-      for (std::size_t k = 0; k < plan->order.size(); ++k) results[plan->order[k]] = std::move(done->at(k));
+      std::optional<std::size_t> failed;
+      auto done = processor.RunTransaction(store, *plan, failed);
+      if (!done) return ErrorResponse(done.error(), p.format);
+      for (auto& r : *done) results.emplace_back(std::move(r));
     }
 
     std::string out = plan->batch ? R"({"resourceType":"Bundle","type":"batch-response","entry":[)"
                                   : R"({"resourceType":"Bundle","type":"transaction-response","entry":[)";
     for (std::size_t i = 0; i < entries.size(); ++i) {
       if (i) out += ",";
-      const auto& r = *results[i];
-      if (r) {
-        AppendEntryResponse(out, entries[i], EntryStatus(entries[i], *r), &*r, nullptr, with_resource);
-      } else {
-        AppendEntryResponse(out, entries[i], HttpStatusOf(r.error().kind), nullptr, &r.error().outcome, false);
-      }
+      const auto& r = results[i];
+      if (r) AppendEntryResponse(out, &*r, nullptr, with_resource);
+      else AppendEntryResponse(out, nullptr, &r.error(), false);
     }
     out += "]}";
     return Json(200, std::move(out), p.format);

@@ -366,62 +366,43 @@ Result<WriteResult> PgResourceStore::Delete(const std::string& type, const std::
   });
 }
 
-Result<std::vector<WriteResult>> PgResourceStore::Transaction(std::vector<TxOp>& ops, std::size_t& failed_op) {
-  return impl_->Run<std::vector<WriteResult>>([&](pqxx::connection& c) -> Result<std::vector<WriteResult>> {
-    pqxx::work tx(c);
-    std::vector<WriteResult> results;
-    results.reserve(ops.size());
-    for (std::size_t i = 0; i < ops.size(); ++i) {
-      TxOp& op = ops[i];
-      Result<WriteResult> r = WriteResult{};
-      switch (op.kind) {
-        case TxOp::Kind::kCreate: {
-          auto w = impl_->InsertFirst(tx, *op.resource, op.id, WriteMethod::kCreate);
-          if (w) r = std::move(*w);
-          else r = MakeError(ErrorKind::kConflict, fmt::format("{}/{} already exists", op.resource->type(), op.id));
-          break;
-        }
-        case TxOp::Kind::kUpdate: r = UpdateIn(tx, impl_->Inserter(), impl_->Indexer(), *op.resource, op.id, op.if_match); break;
-        case TxOp::Kind::kDelete: r = DeleteIn(tx, impl_->Indexer(), op.type, op.id, op.if_match); break;
-        case TxOp::Kind::kRead: r = ReadIn(tx, op.type, op.id); break;
-      }
-      if (!r) {
-        failed_op = i;
-        return std::move(r.error());  // the transaction rolls back
-      }
-      results.push_back(std::move(*r));
-    }
-    tx.commit();
-    return results;
-  });
-}
-
 namespace {
 
 // Serializes conditional writes of one type and criteria (the key is a hash:
 // different criteria may rarely share a lock, which only costs waiting).
 constexpr int kConditionalLockSpace = 0x45445343;  // "EDSC"
 
-// The current resources `criteria` matches: at most two are read, enough to
-// tell none, one and several apart.
-Result<std::vector<fhir::VersionRecord>> Matches(pqxx::work& tx, const fhir::SearchQuery& criteria,
-                                                 const std::string& criteria_text) {
-  tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kConditionalLockSpace,
-                 criteria.resource_type + "?" + criteria_text);
+void LockCriteriaIn(pqxx::work& tx, const std::string& type, const std::string& criteria_text) {
+  tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kConditionalLockSpace, type + "?" + criteria_text);
+}
+
+// The current resources the filters of `criteria` match, at most `limit`.
+Result<std::vector<fhir::VersionRecord>> FindIn(pqxx::work& tx, const fhir::SearchQuery& criteria, int limit) {
   fhir::SearchQuery q = criteria;
-  q.count = 2;
+  q.count = limit;
   q.cursor.reset();
   q.offset.reset();
+  q.sort.clear();
   q.includes.clear();
   q.revincludes.clear();
   q.total = fhir::TotalMode::kNone;
   q.summary = fhir::SummaryMode::kFalse;
   auto page = RunSearchIn(tx, q);
   if (!page) return std::move(page.error());
-  if (page->matches.size() > 1)
+  return std::move(page->matches);
+}
+
+// The current resources `criteria` matches, after taking the criteria's
+// lock: at most two are read, enough to tell none, one and several apart.
+Result<std::vector<fhir::VersionRecord>> Matches(pqxx::work& tx, const fhir::SearchQuery& criteria,
+                                                 const std::string& criteria_text) {
+  LockCriteriaIn(tx, criteria.resource_type, criteria_text);
+  auto found = FindIn(tx, criteria, 2);
+  if (!found) return std::move(found.error());
+  if (found->size() > 1)
     return MakeError(ErrorKind::kPreconditionFailed,
                      fmt::format("the criteria '{}' match more than one {}", criteria_text, criteria.resource_type));
-  return std::move(page->matches);
+  return found;
 }
 
 }  // namespace
@@ -477,6 +458,67 @@ Result<WriteResult> PgResourceStore::ConditionalDelete(const fhir::SearchQuery& 
     if (w) tx.commit();
     return w;
   });
+}
+
+namespace {
+
+// TxScope over one pqxx transaction of the store.
+class PgTxScope final : public TxScope {
+ public:
+  PgTxScope(pqxx::work& tx, PgResourceStore::Impl& impl) : tx_(tx), impl_(impl) {}
+
+  void LockCriteria(const std::string& type, const std::string& criteria_text) override {
+    LockCriteriaIn(tx_, type, criteria_text);
+  }
+  Result<std::vector<fhir::VersionRecord>> Find(const fhir::SearchQuery& query, int limit) override {
+    return FindIn(tx_, query, limit);
+  }
+  Result<VersionRecord> ReadForUpdate(const std::string& type, const std::string& id) override {
+    auto r = tx_.exec_prepared(kSelectCurrentForUpdate.name, type, id);
+    if (r.empty()) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} is not known", type, id));
+    return RecordOf(type, id, r[0]);
+  }
+  Result<VersionRecord> Read(const std::string& type, const std::string& id) override {
+    auto w = ReadIn(tx_, type, id);
+    if (!w) return std::move(w.error());
+    return std::move(w->record);
+  }
+  Result<WriteResult> Create(fhir::Resource& resource, const std::string& id) override {
+    auto w = impl_.InsertFirst(tx_, resource, id, WriteMethod::kCreate);
+    if (!w) return MakeError(ErrorKind::kConflict, fmt::format("{}/{} already exists", resource.type(), id));
+    return std::move(*w);
+  }
+  Result<WriteResult> Update(fhir::Resource& resource, const std::string& id, std::optional<int64_t> if_match) override {
+    return UpdateIn(tx_, impl_.Inserter(), impl_.Indexer(), resource, id, if_match);
+  }
+  Result<WriteResult> Delete(const std::string& type, const std::string& id, std::optional<int64_t> if_match) override {
+    return DeleteIn(tx_, impl_.Indexer(), type, id, if_match);
+  }
+
+ private:
+  static VersionRecord RecordOf(const std::string& type, const std::string& id, const pqxx::row& row) {
+    VersionRecord rec{type, id, row[0].as<int64_t>(), row[2].as<int64_t>(), WriteMethod::kUpdate, row[1].as<bool>(), {}};
+    if (!row[3].is_null()) rec.content.assign(row[3].c_str(), row[3].size());
+    return rec;
+  }
+
+  pqxx::work& tx_;
+  PgResourceStore::Impl& impl_;
+};
+
+}  // namespace
+
+std::optional<fhir::Error> PgResourceStore::RunTransaction(
+    const std::function<std::optional<fhir::Error>(TxScope&)>& body) {
+  auto done = impl_->Run<bool>([&](pqxx::connection& c) -> Result<bool> {
+    pqxx::work tx(c);
+    PgTxScope scope(tx, *impl_);
+    if (auto err = body(scope)) return std::move(*err);  // rolled back
+    tx.commit();
+    return true;
+  });
+  if (!done) return std::move(done.error());
+  return std::nullopt;
 }
 
 Result<SearchPage> PgResourceStore::Search(const fhir::SearchQuery& query) {

@@ -44,14 +44,16 @@ class PgResourceStore final : public ResourceStore {
   Result<WriteResult> ConditionalUpdate(fhir::Resource& resource, const fhir::SearchQuery& criteria,
                                         const std::string& criteria_text) override;
   Result<WriteResult> ConditionalDelete(const fhir::SearchQuery& criteria, const std::string& criteria_text) override;
-  Result<std::vector<WriteResult>> Transaction(std::vector<TxOp>& ops, std::size_t& failed_op) override;
+  std::optional<fhir::Error> RunTransaction(
+      const std::function<std::optional<fhir::Error>(TxScope&)>& body) override;
   Result<std::vector<StoredSearchParameter>> SearchParameters() override;
   Result<ReindexProgress> ReindexBatch(int batch) override;
 
   int pool_size() const;
 
+  struct Impl;  // opaque; defined in pg_resource_store.cpp
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

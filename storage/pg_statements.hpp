@@ -37,6 +37,11 @@ inline constexpr Statement kLockCurrent{
     "SELECT version_id, deleted, " EDS_MS("last_updated")
     " FROM resource WHERE res_type = $1 AND res_id = $2 FOR UPDATE"};
 
+inline constexpr Statement kSelectCurrentForUpdate{
+    "select_current_for_update",
+    "SELECT version_id, deleted, " EDS_MS("last_updated") ", content::text"
+    " FROM resource WHERE res_type = $1 AND res_id = $2 FOR UPDATE"};
+
 // Version 1 of a new resource; inserts nothing when (type, id) exists.
 inline constexpr Statement kInsertFirst{
     "insert_first",
@@ -122,7 +127,7 @@ inline constexpr Statement kSetIndexGeneration{
     "UPDATE resource SET index_gen = $3 WHERE res_type = $1 AND res_id = $2 AND index_gen <> $3"};
 
 inline constexpr Statement kAllStatements[] = {
-    kSelectCurrent, kSelectVersion,    kLockCurrent,      kInsertFirst, kUpdateExisting, kDeleteExisting,
+    kSelectCurrent, kSelectVersion,    kLockCurrent, kSelectCurrentForUpdate,      kInsertFirst, kUpdateExisting, kDeleteExisting,
     kDeleteIndex,   kInsertStrings,    kInsertTokens,     kInsertDates, kInsertNumbers,  kInsertQuantities,
     kInsertReferences, kInsertUris, kSetIndexGeneration};
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -82,14 +83,33 @@ struct ReindexProgress {
   int64_t remaining = 0;
 };
 
-// One operation of a multi-operation transaction.
-struct TxOp {
-  enum class Kind { kCreate, kUpdate, kDelete, kRead };
-  Kind kind = Kind::kRead;
-  fhir::Resource* resource = nullptr;  // kCreate, kUpdate
-  std::string type;                    // kDelete, kRead
-  std::string id;                      // all kinds; kCreate: the new resource's id
-  std::optional<int64_t> if_match;
+// The operations of one database transaction (ResourceStore::RunTransaction).
+// Each sees the writes made before it in the same transaction; nothing is
+// stored unless the whole body succeeds. Errors are as for the
+// ResourceStore operations of the same name.
+class TxScope {
+ public:
+  virtual ~TxScope() = default;
+
+  // Serializes this transaction with every other conditional write of the
+  // same type and criteria (fhir::CanonicalCriteria text), single requests
+  // included, until it ends. Several are taken in sorted order, so two
+  // transactions never wait for each other.
+  virtual void LockCriteria(const std::string& type, const std::string& criteria_text) = 0;
+  // Current resources matching the filters of `query`, at most `limit`,
+  // ordered by id. kNotSupported for criteria this store cannot answer.
+  virtual Result<std::vector<VersionRecord>> Find(const fhir::SearchQuery& query, int limit) = 0;
+  // Current version (a tombstone when deleted), locked until the transaction
+  // ends. kNotFound when the resource never existed.
+  virtual Result<VersionRecord> ReadForUpdate(const std::string& type, const std::string& id) = 0;
+  // Current version. kNotFound, or kGone when it is deleted.
+  virtual Result<VersionRecord> Read(const std::string& type, const std::string& id) = 0;
+  // Version 1 of a new resource under `id`; kConflict when the id is taken.
+  virtual Result<WriteResult> Create(fhir::Resource& resource, const std::string& id) = 0;
+  virtual Result<WriteResult> Update(fhir::Resource& resource, const std::string& id,
+                                     std::optional<int64_t> if_match) = 0;
+  virtual Result<WriteResult> Delete(const std::string& type, const std::string& id,
+                                     std::optional<int64_t> if_match) = 0;
 };
 
 class ResourceStore {
@@ -156,11 +176,14 @@ class ResourceStore {
     return fhir::MakeError(fhir::ErrorKind::kNotSupported, "reindexing is not supported");
   }
 
-  // Runs `ops` in order in one database transaction: all are stored or none.
-  // On the first failing operation returns its error, with its index in
-  // `failed_op`. kCreate of an existing id is kConflict; kRead of a deleted
-  // resource is kGone. Results are in the order of `ops`.
-  virtual Result<std::vector<WriteResult>> Transaction(std::vector<TxOp>& ops, std::size_t& failed_op) = 0;
+  // Runs `body` in one database transaction and commits when it returns no
+  // error; an error rolls everything back and is returned as is. `body` may
+  // run more than once (after a serialization failure, a deadlock or a lost
+  // connection the store starts over), so it must start from its inputs
+  // each time. Database failures are translated as for every operation
+  // (kConflict, kUnavailable, StorageError).
+  virtual std::optional<fhir::Error> RunTransaction(
+      const std::function<std::optional<fhir::Error>(TxScope&)>& body) = 0;
 };
 
 }  // namespace eds::storage

@@ -281,7 +281,60 @@ TEST_CASE("PATCH with a JSON Patch makes a new version", "[e2e]") {
   CHECK(c.Send("PATCH", url, {ct}, R"([{"op":"replace","path":"/id","value":"other"}])").status == 422);
   CHECK(c.Send("PATCH", url, {ct}, R"({"op":"add"})").status == 400);
   CHECK(c.Send("PATCH", url, {{"Content-Type", "text/plain"}}, "[]").status == 415);
-  CHECK(c.Send("PATCH", url, {{"Content-Type", "application/fhir+json"}}, R"({"resourceType":"Parameters"})").status == 501);
+  CHECK(c.Send("PATCH", url, {{"Content-Type", "application/fhir+json"}}, R"({"resourceType":"Parameters"})").status == 400);
   CHECK(c.Send("PATCH", "/fhir/Patient/" + UniquePrefix() + "-none", {ct}, "[]").status == 404);
   CHECK(c.Get(url).Header("etag") == "W/\"3\"");  // only the two successful patches wrote versions
+}
+
+TEST_CASE("PATCH with a FHIRPath Patch makes a new version", "[e2e]") {
+  HttpClient c(SharedServer().port());
+  const std::string id = UniquePrefix() + "-fhirpatch";
+  const std::string url = "/fhir/Patient/" + id;
+  const std::pair<std::string, std::string> ct{"Content-Type", "application/fhir+json"};
+  REQUIRE(c.Put(url, "{\"resourceType\":\"Patient\",\"id\":\"" + id +
+                         "\",\"name\":[{\"family\":\"Rossi\",\"given\":[\"Mario\"]}],"
+                         "\"identifier\":[{\"system\":\"urn:a\",\"value\":\"1\"},{\"system\":\"urn:b\",\"value\":\"2\"}]}")
+              .status == 201);
+  auto op = [](const std::string& type, const std::string& path, const std::string& more) {
+    return R"({"name":"operation","part":[{"name":"type","valueCode":")" + type + R"("},{"name":"path","valueString":")" +
+           path + "\"}" + more + "]}";
+  };
+  const std::string patch =
+      R"({"resourceType":"Parameters","parameter":[)" +
+      op("replace", "Patient.name[0].family", R"(,{"name":"value","valueString":"Russo"})") + "," +
+      op("add", "Patient", R"(,{"name":"name","valueString":"birthDate"},{"name":"value","valueDate":"1970-02-03"})") + "," +
+      op("insert", "Patient.name[0].given", R"(,{"name":"index","valueInteger":0},{"name":"value","valueString":"Ugo"})") + "," +
+      op("delete", "Patient.identifier.where(system='urn:a')", "") + "," +
+      op("add", "Patient", R"(,{"name":"name","valueString":"contact"},{"name":"value","part":[)"
+                           R"({"name":"name","valueHumanName":{"family":"Verdi"}},{"name":"gender","valueCode":"female"}]})") +
+      "]}";
+  auto r = c.Send("PATCH", url, {ct}, patch);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(r.Header("etag") == "W/\"2\"");
+  auto d = c.Get(url).Json();
+  CHECK(d["name"][0]["family"] == "Russo");
+  CHECK(d["name"][0]["given"][0] == "Ugo");
+  CHECK(d["name"][0]["given"][1] == "Mario");
+  CHECK(d["birthDate"] == "1970-02-03");
+  REQUIRE(d["identifier"].Size() == 1);
+  CHECK(d["identifier"][0]["system"] == "urn:b");
+  CHECK(d["contact"][0]["name"]["family"] == "Verdi");
+  // the search index follows the patched content
+  auto found = c.Get("/fhir/Patient?family=Russo&birthdate=1970-02-03&_id=" + id).Json();
+  CHECK(found["entry"].Size() == 1);
+
+  const std::string add_gender = R"({"resourceType":"Parameters","parameter":[)" +
+                                 op("add", "Patient", R"(,{"name":"name","valueString":"gender"},{"name":"value","valueCode":"male"})") + "]}";
+  CHECK(c.Send("PATCH", url, {ct, {"If-Match", "W/\"1\""}}, add_gender).status == 412);
+  auto bad_type = c.Send("PATCH", url, {ct}, R"({"resourceType":"Parameters","parameter":[)" +
+                                                 op("replace", "Patient.birthDate", R"(,{"name":"value","valueBoolean":true})") + "]}");
+  CHECK(bad_type.status == 422);
+  CHECK(std::string(bad_type.Json()["issue"][0]["expression"][0].GetString()) == "Parameters.parameter[0]");
+  CHECK(c.Send("PATCH", url, {ct}, R"({"resourceType":"Parameters","parameter":[)" + op("explode", "Patient", "") + "]}").status ==
+        400);
+  CHECK(c.Send("PATCH", url, {ct}, R"({"resourceType":"Patient"})").status == 400);
+  CHECK(c.Send("PATCH", url, {ct}, add_gender).status == 200);
+  CHECK(c.Send("PATCH", url, {ct}, add_gender).status == 422);  // gender is there now: add does not replace
+  CHECK(c.Get(url).Header("etag") == "W/\"3\"");
 }

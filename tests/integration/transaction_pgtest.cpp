@@ -108,9 +108,18 @@ TEST_CASE("transaction input errors name the entry", "[transaction]") {
   CHECK(mismatch.status == 400);
   CHECK_THAT(mismatch.body, Catch::Contains("Bundle.entry[0].resource.id"));
 
-  auto conditional = c.Post("/fhir", Bundle("transaction", {Entry("", "POST", "Patient", Patient("", "A"),
-                                                                  ",\"ifNoneExist\":\"identifier=x|1\"")}));
-  CHECK(conditional.status == 501);
+  auto misplaced = c.Post("/fhir", Bundle("transaction", {Entry("", "PUT", "Patient/" + p + "-i", Patient(p + "-i", "A"),
+                                                                ",\"ifNoneExist\":\"identifier=x|1\"")}));
+  CHECK(misplaced.status == 400);
+  CHECK_THAT(misplaced.body, Catch::Contains("Bundle.entry[0].request.ifNoneExist"));
+  CHECK(c.Post("/fhir", Bundle("transaction", {Entry("", "POST", "Patient", Patient("", "A"),
+                                                     ",\"ifNoneExist\":\"Observation?identifier=x|1\"")}))
+            .status == 400);
+  CHECK(c.Post("/fhir", Bundle("transaction", {Entry("", "POST", "Patient", Patient("", "A"),
+                                                     ",\"ifNoneExist\":\"frobnicate=1\"")}))
+            .status == 400);  // criteria the server does not understand are refused, never widened
+  CHECK(c.Post("/fhir", Bundle("transaction", {Entry("", "DELETE", "Patient?_count=1", "")})).status == 400);
+  CHECK(c.Post("/fhir", Bundle("transaction", {Entry("", "GET", "Patient?name=x", "")})).status == 501);
 
   CHECK(c.Post("/fhir", "{\"resourceType\":\"Bundle\",\"type\":\"collection\"}").status == 400);
   CHECK(c.Post("/fhir", "{\"resourceType\":\"Patient\"}").status == 400);

@@ -43,6 +43,12 @@ TEST_CASE("BuildCapabilityStatement lists every resource type with its interacti
   CHECK(StrOf(doc["implementation"], "url") == "http://example.test/fhir");
   REQUIRE(doc["format"].IsArray());
   CHECK(std::string(doc["format"][0].GetString()) == "application/fhir+json");
+  CHECK_FALSE(doc.HasMember("patchFormat"));  // no patch interaction
+  caps.type_interactions.push_back("patch");
+  auto with_patch = ParseJson(BuildCapabilityStatement(*defs, caps));
+  REQUIRE(with_patch["patchFormat"].Size() == 2);
+  CHECK(std::string(with_patch["patchFormat"][1].GetString()) == "application/fhir+json");
+  caps.type_interactions.pop_back();
 
   REQUIRE(doc["rest"].Size() == 1);
   const auto& rest = doc["rest"][0];

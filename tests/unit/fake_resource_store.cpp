@@ -89,6 +89,16 @@ Result<WriteResult> FakeResourceStore::Create(fhir::Resource& resource) {
   return WriteResult{rec, true, true};
 }
 
+Result<WriteResult> FakeResourceStore::CreateWithId(fhir::Resource& resource, const std::string& id) {
+  std::lock_guard lock(mutex_);
+  if (resources_.count({resource.type(), id}) != 0)
+    return MakeError(ErrorKind::kConflict, fmt::format("{}/{} already exists", resource.type(), id));
+  const int64_t now = Now();
+  resource.SetId(id);
+  std::string content = resource.Render("1", fhir::FormatInstant(now));
+  return WriteResult{Append({resource.type(), id, 1, now, WriteMethod::kCreate, false, std::move(content)}), true, true};
+}
+
 storage::Result<storage::SearchPage> FakeResourceStore::Search(const fhir::SearchQuery&) {
   return fhir::MakeError(fhir::ErrorKind::kNotSupported, "the in-memory store does not search");
 }
@@ -103,50 +113,53 @@ Result<WriteResult> FakeResourceStore::ConditionalDelete(const fhir::SearchQuery
   return fhir::MakeError(fhir::ErrorKind::kNotSupported, "the in-memory store does not search");
 }
 
-Result<std::vector<WriteResult>> FakeResourceStore::Transaction(std::vector<storage::TxOp>& ops,
-                                                                std::size_t& failed_op) {
+namespace {
+
+class FakeTxScope final : public storage::TxScope {
+ public:
+  explicit FakeTxScope(FakeResourceStore& store) : store_(store) {}
+  void LockCriteria(const std::string&, const std::string&) override {}
+  Result<std::vector<VersionRecord>> Find(const fhir::SearchQuery&, int) override {
+    return MakeError(ErrorKind::kNotSupported, "the in-memory store does not search");
+  }
+  Result<VersionRecord> ReadForUpdate(const std::string& type, const std::string& id) override {
+    return store_.Read(type, id);
+  }
+  Result<VersionRecord> Read(const std::string& type, const std::string& id) override {
+    auto r = store_.Read(type, id);
+    if (r && r->deleted) return MakeError(ErrorKind::kGone, fmt::format("{}/{} was deleted", type, id));
+    return r;
+  }
+  Result<WriteResult> Create(fhir::Resource& resource, const std::string& id) override {
+    return store_.CreateWithId(resource, id);
+  }
+  Result<WriteResult> Update(fhir::Resource& resource, const std::string& id, std::optional<int64_t> if_match) override {
+    return store_.Update(resource, id, if_match);
+  }
+  Result<WriteResult> Delete(const std::string& type, const std::string& id, std::optional<int64_t> if_match) override {
+    return store_.Delete(type, id, if_match);
+  }
+
+ private:
+  FakeResourceStore& store_;
+};
+
+}  // namespace
+
+std::optional<fhir::Error> FakeResourceStore::RunTransaction(
+    const std::function<std::optional<fhir::Error>(storage::TxScope&)>& body) {
   std::unique_lock lock(mutex_);
   auto saved_resources = resources_;
   auto saved_seq = seq_;
   lock.unlock();
-  std::vector<WriteResult> results;
-  for (std::size_t i = 0; i < ops.size(); ++i) {
-    auto& op = ops[i];
-    Result<WriteResult> r = WriteResult{};
-    switch (op.kind) {
-      case storage::TxOp::Kind::kCreate: {
-        std::lock_guard g(mutex_);
-        if (resources_.count({op.resource->type(), op.id}) != 0) {
-          r = fhir::MakeError(fhir::ErrorKind::kConflict, op.id + " exists");
-          break;
-        }
-        const int64_t now = Now();
-        op.resource->SetId(op.id);
-        std::string content = op.resource->Render("1", fhir::FormatInstant(now));
-        r = WriteResult{Append({op.resource->type(), op.id, 1, now, WriteMethod::kCreate, false, std::move(content)}),
-                        true, true};
-        break;
-      }
-      case storage::TxOp::Kind::kUpdate: r = Update(*op.resource, op.id, op.if_match); break;
-      case storage::TxOp::Kind::kDelete: r = Delete(op.type, op.id, op.if_match); break;
-      case storage::TxOp::Kind::kRead: {
-        auto rec = Read(op.type, op.id);
-        if (!rec) r = std::move(rec.error());
-        else if (rec->deleted) r = fhir::MakeError(fhir::ErrorKind::kGone, op.id + " was deleted");
-        else r = WriteResult{*rec, false, false};
-        break;
-      }
-    }
-    if (!r) {
-      std::lock_guard g(mutex_);
-      resources_ = std::move(saved_resources);
-      seq_ = saved_seq;
-      failed_op = i;
-      return std::move(r.error());
-    }
-    results.push_back(std::move(*r));
+  FakeTxScope scope(*this);
+  auto err = body(scope);
+  if (err) {
+    lock.lock();
+    resources_ = std::move(saved_resources);
+    seq_ = saved_seq;
   }
-  return results;
+  return err;
 }
 
 Result<WriteResult> FakeResourceStore::Update(fhir::Resource& resource, const std::string& id,

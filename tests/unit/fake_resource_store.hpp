@@ -35,9 +35,13 @@ class FakeResourceStore : public storage::ResourceStore {
   storage::Result<storage::WriteResult> ConditionalUpdate(fhir::Resource&, const fhir::SearchQuery&,
                                                           const std::string&) override;
   storage::Result<storage::WriteResult> ConditionalDelete(const fhir::SearchQuery&, const std::string&) override;
-  // All or nothing: the state is restored when an operation fails.
-  storage::Result<std::vector<storage::WriteResult>> Transaction(std::vector<storage::TxOp>& ops,
-                                                                 std::size_t& failed_op) override;
+  // All or nothing: the state is restored when the body fails. Not
+  // isolated from other threads; searches (Find) are not supported.
+  std::optional<fhir::Error> RunTransaction(
+      const std::function<std::optional<fhir::Error>(storage::TxScope&)>& body) override;
+
+  // Version 1 of a new resource under `id` (transactions); kConflict when taken.
+  storage::Result<storage::WriteResult> CreateWithId(fhir::Resource& resource, const std::string& id);
 
   // Source of "now" in milliseconds since the epoch (default: the system clock).
   void SetClock(std::function<int64_t()> clock);

@@ -105,8 +105,8 @@ class ThrowingStore : public storage::ResourceStore {
   storage::Result<storage::WriteResult> Delete(const std::string&, const std::string&,
                                                std::optional<int64_t>) override { Throw(); }
   storage::Result<storage::HistoryPage> History(const storage::HistoryQuery&) override { Throw(); }
-  storage::Result<std::vector<storage::WriteResult>> Transaction(std::vector<storage::TxOp>&,
-                                                                 std::size_t&) override { Throw(); }
+  std::optional<fhir::Error> RunTransaction(
+      const std::function<std::optional<fhir::Error>(storage::TxScope&)>&) override { Throw(); }
   storage::Result<storage::SearchPage> Search(const fhir::SearchQuery&) override { Throw(); }
   storage::Result<storage::WriteResult> ConditionalCreate(fhir::Resource&, const fhir::SearchQuery&,
                                                           const std::string&) override { Throw(); }
@@ -317,6 +317,99 @@ TEST_CASE("FhirApi: delete", "[server]") {
     CHECK(back.Header("Location") == std::string(kBase) + "/Patient/p1/_history/3");
     CHECK(h.Get("/fhir/Patient/p1").status == 200);
   }
+}
+
+TEST_CASE("FhirApi: PATCH with a FHIRPath Patch or a JSON Patch", "[server]") {
+  Harness h;
+  REQUIRE(h.Send("PUT", "/fhir/Patient/p1", R"({"resourceType":"Patient","id":"p1","gender":"male","active":true})").status ==
+          201);
+  const std::string to_female =
+      R"({"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},)"
+      R"({"name":"path","valueString":"Patient.gender"},{"name":"value","valueCode":"female"}]}]})";
+  auto patched = h.Send("PATCH", "/fhir/Patient/p1", to_female, {{"content-type", "application/fhir+json"}});
+  REQUIRE(patched.status == 200);
+  CHECK(patched.Header("ETag") == "W/\"2\"");
+  CHECK(StrOf(ParseJson(patched.body), "gender") == "female");
+  CHECK(h.last_ctx.interaction == "patch");
+
+  CheckError(h.Send("PATCH", "/fhir/Patient/p1", to_female, {{"if-match", "W/\"1\""}}), 412, "conflict");
+  CheckError(h.Send("PATCH", "/fhir/Patient/p1", R"({"resourceType":"Patient"})"), 400, "invalid");
+  CheckError(h.Send("PATCH", "/fhir/Patient/p1", R"({"resourceType":"Parameters","parameter":[{"name":"x"}]})"), 400,
+             "invalid");
+  const std::string replace_missing =
+      R"({"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},)"
+      R"({"name":"path","valueString":"Patient.birthDate"},{"name":"value","valueDate":"2000"}]}]})";
+  auto unprocessable = h.Send("PATCH", "/fhir/Patient/p1", replace_missing);
+  CHECK(unprocessable.status == 422);
+  CHECK(OnlyIssue(unprocessable).expression == "Parameters.parameter[0]");
+  CheckError(h.Send("PATCH", "/fhir/Patient/nope", to_female), 404, "not-found");
+
+  auto json_patch = h.Send("PATCH", "/fhir/Patient/p1", R"([{"op":"remove","path":"/active"}])",
+                           {{"content-type", "application/json-patch+json"}});
+  CHECK(json_patch.status == 200);
+  CHECK_FALSE(ParseJson(json_patch.body).HasMember("active"));
+  CHECK(h.Send("PATCH", "/fhir/Patient/p1", "x", {{"content-type", "text/plain"}}).status == 415);
+  CHECK(h.store.version_count() == 3);
+}
+
+TEST_CASE("FhirApi: PATCH entries in transactions and batches", "[server]") {
+  Harness h;
+  REQUIRE(h.Send("PUT", "/fhir/Patient/p1", R"({"resourceType":"Patient","id":"p1","active":true})").status == 201);
+  REQUIRE(h.Send("PUT", "/fhir/Patient/p2", R"({"resourceType":"Patient","id":"p2","active":true})").status == 201);
+  // the JSON Patch [{"op":"replace","path":"/active","value":false}] in a Binary
+  const std::string binary =
+      R"({"resourceType":"Binary","contentType":"application/json-patch+json",)"
+      R"("data":"W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9hY3RpdmUiLCJ2YWx1ZSI6ZmFsc2V9XQ=="})";
+  const std::string parameters =
+      R"({"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"add"},)"
+      R"({"name":"path","valueString":"Patient"},{"name":"name","valueString":"gender"},{"name":"value","valueCode":"other"}]}]})";
+  auto bundle = [&](const char* type, const std::string& second_url) {
+    return std::string(R"({"resourceType":"Bundle","type":")") + type + R"(","entry":[)" +
+           R"({"resource":)" + binary + R"(,"request":{"method":"PATCH","url":"Patient/p1"}},)" +
+           R"({"resource":)" + parameters + R"(,"request":{"method":"PATCH","url":")" + second_url + R"("}}]})";
+  };
+  auto r = h.Send("POST", "/fhir", bundle("transaction", "Patient/p2"));
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  auto d = ParseJson(r.body);
+  REQUIRE(d["entry"].Size() == 2);
+  for (const auto& e : d["entry"].GetArray()) {
+    CHECK(StrOf(e["response"], "status") == "200 OK");
+    CHECK(StrOf(e["response"], "etag") == "W/\"2\"");
+    CHECK_THAT(StrOf(e["response"], "location"), Catch::EndsWith("/_history/2"));
+    CHECK_FALSE(StrOf(e["response"], "lastModified").empty());
+  }
+  CHECK_FALSE(d["entry"][0]["resource"]["active"].GetBool());
+  CHECK(StrOf(d["entry"][1]["resource"], "gender") == "other");
+
+  // a failing patch fails the transaction: nothing is stored
+  auto failed = h.Send("POST", "/fhir", bundle("transaction", "Patient/p3"));
+  CHECK(failed.status == 404);
+  CHECK(OnlyIssue(failed).expression == "Bundle.entry[1]");
+  CHECK(StrOf(ParseJson(h.Get("/fhir/Patient/p1").body)["meta"], "versionId") == "2");
+  // in a batch, only that entry fails
+  auto batch = h.Send("POST", "/fhir", bundle("batch", "Patient/p3"));
+  REQUIRE(batch.status == 200);
+  auto b = ParseJson(batch.body);
+  CHECK(StrOf(b["entry"][0]["response"], "status") == "200 OK");
+  CHECK(StrOf(b["entry"][1]["response"], "status") == "404 Not Found");
+
+  // two entries patching one resource
+  auto twice = h.Send("POST", "/fhir", bundle("transaction", "Patient/p1"));
+  CheckError(twice, 400, "invalid");
+  CHECK_THAT(OnlyIssue(twice).diagnostics, Catch::Contains("entries 0 and 1"));
+  // a patch that is neither Parameters nor a JSON Patch Binary
+  auto wrong = h.Send("POST", "/fhir",
+                      R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"},)"
+                      R"("request":{"method":"PATCH","url":"Patient/p1"}}]})");
+  CheckError(wrong, 400, "invalid");
+  // conditional entries need search, which this API has not
+  auto conditional = h.Send(
+      "POST", "/fhir",
+      R"({"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Patient"},)"
+      R"("request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=a|1"}}]})");
+  REQUIRE(conditional.status == 200);
+  CHECK(StrOf(ParseJson(conditional.body)["entry"][0]["response"], "status") == "501 Not Implemented");
 }
 
 TEST_CASE("FhirApi: routing errors", "[server]") {

@@ -124,6 +124,21 @@ TEST_CASE("FormatHttpDate", "[fhir]") {
   CHECK(FormatHttpDate(1714990272345) == "Mon, 06 May 2024 10:11:12 GMT");
 }
 
+TEST_CASE("DecodeBase64", "[fhir]") {
+  CHECK(DecodeBase64("") == std::string());
+  CHECK(DecodeBase64("TWFu") == std::string("Man"));
+  CHECK(DecodeBase64("TWE=") == std::string("Ma"));
+  CHECK(DecodeBase64("TWE") == std::string("Ma"));
+  CHECK(DecodeBase64("TQ==") == std::string("M"));
+  CHECK(DecodeBase64("W3sib3AiOiJyZW1vdmUiLCJwYXRoIjoiL2FjdGl2ZSJ9XQ==") ==
+        std::string(R"([{"op":"remove","path":"/active"}])"));
+  CHECK(DecodeBase64("TW\nFu") == std::string("Man"));
+  CHECK_FALSE(DecodeBase64("T"));
+  CHECK_FALSE(DecodeBase64("TW*u"));
+  CHECK_FALSE(DecodeBase64("TQ==TQ=="));
+  CHECK_FALSE(DecodeBase64("TWFu="));
+}
+
 TEST_CASE("NowMs is the current time", "[fhir]") {
   const int64_t now = NowMs();
   CHECK(now > 1700000000000);  // after November 2023

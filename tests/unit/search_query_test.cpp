@@ -247,5 +247,28 @@ TEST_CASE("custom SearchParameters join a registry derived from the package's", 
   CHECK_THAT(error, Catch::Contains("base"));
 }
 
+TEST_CASE("query strings and conditional criteria", "[search]") {
+  auto q = ParseQueryString("Patient?identifier=http://x|a%20b&name=Ros%C3%AC&flag");
+  REQUIRE(q.ok());
+  CHECK(*q == Params{{"identifier", "http://x|a b"}, {"name", "Ros\xC3\xAC"}, {"flag", ""}});
+  CHECK_FALSE(ParseQueryString("a=%zz").ok());
+  CHECK(ParseQueryString("")->empty());
+  // one canonical text whatever the order, without _format/_pretty
+  CHECK(CanonicalCriteria({{"name", "b"}, {"_format", "json"}, {"identifier", "a|1"}}) == "identifier=a|1&name=b");
+  CHECK(CanonicalCriteria({{"identifier", "a|1"}, {"name", "b"}}) == "identifier=a|1&name=b");
+
+  auto all = [](std::string_view, const SearchParamDef&) { return true; };
+  auto ok = ParseConditionalCriteria("Patient", {{"identifier", "a|1"}, {"_format", "json"}}, Registry(), all);
+  REQUIRE(ok.ok());
+  CHECK(ok->criteria.size() == 1);
+  CHECK(ParseConditionalCriteria("Patient", {{"_format", "json"}}, Registry(), all).error().kind == ErrorKind::kInvalid);
+  CHECK(ParseConditionalCriteria("Patient", {{"frobnicate", "1"}}, Registry(), all).error().kind == ErrorKind::kInvalid);
+  for (const char* control : {"_count", "_sort", "_include", "_revinclude:iterate", "_summary", "_total"}) {
+    auto r = ParseConditionalCriteria("Patient", {{"identifier", "a|1"}, {control, "1"}}, Registry(), all);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == ErrorKind::kInvalid);
+  }
+}
+
 }  // namespace
 }  // namespace eds::fhir

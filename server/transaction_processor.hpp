@@ -1,0 +1,67 @@
+// Runs planned transaction and batch Bundles against the store: conditional
+// entries resolved by search under the same locks as single conditional
+// writes, conditional references, PATCH entries, the spec's processing order.
+// A transaction is one database transaction; each batch entry is its own.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "fhir/bundle.hpp"
+#include "fhir/result.hpp"
+
+namespace eds::fhir {
+class Definitions;
+class IndexerHolder;
+struct TransactionPlan;
+namespace fhirpath {
+class Engine;
+}
+}  // namespace eds::fhir
+namespace eds::storage {
+class ResourceStore;
+}
+
+namespace eds::server {
+
+// What one entry did, for its response.
+struct EntryResult {
+  int status = 200;
+  std::optional<fhir::VersionRecord> record;  // what it read or wrote (nothing: a conditional delete without match)
+  bool location = false;                      // answered with a location (create, update, patch)
+};
+
+class TransactionProcessor {
+ public:
+  // `indexers` may be null: conditional entries and references then answer 501.
+  TransactionProcessor(std::shared_ptr<const fhir::Definitions> defs,
+                       std::shared_ptr<fhir::IndexerHolder> indexers, std::size_t max_json_depth);
+  ~TransactionProcessor();
+  TransactionProcessor(TransactionProcessor&&) noexcept;
+  TransactionProcessor& operator=(TransactionProcessor&&) noexcept;
+
+  // Every entry of a transaction plan in one database transaction, all or
+  // nothing. Results are in Bundle order. On failure nothing is stored and
+  // the error is returned, with the Bundle index of the entry that failed in
+  // `failed_entry` (nullopt when no single entry is to blame).
+  fhir::Result<std::vector<EntryResult>> RunTransaction(storage::ResourceStore& store,
+                                                        const fhir::TransactionPlan& plan,
+                                                        std::optional<std::size_t>& failed_entry) const;
+
+  // Entry `index` of a batch plan on its own, in its own database
+  // transaction.
+  fhir::Result<EntryResult> RunBatchEntry(storage::ResourceStore& store, const fhir::TransactionPlan& plan,
+                                          std::size_t index) const;
+
+  // The FHIRPath engine of the loaded definitions (FHIRPath Patch).
+  const fhir::fhirpath::Engine& engine() const;
+
+  struct Impl;  // opaque; defined in transaction_processor.cpp
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace eds::server
