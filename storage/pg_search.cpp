@@ -104,6 +104,39 @@ class Translator {
     return Linked(c, r, 0, 0);
   }
 
+  // True when `c` can drive the search: a plain positive criterion on the
+  // searched type whose index rows name the candidates (index rows exist
+  // for current resources only).
+  static bool CanDrive(const fhir::SearchCriterion& c) {
+    if (c.param == nullptr || !c.chain.empty() || !c.reverse.empty()) return false;
+    const auto& p = *c.param;
+    if (p.code == "_id" || p.code == "_lastUpdated" || p.type == SearchParamType::kComposite) return false;
+    if (TableOf(p.type) == nullptr) return false;
+    if (c.modifier == "missing" || c.modifier == "not" || c.modifier == "above") return false;
+    for (const auto& v : c.values)
+      if (v.prefix == Prefix::kNe) return false;
+    return true;
+  }
+
+  // The ids of the resources of `type` that `c` matches, distinct, read from
+  // its index table alone.
+  fhir::Result<std::string> Driver(const fhir::SearchCriterion& c, const std::string& type) {
+    SearchParamType t = c.param->type;
+    std::string param = c.param->code;
+    if (c.modifier == "identifier" || c.modifier == "of-type") {
+      t = SearchParamType::kToken;
+      param += ":" + c.modifier;
+    }
+    std::string any;
+    for (const auto& v : c.values) {
+      auto cond = Value(t, c.modifier, v, "d");
+      if (!cond) return cond;
+      any += (any.empty() ? "" : " OR ") + *cond;
+    }
+    return "SELECT DISTINCT d.res_type, d.res_id FROM " + std::string(TableOf(t)) + " d WHERE d.res_type = " +
+           sql_.Param(type) + " AND d.param = " + sql_.Param(param) + " AND (" + any + ")";
+  }
+
  private:
   // Reverse links (_has) first, outermost first, then the forward chain,
   // then the parameter itself, each step an EXISTS over search_reference
@@ -550,8 +583,9 @@ void CheckReindexed(pqxx::transaction_base& tx, const fhir::SearchQuery& q, Sear
 }
 
 // PostgreSQL's row estimate for `where` (EXPLAIN, no execution).
-int64_t EstimateRows(pqxx::transaction_base& tx, const std::string& where, const std::vector<std::string>& params) {
-  auto r = tx.exec_params("EXPLAIN SELECT 1 FROM resource r WHERE " + where,
+int64_t EstimateRows(pqxx::transaction_base& tx, const std::string& from, const std::string& where,
+                     const std::vector<std::string>& params) {
+  auto r = tx.exec_params("EXPLAIN SELECT 1 FROM " + from + " WHERE " + where,
                           pqxx::prepare::make_dynamic_params(params));
   if (r.empty()) return 0;
   std::string line = r[0][0].c_str();
@@ -575,10 +609,30 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
   Translator tr(sql);
   std::string where;
   const bool multi_type = q.resource_type.empty();
-  if (!multi_type) where = "r.res_type = " + sql.Param(q.resource_type);
-  else if (!q.types.empty()) where = "r.res_type = ANY(" + sql.Param(TextArray(q.types)) + "::text[])";
-  else where = "true";
-  where += " AND NOT r.deleted";
+  // A plain criterion on the type drives the search from its index rows (the
+  // resource table is read only for the page); else all current resources
+  // of the type(s) are the candidates.
+  const bool needs_updated =
+      std::any_of(q.sort.begin(), q.sort.end(), [](const fhir::SortKey& k) { return k.code == "_lastUpdated"; }) ||
+      std::any_of(q.criteria.begin(), q.criteria.end(),
+                  [](const fhir::SearchCriterion& c) { return c.param != nullptr && c.param->code == "_lastUpdated"; });
+  std::optional<std::size_t> driver;
+  if (!multi_type && !needs_updated)
+    for (std::size_t i = 0; i < q.criteria.size() && !driver; ++i)
+      if (Translator::CanDrive(q.criteria[i])) driver = i;
+  std::string from = "resource r";
+  if (driver) {
+    auto d = tr.Driver(q.criteria[*driver], q.resource_type);
+    if (!d) return std::move(d.error());
+    from = "(" + *d + ") r";
+    // said again outside, so the other criteria's lookups know the type too
+    where = "r.res_type = " + sql.Param(q.resource_type);
+  } else {
+    if (!multi_type) where = "r.res_type = " + sql.Param(q.resource_type);
+    else if (!q.types.empty()) where = "r.res_type = ANY(" + sql.Param(TextArray(q.types)) + "::text[])";
+    else where = "true";
+    where += " AND NOT r.deleted";
+  }
   if (q.compartment) {
     std::string any;
     for (const auto& [type, params] : q.compartment->params_by_type) {
@@ -597,8 +651,9 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
     }
     where += " AND (" + (any.empty() ? std::string("false") : any) + ")";
   }
-  for (const auto& c : q.criteria) {
-    auto cond = tr.Criterion(c, "r");
+  for (std::size_t i = 0; i < q.criteria.size(); ++i) {
+    if (driver && i == *driver) continue;
+    auto cond = tr.Criterion(q.criteria[i], "r");
     if (!cond) return std::move(cond.error());
     where += " AND " + *cond;
   }
@@ -606,7 +661,7 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
   SearchPage page;
   CheckReindexed(tx, q, page);
   if (q.summary == fhir::SummaryMode::kCount) {
-    auto r = tx.exec_params("SELECT count(*) FROM resource r WHERE " + where,
+    auto r = tx.exec_params("SELECT count(*) FROM " + from + " WHERE " + where,
                             pqxx::prepare::make_dynamic_params(sql.params()));
     page.total = r[0][0].as<int64_t>();
     return page;
@@ -684,14 +739,15 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
   const long offset = by_offset ? *q.offset : 0;
   // The page is cut on the keys alone; only its rows are then joined to
   // their content (sorting never carries the documents along).
-  std::string page_sql = "SELECT s.* FROM (SELECT r.res_type, r.res_id, r.last_updated" + computed +
-                         " FROM resource r WHERE " + where + ") s" + keyset + " ORDER BY " + order + " LIMIT " +
+  std::string page_sql = "SELECT s.* FROM (SELECT r.res_type, r.res_id" +
+                         std::string(driver ? "" : ", r.last_updated") + computed + " FROM " + from + " WHERE " +
+                         where + ") s" + keyset + " ORDER BY " + order + " LIMIT " +
                          sql.Param(std::to_string(count + 1));
   if (offset > 0) page_sql += " OFFSET " + sql.Param(std::to_string(offset));
   std::string text =
       "SELECT r.res_type, r.res_id, r.version_id, (extract(epoch from r.last_updated) * 1000)::bigint, r.content::text" +
       key_columns + " FROM (" + page_sql +
-      ") s JOIN resource r ON r.res_type = s.res_type AND r.res_id = s.res_id ORDER BY " + order;
+      ") s JOIN resource r ON r.res_type = s.res_type AND r.res_id = s.res_id AND NOT r.deleted ORDER BY " + order;
   if (plan != nullptr) {
     auto lines = tx.exec_params("EXPLAIN " + text, pqxx::prepare::make_dynamic_params(sql.params()));
     for (const auto& line : lines) *plan += std::string(line[0].c_str()) + "\n";
@@ -732,10 +788,10 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
     if (!q.cursor && !more && (offset == 0 || n > 0)) {
       page.total = offset + static_cast<int64_t>(n);  // the whole result is known
     } else if (q.total == fhir::TotalMode::kEstimate) {
-      page.total = EstimateRows(tx, where, where_params);
+      page.total = EstimateRows(tx, from, where, where_params);
       page.total_is_estimate = true;
     } else {
-      auto r = tx.exec_params("SELECT count(*) FROM resource r WHERE " + where,
+      auto r = tx.exec_params("SELECT count(*) FROM " + from + " WHERE " + where,
                               pqxx::prepare::make_dynamic_params(where_params));
       page.total = r[0][0].as<int64_t>();
     }
