@@ -604,7 +604,21 @@ fhir::Result<std::string> ExplainSearch(pqxx::connection& conn, const fhir::Sear
   return plan;
 }
 
+namespace {
+
+fhir::Result<SearchPage> RunSearchImpl(pqxx::transaction_base& tx, const fhir::SearchQuery& q, std::string* plan,
+                                       bool allow_walk);
+
+}  // namespace
+
 fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::SearchQuery& q, std::string* plan) {
+  return RunSearchImpl(tx, q, plan, true);
+}
+
+namespace {
+
+fhir::Result<SearchPage> RunSearchImpl(pqxx::transaction_base& tx, const fhir::SearchQuery& q, std::string* plan,
+                                       bool allow_walk) {
   SqlBuilder sql;
   Translator tr(sql);
   std::string where;
@@ -616,12 +630,32 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
       std::any_of(q.sort.begin(), q.sort.end(), [](const fhir::SortKey& k) { return k.code == "_lastUpdated"; }) ||
       std::any_of(q.criteria.begin(), q.criteria.end(),
                   [](const fhir::SearchCriterion& c) { return c.param != nullptr && c.param->code == "_lastUpdated"; });
+  // Sorted by one date parameter, a page is found by walking that
+  // parameter's index in order (each resource at its lowest/highest date)
+  // and probing the criteria, stopping after a page: the latest 10 of a
+  // million take as long as the first 10. Resources without the date come
+  // after all dated ones; a page reaching them is run the general way.
+  bool walk = allow_walk && !multi_type && !needs_updated && q.sort.size() == 1 && q.sort[0].param != nullptr &&
+              q.sort[0].param->type == SearchParamType::kDate && !(q.offset && !q.cursor) &&
+              q.total == fhir::TotalMode::kNone && q.summary != fhir::SummaryMode::kCount && !plan;
+  if (walk && q.cursor && q.cursor->size() > 2 && q.cursor->compare(1, 2, ".-") == 0) walk = false;
+  const char* walk_column = walk && q.sort[0].descending ? "high" : "low";
   std::optional<std::size_t> driver;
-  if (!multi_type && !needs_updated)
+  if (!multi_type && !needs_updated && !walk)
     for (std::size_t i = 0; i < q.criteria.size() && !driver; ++i)
       if (Translator::CanDrive(q.criteria[i])) driver = i;
   std::string from = "resource r";
-  if (driver) {
+  if (walk) {
+    from = "search_date r";
+    // one row per resource: the one with its highest (lowest) date, the
+    // first by physical position among equal ones
+    where = fmt::format(
+        "r.res_type = {0} AND r.param = {1} AND r.grp = 0 AND NOT EXISTS (SELECT 1 FROM search_date y"
+        " WHERE y.res_type = r.res_type AND y.res_id = r.res_id AND y.param = r.param AND y.grp = 0"
+        " AND (y.{2} {3} r.{2} OR (y.{2} = r.{2} AND y.ctid < r.ctid)))",
+        sql.Param(q.resource_type), sql.Param(q.sort[0].param->code), walk_column,
+        q.sort[0].descending ? ">" : "<");
+  } else if (driver) {
     auto d = tr.Driver(q.criteria[*driver], q.resource_type);
     if (!d) return std::move(d.error());
     from = "(" + *d + ") r";
@@ -703,6 +737,11 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
       default: return MakeError(ErrorKind::kNotSupported, fmt::format("sorting by '{}' is not supported", key.code));
     }
     const std::string name = "k" + std::to_string(k);
+    if (walk) {  // the walked index row's own value
+      computed += fmt::format(", r.{} AS {}", walk_column, name);
+      keys.push_back({"s." + name, cast, key.descending, false});
+      continue;
+    }
     computed += fmt::format(", (SELECT {}(x.{}) FROM {} x WHERE x.res_type = r.res_type AND x.res_id = r.res_id"
                             " AND x.param = {} AND x.grp = 0) AS {}",
                             key.descending ? "max" : "min", column, table, sql.Param(key.param->code), name);
@@ -740,7 +779,7 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
   // The page is cut on the keys alone; only its rows are then joined to
   // their content (sorting never carries the documents along).
   std::string page_sql = "SELECT s.* FROM (SELECT r.res_type, r.res_id" +
-                         std::string(driver ? "" : ", r.last_updated") + computed + " FROM " + from + " WHERE " +
+                         std::string(driver || walk ? "" : ", r.last_updated") + computed + " FROM " + from + " WHERE " +
                          where + ") s" + keyset + " ORDER BY " + order + " LIMIT " +
                          sql.Param(std::to_string(count + 1));
   if (offset > 0) page_sql += " OFFSET " + sql.Param(std::to_string(offset));
@@ -754,6 +793,7 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
     return page;
   }
   auto rows = tx.exec_params(text, pqxx::prepare::make_dynamic_params(sql.params()));
+  if (walk && rows.size() <= static_cast<std::size_t>(count)) return RunSearchImpl(tx, q, plan, false);
   const std::size_t n = std::min<std::size_t>(rows.size(), static_cast<std::size_t>(count));
   const bool more = rows.size() > n;
   std::vector<std::vector<std::optional<std::string>>> row_keys;
@@ -813,5 +853,7 @@ fhir::Result<SearchPage> RunSearchIn(pqxx::transaction_base& tx, const fhir::Sea
   }
   return page;
 }
+
+}  // namespace
 
 }  // namespace eds::storage
