@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include "fhir/json.hpp"
+#include "fhir/json_internal.hpp"
+#include "fhir/outcome.hpp"
 #include "fhir/primitives.hpp"
 
 namespace eds::fhir {
@@ -58,6 +60,44 @@ std::string BuildHistoryBundle(std::string_view base_url, const std::vector<Vers
     out += R"("}})";
   }
   out += "]}";
+  return out;
+}
+
+Outcome CheckDocumentBundle(const Resource& bundle) {
+  Outcome out;
+  const auto& doc = bundle.tree().doc;
+  auto str = [](const JsonValue& obj, const char* key) -> std::string {
+    if (!obj.IsObject()) return {};
+    auto it = obj.FindMember(key);
+    return it != obj.MemberEnd() && IsString(it->value) ? std::string(StringOf(it->value)) : std::string();
+  };
+  if (bundle.type() != "Bundle" || str(doc, "type") != "document") return out;
+  auto error = [&](std::string message, std::string expression) {
+    out.Add({Severity::kError, "invariant", std::move(message), std::move(expression)});
+  };
+  auto ident = doc.FindMember("identifier");
+  if (ident == doc.MemberEnd() || str(ident->value, "system").empty() || str(ident->value, "value").empty())
+    error("a document Bundle must have an identifier with a system and a value (bdl-9)", "Bundle.identifier");
+  if (str(doc, "timestamp").empty())
+    error("a document Bundle must have a timestamp (bdl-10)", "Bundle.timestamp");
+  auto entries = doc.FindMember("entry");
+  if (entries == doc.MemberEnd() || !entries->value.IsArray() || entries->value.Empty()) {
+    error("a document Bundle must start with a Composition (bdl-11)", "Bundle.entry");
+    return out;
+  }
+  const auto& list = entries->value;
+  for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
+    const auto& e = list[i];
+    const std::string at = fmt::format("Bundle.entry[{}]", i);
+    auto res = e.IsObject() ? e.FindMember("resource") : e.MemberEnd();
+    if (!e.IsObject() || res == e.MemberEnd()) {
+      error("every entry of a document Bundle holds a resource", at + ".resource");
+      continue;
+    }
+    if (i == 0 && str(res->value, "resourceType") != "Composition")
+      error("a document Bundle must have a Composition as its first resource (bdl-11)", at + ".resource");
+    if (str(e, "fullUrl").empty()) error("every entry of a document Bundle has a fullUrl", at + ".fullUrl");
+  }
   return out;
 }
 

@@ -35,6 +35,15 @@ std::string BuildHistoryBundle(std::string_view base_url, const std::vector<Vers
                                const std::vector<BundleLink>& links,
                                std::optional<int64_t> total = std::nullopt);
 
+class Resource;
+class Outcome;
+
+// The rules R4 sets for a Bundle of type document (bdl-9: an identifier
+// with system and value; bdl-10: a timestamp; bdl-11: a Composition as the
+// first entry's resource; every entry with a resource and a fullUrl). No
+// issues for other Bundle types.
+Outcome CheckDocumentBundle(const Resource& bundle);
+
 // The weak ETag of a version: W/"3".
 std::string VersionETag(int64_t version);
 

@@ -25,6 +25,7 @@
 #include "fhir/search_query.hpp"
 #include "fhir/subset.hpp"
 #include "fhir/transaction.hpp"
+#include "server/document_api.hpp"
 #include "server/log.hpp"
 #include "server/search_admin.hpp"
 #include "server/transaction_processor.hpp"
@@ -185,6 +186,7 @@ struct FhirApi::Impl {
   std::shared_ptr<fhir::IndexerHolder> indexers;
   std::unique_ptr<ReindexJob> reindex;
   TransactionProcessor processor{defs, indexers, config.json_max_depth};
+  DocumentApi documents{defs, store, processor, std::max(1, config.pool_size - 1)};
 
   // The indexer in force, kept for the whole of a request.
   std::shared_ptr<const fhir::SearchIndexer> Indexer() const { return indexers ? indexers->Current() : nullptr; }
@@ -380,6 +382,9 @@ struct FhirApi::Impl {
     auto issues = defs->CheckStructure(*parsed);
     if (structure != nullptr) *structure = std::move(issues);
     else if (issues.HasErrors()) return Error{ErrorKind::kInvalid, std::move(issues)};
+    if (type == "Bundle")
+      if (auto document = fhir::CheckDocumentBundle(*parsed); document.HasErrors())
+        return fhir::Error{ErrorKind::kUnprocessable, std::move(document)};
     if (type == "SearchParameter")
       if (std::string problem = CheckSearchParameter(req.body); !problem.empty())
         return MakeError(ErrorKind::kInvalid, "this SearchParameter cannot be used for search: " + problem,
@@ -1027,6 +1032,7 @@ struct FhirApi::Impl {
   }
 
   HttpResponse Dispatch(const HttpRequest& req, RequestContext& ctx) const {
+    if (DocumentApi::Serves(req.target)) return documents.Handle(req, ctx);
     Parsed p;
     if (auto early = Route(req, p, ctx)) return std::move(*early);
     p.base_url = BaseUrl(req);
@@ -1069,7 +1075,7 @@ struct FhirApi::Impl {
 
 FhirApi::FhirApi(const ServerConfig& config, std::shared_ptr<const fhir::Definitions> defs,
                  storage::ResourceStore& store, std::shared_ptr<fhir::IndexerHolder> indexers)
-    : impl_(std::make_unique<Impl>(Impl{config, std::move(defs), store, std::move(indexers), nullptr})) {
+    : impl_(std::make_unique<Impl>(config, std::move(defs), store, std::move(indexers), nullptr)) {
   if (impl_->indexers) impl_->reindex = std::make_unique<ReindexJob>(store);
 }
 FhirApi::~FhirApi() = default;

@@ -284,16 +284,20 @@ TransactionProcessor& TransactionProcessor::operator=(TransactionProcessor&&) no
 const fhir::fhirpath::Engine& TransactionProcessor::engine() const { return impl_->engine; }
 
 fhir::Result<std::vector<EntryResult>> TransactionProcessor::RunTransaction(
-    storage::ResourceStore& store, const fhir::TransactionPlan& plan, std::optional<std::size_t>& failed_entry) const {
+    storage::ResourceStore& store, const fhir::TransactionPlan& plan, std::optional<std::size_t>& failed_entry,
+    const BeforeHook& before, const AfterHook& after) const {
   std::vector<std::optional<EntryResult>> results;
   std::optional<Failure> failure;
   auto body = [&](storage::TxScope& scope) -> std::optional<Error> {
     results.assign(plan.entries.size(), std::nullopt);
     failure.reset();
+    if (before)
+      if (auto e = before(scope)) return e;
     Run run(*impl_, scope, CloneEntries(plan), plan.order, true);
     failure = run.Execute(results);
-    if (!failure) return std::nullopt;
-    return Describe(*failure, plan.entries);
+    if (failure) return Describe(*failure, plan.entries);
+    if (after) return after(scope, results);
+    return std::nullopt;
   };
   if (auto err = store.RunTransaction(body)) {
     failed_entry = failure ? failure->entry : std::nullopt;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -22,6 +23,7 @@ class Engine;
 }  // namespace eds::fhir
 namespace eds::storage {
 class ResourceStore;
+class TxScope;
 }
 
 namespace eds::server {
@@ -46,9 +48,17 @@ class TransactionProcessor {
   // nothing. Results are in Bundle order. On failure nothing is stored and
   // the error is returned, with the Bundle index of the entry that failed in
   // `failed_entry` (nullopt when no single entry is to blame).
+  // `before` runs first and `after` last in the same database transaction
+  // (an error from either rolls everything back): the document API checks
+  // and records its documents with them.
+  using BeforeHook = std::function<std::optional<fhir::Error>(storage::TxScope&)>;
+  using AfterHook =
+      std::function<std::optional<fhir::Error>(storage::TxScope&, const std::vector<std::optional<EntryResult>>&)>;
   fhir::Result<std::vector<EntryResult>> RunTransaction(storage::ResourceStore& store,
                                                         const fhir::TransactionPlan& plan,
-                                                        std::optional<std::size_t>& failed_entry) const;
+                                                        std::optional<std::size_t>& failed_entry,
+                                                        const BeforeHook& before = {},
+                                                        const AfterHook& after = {}) const;
 
   // Entry `index` of a batch plan on its own, in its own database
   // transaction.

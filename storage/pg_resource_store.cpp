@@ -495,7 +495,55 @@ class PgTxScope final : public TxScope {
     return DeleteIn(tx_, impl_.Indexer(), type, id, if_match);
   }
 
+  Result<std::optional<DocumentRecord>> GetDocument(const std::string& identifier) override {
+    return DocumentFrom(tx_.exec_params(std::string(kDocumentColumns) + " WHERE identifier = $1 FOR UPDATE", identifier));
+  }
+  Result<std::optional<DocumentRecord>> GetDocumentByWorkflow(const std::string& workflow_instance_id) override {
+    return DocumentFrom(tx_.exec_params(std::string(kDocumentColumns) +
+                                            " WHERE workflow_instance_id = $1 ORDER BY updated_at DESC LIMIT 1 FOR UPDATE",
+                                        workflow_instance_id));
+  }
+  std::optional<fhir::Error> PutDocument(const DocumentRecord& d) override {
+    tx_.exec_params(
+        "INSERT INTO fse_document (identifier, workflow_instance_id, resources, document_reference, rda, rde, priority)"
+        " VALUES ($1, $2, $3::text[], $4, $5, $6, $7) ON CONFLICT (identifier) DO UPDATE SET"
+        " workflow_instance_id = EXCLUDED.workflow_instance_id, resources = EXCLUDED.resources,"
+        " document_reference = EXCLUDED.document_reference, rda = EXCLUDED.rda, rde = EXCLUDED.rde,"
+        " priority = EXCLUDED.priority, updated_at = now()",
+        d.identifier, d.workflow_instance_id, ArrayLiteral(d.resources), d.document_reference, d.rda, d.rde, d.priority);
+    return std::nullopt;
+  }
+  std::optional<fhir::Error> DeleteDocument(const std::string& identifier) override {
+    tx_.exec_params("DELETE FROM fse_document WHERE identifier = $1", identifier);
+    return std::nullopt;
+  }
+
  private:
+  static constexpr const char* kDocumentColumns =
+      "SELECT identifier, workflow_instance_id, array_to_json(resources)::text, document_reference, rda, rde, priority"
+      " FROM fse_document";
+
+  static Result<std::optional<DocumentRecord>> DocumentFrom(const pqxx::result& r) {
+    if (r.empty()) return std::optional<DocumentRecord>();
+    DocumentRecord d;
+    d.identifier = r[0][0].c_str();
+    d.workflow_instance_id = r[0][1].c_str();
+    // ["Patient/1","Observation/2"]: ids and types never hold quotes or backslashes
+    std::string list = r[0][2].c_str();
+    for (std::size_t i = 0; i < list.size(); ++i)
+      if (list[i] == '"') {
+        auto end = list.find('"', i + 1);
+        if (end == std::string::npos) break;
+        d.resources.push_back(list.substr(i + 1, end - i - 1));
+        i = end;
+      }
+    d.document_reference = r[0][3].c_str();
+    d.rda = r[0][4].c_str();
+    d.rde = r[0][5].c_str();
+    d.priority = r[0][6].c_str();
+    return std::optional<DocumentRecord>(std::move(d));
+  }
+
   static VersionRecord RecordOf(const std::string& type, const std::string& id, const pqxx::row& row) {
     VersionRecord rec{type, id, row[0].as<int64_t>(), row[2].as<int64_t>(), WriteMethod::kUpdate, row[1].as<bool>(), {}};
     if (!row[3].is_null()) rec.content.assign(row[3].c_str(), row[3].size());

@@ -83,6 +83,15 @@ struct ReindexProgress {
   int64_t remaining = 0;
 };
 
+// An FSE 2.0 document published through the ingestion API.
+struct DocumentRecord {
+  std::string identifier;            // master identifier as sent
+  std::string workflow_instance_id;
+  std::vector<std::string> resources;  // Type/id written by the document
+  std::string document_reference;      // Type/id
+  std::string rda, rde, priority;
+};
+
 // The operations of one database transaction (ResourceStore::RunTransaction).
 // Each sees the writes made before it in the same transaction; nothing is
 // stored unless the whole body succeeds. Errors are as for the
@@ -110,6 +119,25 @@ class TxScope {
                                      std::optional<int64_t> if_match) = 0;
   virtual Result<WriteResult> Delete(const std::string& type, const std::string& id,
                                      std::optional<int64_t> if_match) = 0;
+
+  // The registry of FSE documents, in this transaction. Get locks the row
+  // it returns until the transaction ends.
+  virtual Result<std::optional<DocumentRecord>> GetDocument(const std::string& identifier) {
+    (void)identifier;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "this store keeps no document registry");
+  }
+  virtual Result<std::optional<DocumentRecord>> GetDocumentByWorkflow(const std::string& workflow_instance_id) {
+    (void)workflow_instance_id;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "this store keeps no document registry");
+  }
+  virtual std::optional<fhir::Error> PutDocument(const DocumentRecord& record) {
+    (void)record;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "this store keeps no document registry");
+  }
+  virtual std::optional<fhir::Error> DeleteDocument(const std::string& identifier) {
+    (void)identifier;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "this store keeps no document registry");
+  }
 };
 
 class ResourceStore {

@@ -3,6 +3,7 @@
 
 #include "fhir/bundle.hpp"
 #include "fhir/json.hpp"
+#include "fhir/outcome.hpp"
 #include "fhir/primitives.hpp"
 #include "test_support.hpp"
 
@@ -96,6 +97,34 @@ TEST_CASE("BuildHistoryBundle with no entries, no links and a total", "[fhir]") 
 TEST_CASE("BuildHistoryBundle escapes link URLs", "[fhir]") {
   auto doc = ParseJson(BuildHistoryBundle("http://b", {}, {{"self", "http://b/_history?x=\"y\\z"}}));
   CHECK(StrOf(doc["link"][0], "url") == "http://b/_history?x=\"y\\z");
+}
+
+}  // namespace
+}  // namespace eds::fhir
+
+namespace eds::fhir {
+namespace {
+
+std::vector<std::string> DocumentIssues(const std::string& json) {
+  auto r = Resource::Parse(json);
+  REQUIRE(r.ok());
+  std::vector<std::string> out;
+  const Outcome outcome = CheckDocumentBundle(*r);
+  for (const auto& i : outcome.issues()) out.push_back(i.expression);
+  return out;
+}
+
+TEST_CASE("document Bundles follow bdl-9, bdl-10 and bdl-11", "[bundle]") {
+  const std::string good = R"({"resourceType":"Bundle","type":"document","identifier":{"system":"urn:ietf:rfc:3986",
+    "value":"urn:uuid:1"},"timestamp":"2026-11-20T10:00:00Z","entry":[
+    {"fullUrl":"urn:uuid:2","resource":{"resourceType":"Composition"}},
+    {"fullUrl":"urn:uuid:3","resource":{"resourceType":"Patient"}}]})";
+  CHECK(DocumentIssues(good).empty());
+  CHECK(DocumentIssues(R"({"resourceType":"Bundle","type":"document","entry":[
+    {"fullUrl":"urn:uuid:3","resource":{"resourceType":"Patient"}},{"resource":{"resourceType":"Composition"}}]})") ==
+        std::vector<std::string>{"Bundle.identifier", "Bundle.timestamp", "Bundle.entry[0].resource",
+                                 "Bundle.entry[1].fullUrl"});
+  CHECK(DocumentIssues(R"({"resourceType":"Bundle","type":"collection"})").empty());
 }
 
 }  // namespace

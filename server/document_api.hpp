@@ -1,0 +1,83 @@
+// The FSE 2.0 ingestion API that the national Gateway's EDS client calls,
+// next to the FHIR API: each clinical document arrives as a FHIR transaction
+// Bundle in a JSON envelope and is stored, replaced, updated or deleted as
+// one database transaction.
+//
+//   POST   /v1/document/workflowinstanceid/{wii}  PUBLISH  (201; 409 if the identifier exists)
+//   PUT    /v1/document/workflowinstanceid/{wii}  REPLACE  (200; 404 if it does not)
+//   PUT    /v1/document/metadata                  UPDATE of the DocumentReference's metadata
+//   DELETE /v1/document/identifier/{identifier}   DELETE   (200; 404)
+//
+// Answers {"traceID","spanID","result":true}; errors are RFC 7807 problem
+// JSON (type /err/client 400 and 409, /err/resource 404, /err/server 500).
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string_view>
+
+#include "server/http_types.hpp"
+
+namespace eds::fhir {
+class Definitions;
+}
+namespace eds::storage {
+class ResourceStore;
+}
+
+namespace eds::server {
+
+class TransactionProcessor;
+
+// Admission by priority: at most `capacity` holders at once; when a slot
+// frees, waiting HIGH requests get it before NULL (normal) ones, and those
+// before LOW ones.
+class PriorityGate {
+ public:
+  enum class Priority { kHigh = 0, kNormal = 1, kLow = 2 };
+  explicit PriorityGate(int capacity) : free_(capacity) {}
+
+  class Slot {
+   public:
+    explicit Slot(PriorityGate* gate) : gate_(gate) {}
+    Slot(Slot&& o) noexcept : gate_(o.gate_) { o.gate_ = nullptr; }
+    Slot(const Slot&) = delete;
+    ~Slot() {
+      if (gate_ != nullptr) gate_->Release();
+    }
+
+   private:
+    PriorityGate* gate_;
+  };
+  Slot Acquire(Priority p);
+  // Requests of priority `p` waiting now.
+  int Waiting(Priority p) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return waiting_[static_cast<int>(p)];
+  }
+
+ private:
+  void Release();
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int free_;
+  int waiting_[3] = {0, 0, 0};
+};
+
+class DocumentApi {
+ public:
+  DocumentApi(std::shared_ptr<const fhir::Definitions> defs, storage::ResourceStore& store,
+              const TransactionProcessor& processor, int concurrency);
+  ~DocumentApi();
+
+  // True for the paths this API serves (/v1/document/...).
+  static bool Serves(std::string_view target);
+  HttpResponse Handle(const HttpRequest& request, RequestContext& ctx) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace eds::server
