@@ -27,6 +27,7 @@
 #include "fhir/transaction.hpp"
 #include "server/document_api.hpp"
 #include "server/log.hpp"
+#include "server/metrics.hpp"
 #include "server/search_admin.hpp"
 #include "server/transaction_processor.hpp"
 #include "storage/resource_store.hpp"
@@ -187,6 +188,38 @@ struct FhirApi::Impl {
   std::unique_ptr<ReindexJob> reindex;
   TransactionProcessor processor{defs, indexers, config.json_max_depth};
   DocumentApi documents{defs, store, processor, std::max(1, config.pool_size - 1)};
+  mutable Metrics metrics;
+
+  // GET /metrics, /healthz (alive), /readyz (database reachable, schema current).
+  static std::string_view OperationalPath(std::string_view target) {
+    std::string_view path = target.substr(0, target.find('?'));
+    if (path == "/metrics" || path == "/healthz" || path == "/readyz") return path;
+    return {};
+  }
+  HttpResponse Operational(const HttpRequest& req, std::string_view path, RequestContext& ctx) const {
+    ctx.interaction = path == "/metrics" ? "metrics" : "health";
+    HttpResponse r;
+    if (req.method != "GET" && req.method != "HEAD") {
+      r.status = 405;
+      r.SetHeader("Allow", "GET");
+      r.SetHeader("Content-Type", "text/plain; charset=utf-8");
+      r.body = "only GET\n";
+      return r;
+    }
+    r.SetHeader("Content-Type", "text/plain; charset=utf-8");
+    if (path == "/metrics") {
+      r.SetHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+      r.body = metrics.Render(store.MetricsText());
+    } else if (path == "/healthz") {
+      r.body = "ok\n";
+    } else if (auto why = store.NotReady()) {
+      r.status = 503;
+      r.body = *why + "\n";
+    } else {
+      r.body = "ready\n";
+    }
+    return r;
+  }
 
   // The indexer in force, kept for the whole of a request.
   std::shared_ptr<const fhir::SearchIndexer> Indexer() const { return indexers ? indexers->Current() : nullptr; }
@@ -1032,6 +1065,7 @@ struct FhirApi::Impl {
   }
 
   HttpResponse Dispatch(const HttpRequest& req, RequestContext& ctx) const {
+    if (auto op = OperationalPath(req.target); !op.empty()) return Operational(req, op, ctx);
     if (DocumentApi::Serves(req.target)) return documents.Handle(req, ctx);
     Parsed p;
     if (auto early = Route(req, p, ctx)) return std::move(*early);
@@ -1119,7 +1153,31 @@ HttpResponse FhirApi::CompleteRead(const HttpRequest& request, const ReadPlan& p
   return r;
 }
 
+void FhirApi::InFlight(int delta) const { impl_->metrics.InFlight(delta); }
+
+void FhirApi::Observe(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx) const {
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.start).count();
+  impl_->metrics.Observe(ctx.interaction, response.status, seconds, request.body.size(), response.body.size());
+  if (!LogEnabled(LogLevel::kInfo)) return;
+  std::string line = "\"request_id\":";
+  fhir::AppendJsonString(line, ctx.request_id);
+  line += ",\"method\":";
+  fhir::AppendJsonString(line, request.method);
+  line += ",\"target\":";
+  fhir::AppendJsonString(line, request.target);
+  line += fmt::format(",\"status\":{},\"ms\":{:.3f},\"interaction\":", response.status, seconds * 1000);
+  fhir::AppendJsonString(line, ctx.interaction);
+  if (!ctx.resource_type.empty()) {
+    line += ",\"type\":";
+    fhir::AppendJsonString(line, ctx.resource_type);
+  }
+  line += fmt::format(",\"bytes_in\":{},\"bytes_out\":{},\"principal\":", request.body.size(), response.body.size());
+  fhir::AppendJsonString(line, ctx.principal);
+  AccessLog(line);
+}
+
 bool FhirApi::IsCheap(const HttpRequest& request) const {
+  if (auto op = Impl::OperationalPath(request.target); op == "/metrics" || op == "/healthz") return true;
   if (request.method != "GET") return false;
   const std::string metadata = impl_->config.base_path + "/metadata";
   std::string_view path = std::string_view(request.target).substr(0, request.target.find('?'));

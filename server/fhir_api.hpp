@@ -39,6 +39,10 @@ class FhirApi {
   // malformed HTTP): an OperationOutcome with the status of `kind`.
   HttpResponse Reject(fhir::ErrorKind kind, std::string message, const RequestContext& ctx) const;
 
+  // A request answered (metrics, access log) and the requests in flight.
+  void Observe(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx) const;
+  void InFlight(int delta) const;
+
   // True when the request only needs CPU (no database), so it may run on an
   // I/O thread.
   bool IsCheap(const HttpRequest& request) const;

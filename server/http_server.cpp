@@ -405,12 +405,10 @@ struct HttpServer::Impl {
       ctx.request_id = MakeRequestId(hreq.Header("x-request-id"));
 
       ++in_flight;
+      api.InFlight(1);
       HttpResponse resp = co_await Serve(hreq, ctx, reads);
-      if (LogEnabled(LogLevel::kInfo)) {
-        auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ctx.start);
-        Log(LogLevel::kInfo, fmt::format("{} {} {} {} {:.1f}ms", ctx.request_id, hreq.method, hreq.target,
-                                         resp.status, ms.count()));
-      }
+      api.Observe(hreq, resp, ctx);
+      api.InFlight(-1);
       bool ok = false;
       bool again = keep_alive && !stopping.load();
       co_await WriteResponse(stream, std::move(resp), version, again, ok);

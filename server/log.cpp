@@ -37,3 +37,15 @@ void Log(LogLevel level, std::string_view message) {
 }
 
 }  // namespace eds::server
+
+namespace eds::server {
+
+void AccessLog(std::string_view json_object_fields) {
+  if (!LogEnabled(LogLevel::kInfo)) return;
+  std::string line = "{\"ts\":\"" + fhir::FormatInstant(fhir::NowMs()) + "\",";
+  line += json_object_fields;
+  line += "}\n";
+  [[maybe_unused]] auto n = ::write(STDOUT_FILENO, line.data(), line.size());
+}
+
+}  // namespace eds::server

@@ -16,10 +16,22 @@ PgPool::~PgPool() = default;
 
 std::optional<PgPool::Lease> PgPool::Acquire() {
   std::unique_lock lock(mu_);
-  if (!cv_.wait_for(lock, acquire_timeout_, [this] { return !free_.empty(); })) return std::nullopt;
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool got = cv_.wait_for(lock, acquire_timeout_, [this] { return !free_.empty(); });
+  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ++acquires_;
+  if (!got) {
+    ++timeouts_;
+    return std::nullopt;
+  }
   std::size_t slot = free_.back();
   free_.pop_back();
   return Lease(*this, slot);
+}
+
+PgPool::Stats PgPool::stats() const {
+  std::lock_guard lock(mu_);
+  return Stats{size(), size() - static_cast<int>(free_.size()), acquires_, timeouts_, wait_seconds_};
 }
 
 void PgPool::Release(std::size_t slot, bool broken) {

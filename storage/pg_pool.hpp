@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -45,6 +46,15 @@ class PgPool {
   std::optional<Lease> Acquire();
 
   int size() const { return static_cast<int>(slots_.size()); }
+
+  struct Stats {
+    int size = 0;
+    int in_use = 0;
+    uint64_t acquires = 0;
+    uint64_t timeouts = 0;
+    double wait_seconds = 0;  // total time spent waiting for a connection
+  };
+  Stats stats() const;
   const std::string& dsn() const { return dsn_; }
 
  private:
@@ -55,7 +65,10 @@ class PgPool {
   std::function<void(pqxx::connection&)> prepare_;
   std::vector<std::unique_ptr<pqxx::connection>> slots_;
   std::vector<std::size_t> free_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
+  uint64_t acquires_ = 0;
+  uint64_t timeouts_ = 0;
+  double wait_seconds_ = 0;
   std::condition_variable cv_;
 };
 

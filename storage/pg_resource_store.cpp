@@ -13,6 +13,7 @@
 #include "fhir/json.hpp"
 #include "fhir/search_index.hpp"
 #include "fhir/search_query.hpp"
+#include "storage/migrator.hpp"
 #include "storage/pg_pool.hpp"
 #include "storage/pg_search.hpp"
 #include "storage/pg_statements.hpp"
@@ -683,6 +684,42 @@ Result<ReindexProgress> PgResourceStore::ReindexBatch(int batch) {
     p.remaining = left[0][0].as<int64_t>();
     return p;
   });
+}
+
+}  // namespace eds::storage
+
+namespace eds::storage {
+
+std::string PgResourceStore::MetricsText() {
+  const auto st = impl_->pool.stats();
+  return fmt::format(
+      "# HELP eds_db_pool_connections Database connections of the worker pool.\n"
+      "# TYPE eds_db_pool_connections gauge\neds_db_pool_connections {}\n"
+      "# HELP eds_db_pool_in_use Database connections lent out now.\n"
+      "# TYPE eds_db_pool_in_use gauge\neds_db_pool_in_use {}\n"
+      "# HELP eds_db_pool_acquires_total Connection requests.\n"
+      "# TYPE eds_db_pool_acquires_total counter\neds_db_pool_acquires_total {}\n"
+      "# HELP eds_db_pool_timeouts_total Connection requests that found none free in time (answered 503).\n"
+      "# TYPE eds_db_pool_timeouts_total counter\neds_db_pool_timeouts_total {}\n"
+      "# HELP eds_db_pool_wait_seconds_total Time spent waiting for a free connection.\n"
+      "# TYPE eds_db_pool_wait_seconds_total counter\neds_db_pool_wait_seconds_total {}\n",
+      st.size, st.in_use, st.acquires, st.timeouts, st.wait_seconds);
+}
+
+std::optional<std::string> PgResourceStore::NotReady() {
+  const int known = BuiltinMigrations().empty() ? 0 : BuiltinMigrations().back().version;
+  try {
+    auto r = impl_->Run<int>([&](pqxx::connection& c) -> Result<int> {
+      pqxx::nontransaction tx(c);
+      auto rows = tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations");
+      return rows[0][0].as<int>();
+    });
+    if (!r) return std::string("database unavailable");
+    if (*r != known) return fmt::format("database schema at version {}, this server needs {}", *r, known);
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    return std::string("database check failed");
+  }
 }
 
 }  // namespace eds::storage

@@ -48,6 +48,8 @@ class PgResourceStore final : public ResourceStore {
       const std::function<std::optional<fhir::Error>(TxScope&)>& body) override;
   Result<std::vector<StoredSearchParameter>> SearchParameters() override;
   Result<ReindexProgress> ReindexBatch(int batch) override;
+  std::string MetricsText() override;
+  std::optional<std::string> NotReady() override;
 
   int pool_size() const;
 

@@ -204,6 +204,13 @@ class ResourceStore {
     return fhir::MakeError(fhir::ErrorKind::kNotSupported, "reindexing is not supported");
   }
 
+  // Prometheus exposition lines about the store (connection pool), for
+  // GET /metrics; empty when it has none.
+  virtual std::string MetricsText() { return {}; }
+  // Why the store cannot serve now (database unreachable, schema not at
+  // this binary's version); nullopt when it can.
+  virtual std::optional<std::string> NotReady() { return std::nullopt; }
+
   // Runs `body` in one database transaction and commits when it returns no
   // error; an error rolls everything back and is returned as is. `body` may
   // run more than once (after a serialization failure, a deadlock or a lost
