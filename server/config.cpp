@@ -98,6 +98,16 @@ const std::vector<Option>& Options() {
        [](ServerConfig& c, const std::string& v) {
          c.history_max_count = static_cast<int>(ToNumber("max-count", v, 1, 100000));
        }},
+      {"audit", "EDS_AUDIT", "on or off: an audit row for every request (default on)",
+       [](ServerConfig& c, const std::string& v) {
+         if (v != "on" && v != "off") throw std::invalid_argument("--audit: expected on or off");
+         c.audit = v == "on";
+       }},
+      {"audit-retention-months", "EDS_AUDIT_RETENTION_MONTHS",
+       "months of audit kept; older monthly partitions are dropped (default 0: keep all)",
+       [](ServerConfig& c, const std::string& v) {
+         c.audit_retention_months = static_cast<int>(ToNumber("audit-retention-months", v, 0, 1200));
+       }},
       {"log-level", "EDS_LOG_LEVEL", "error, warn, info or debug (default info)",
        [](ServerConfig& c, const std::string& v) {
          if (v != "error" && v != "warn" && v != "info" && v != "debug")

@@ -30,6 +30,8 @@ struct ServerConfig {
   int history_default_count = 50;
   int history_max_count = 1000;
   std::string log_level = "info";   // error, warn, info, debug
+  bool audit = true;                // an audit row per request
+  int audit_retention_months = 0;   // 0: keep every month
 };
 
 // Parses `args` (after the subcommand) over the environment defaults.

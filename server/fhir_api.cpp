@@ -28,6 +28,7 @@
 #include "server/document_api.hpp"
 #include "server/log.hpp"
 #include "server/metrics.hpp"
+#include "storage/pg_audit_sink.hpp"
 #include "server/search_admin.hpp"
 #include "server/transaction_processor.hpp"
 #include "storage/resource_store.hpp"
@@ -189,6 +190,7 @@ struct FhirApi::Impl {
   TransactionProcessor processor{defs, indexers, config.json_max_depth};
   DocumentApi documents{defs, store, processor, std::max(1, config.pool_size - 1)};
   mutable Metrics metrics;
+  storage::AuditSink* audit = nullptr;
 
   // GET /metrics, /healthz (alive), /readyz (database reachable, schema current).
   static std::string_view OperationalPath(std::string_view target) {
@@ -209,7 +211,16 @@ struct FhirApi::Impl {
     r.SetHeader("Content-Type", "text/plain; charset=utf-8");
     if (path == "/metrics") {
       r.SetHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-      r.body = metrics.Render(store.MetricsText());
+      std::string extra = store.MetricsText();
+      if (audit != nullptr)
+        extra += fmt::format(
+            "# HELP eds_audit_queue_depth Audit rows waiting to be written.\n# TYPE eds_audit_queue_depth gauge\n"
+            "eds_audit_queue_depth {}\n# HELP eds_audit_rows_written_total Audit rows written.\n"
+            "# TYPE eds_audit_rows_written_total counter\neds_audit_rows_written_total {}\n"
+            "# HELP eds_audit_write_failures_total Audit batches that failed and were kept to retry.\n"
+            "# TYPE eds_audit_write_failures_total counter\neds_audit_write_failures_total {}\n",
+            audit->depth(), audit->written(), audit->write_failures());
+      r.body = metrics.Render(extra);
     } else if (path == "/healthz") {
       r.body = "ok\n";
     } else if (auto why = store.NotReady()) {
@@ -1116,6 +1127,12 @@ FhirApi::~FhirApi() = default;
 
 HttpResponse FhirApi::Handle(const HttpRequest& request, RequestContext& ctx) const {
   HttpResponse r;
+  if (impl_->audit != nullptr && impl_->audit->Full() && Impl::OperationalPath(request.target).empty()) {
+    // nothing is served that could not be audited
+    r = Reject(ErrorKind::kUnavailable, "the audit trail is behind; try again shortly", ctx);
+    r.SetHeader("Retry-After", "1");
+    return r;
+  }
   try {
     r = impl_->Dispatch(request, ctx);
   } catch (const std::exception& e) {
@@ -1155,9 +1172,86 @@ HttpResponse FhirApi::CompleteRead(const HttpRequest& request, const ReadPlan& p
 
 void FhirApi::InFlight(int delta) const { impl_->metrics.InFlight(delta); }
 
+void FhirApi::SetAuditSink(storage::AuditSink* sink) { impl_->audit = sink; }
+
+namespace {
+
+// The patients a request or response names: Patient/id references (and the
+// Patient itself), at most 50, found by a scan of the JSON text.
+void PatientsIn(std::string_view body, std::vector<std::string>& out) {
+  static constexpr std::string_view kRef = "\"reference\":\"";
+  for (std::size_t pos = body.find(kRef); pos != std::string_view::npos && out.size() < 50;
+       pos = body.find(kRef, pos + 1)) {
+    std::string_view value = body.substr(pos + kRef.size());
+    value = value.substr(0, value.find('"'));
+    if (auto at = value.find("Patient/"); at != std::string_view::npos && (at == 0 || value[at - 1] == '/')) {
+      std::string_view id = value.substr(at + 8);
+      id = id.substr(0, id.find('/'));
+      if (fhir::IsValidId(id)) {
+        std::string ref = "Patient/" + std::string(id);
+        if (std::find(out.begin(), out.end(), ref) == out.end()) out.push_back(std::move(ref));
+      }
+    }
+  }
+}
+
+int CountOf(std::string_view body, std::string_view what) {
+  int n = 0;
+  for (auto pos = body.find(what); pos != std::string_view::npos; pos = body.find(what, pos + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
 void FhirApi::Observe(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx) const {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.start).count();
   impl_->metrics.Observe(ctx.interaction, response.status, seconds, request.body.size(), response.body.size());
+  if (impl_->audit != nullptr && ctx.interaction != "metrics" && ctx.interaction != "health") {
+    storage::AuditRow row;
+    row.ts_ms = fhir::NowMs();
+    row.request_id = ctx.request_id;
+    row.interaction = ctx.interaction.empty() ? "unrouted" : ctx.interaction;
+    row.method = request.method;
+    row.resource_type = ctx.resource_type;
+    row.resource_id = ctx.resource_id;
+    if (auto etag = response.Header("etag"); !etag.empty()) {
+      std::string v;
+      for (char ch : etag)
+        if (ch >= '0' && ch <= '9') v += ch;
+      if (!v.empty() && v.size() < 18) row.version_id = std::stoll(v);
+    }
+    row.caller_subject = ctx.principal;
+    row.status = response.status;
+    if (response.status >= 400) {
+      // the first issue code of the OperationOutcome
+      static constexpr std::string_view kCode = "\"code\":\"";
+      if (auto at = response.body.find(kCode); at != std::string::npos)
+        row.outcome_code = response.body.substr(at + kCode.size(), response.body.find('"', at + kCode.size()) - at - kCode.size());
+    }
+    row.latency_ms = seconds * 1000;
+    row.bytes_in = static_cast<int64_t>(request.body.size());
+    row.bytes_out = static_cast<int64_t>(response.body.size());
+    // a created resource is named by its Location: .../Type/id/_history/v
+    if (auto loc = response.Header("location"); row.resource_id.empty() && !loc.empty()) {
+      auto hist = loc.rfind("/_history/");
+      std::string_view head = loc.substr(0, hist);
+      auto slash = head.rfind('/');
+      if (slash != std::string_view::npos) row.resource_id = std::string(head.substr(slash + 1));
+    }
+    if (row.resource_type == "Patient" && !row.resource_id.empty()) row.patients.push_back("Patient/" + row.resource_id);
+    if (response.status < 300) {
+      PatientsIn(response.body, row.patients);
+      if (request.method != "GET") PatientsIn(request.body, row.patients);
+      const int matches = CountOf(response.body, "\"mode\":\"match\"");
+      row.resources_returned = matches > 0 ? matches : (request.method == "GET" && !response.body.empty() ? 1 : 0);
+    }
+    if (ctx.interaction.rfind("search", 0) == 0) {
+      if (auto q = request.target.find('?'); q != std::string::npos) row.query = request.target.substr(q + 1);
+      if (request.method == "POST") row.query += (row.query.empty() ? "" : "&") + request.body;
+    }
+    if (!impl_->audit->Offer(std::move(row)))
+      Log(LogLevel::kError, "audit queue full: the audit row of request " + ctx.request_id + " was not queued");
+  }
   if (!LogEnabled(LogLevel::kInfo)) return;
   std::string line = "\"request_id\":";
   fhir::AppendJsonString(line, ctx.request_id);

@@ -18,6 +18,7 @@ class IndexerHolder;
 }
 namespace eds::storage {
 class ResourceStore;
+class AuditSink;
 }
 
 namespace eds::server {
@@ -42,6 +43,9 @@ class FhirApi {
   // A request answered (metrics, access log) and the requests in flight.
   void Observe(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx) const;
   void InFlight(int delta) const;
+  // Audit rows of every request go to `sink` (nullptr: auditing off); when
+  // its queue is full, requests are refused with 503.
+  void SetAuditSink(storage::AuditSink* sink);
 
   // True when the request only needs CPU (no database), so it may run on an
   // I/O thread.

@@ -18,6 +18,7 @@
 #include "server/log.hpp"
 #include "server/search_admin.hpp"
 #include "storage/migrator.hpp"
+#include "storage/pg_audit_sink.hpp"
 #include "storage/pg_resource_store.hpp"
 
 namespace {
@@ -145,6 +146,12 @@ int Serve(const server::ServerConfig& c) {
   storage::PgResourceStore store(StoreOptions(c, defs, indexers));
   server::FhirApi api(c, defs, store, indexers);
   LoadCustomSearchParameters(defs, store, *indexers);
+  std::unique_ptr<storage::AuditSink> audit;
+  if (c.audit) {
+    audit = std::make_unique<storage::AuditSink>(c.database_url, 100000, std::chrono::milliseconds(5),
+                                                 c.audit_retention_months);
+    api.SetAuditSink(audit.get());
+  }
   server::HttpServer http(c, api);
   unsigned short port = http.Listen();
   fmt::print("EDS core listening on http://{}:{}{}\n", c.bind_address, port, c.base_path);

@@ -650,9 +650,9 @@ fhir::Result<SearchPage> RunSearchImpl(pqxx::transaction_base& tx, const fhir::S
     // one row per resource: the one with its highest (lowest) date, the
     // first by physical position among equal ones
     where = fmt::format(
-        "r.res_type = {0} AND r.param = {1} AND r.grp = 0 AND NOT EXISTS (SELECT 1 FROM search_date y"
+        "r.res_type = {0} AND r.param = {1} AND r.grp = 0 AND (SELECT NOT EXISTS (SELECT 1 FROM search_date y"
         " WHERE y.res_type = r.res_type AND y.res_id = r.res_id AND y.param = r.param AND y.grp = 0"
-        " AND (y.{2} {3} r.{2} OR (y.{2} = r.{2} AND y.ctid < r.ctid)))",
+        " AND (y.{2} {3} r.{2} OR (y.{2} = r.{2} AND y.ctid < r.ctid))))",
         sql.Param(q.resource_type), sql.Param(q.sort[0].param->code), walk_column,
         q.sort[0].descending ? ">" : "<");
   } else if (driver) {
@@ -689,7 +689,9 @@ fhir::Result<SearchPage> RunSearchImpl(pqxx::transaction_base& tx, const fhir::S
     if (driver && i == *driver) continue;
     auto cond = tr.Criterion(q.criteria[i], "r");
     if (!cond) return std::move(cond.error());
-    where += " AND " + *cond;
+    // walking: each criterion a probe per walked row (a subplan the planner
+    // cannot turn into a join over all matches), so the walk stops early
+    where += walk ? " AND (SELECT " + *cond + ")" : " AND " + *cond;
   }
   const std::vector<std::string> where_params = sql.params();  // for counts, which use `where` only
   SearchPage page;
