@@ -148,7 +148,7 @@ int Serve(const server::ServerConfig& c) {
   LoadCustomSearchParameters(defs, store, *indexers);
   std::unique_ptr<storage::AuditSink> audit;
   if (c.audit) {
-    audit = std::make_unique<storage::AuditSink>(c.database_url, 100000, std::chrono::milliseconds(5),
+    audit = std::make_unique<storage::AuditSink>(c.database_url, 100000, std::chrono::milliseconds(20),
                                                  c.audit_retention_months);
     api.SetAuditSink(audit.get());
   }

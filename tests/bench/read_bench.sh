@@ -3,6 +3,9 @@
 # (wrk) versus the same SELECT on raw PostgreSQL (pgbench), same connection count.
 # DURATION (s, default 10) per run, ROUNDS (default 3) alternating runs of each side;
 # the last line printed is "ratio server/raw: X.XX".
+# COMPARE_AUDIT=1: the baseline is the same server with auditing off (a second
+# server on the same database) instead of raw PostgreSQL; the last line is then
+# "ratio audit on/off: X.XX".
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -20,6 +23,7 @@ THREADS=2
 # Server shape; override to compare configurations.
 SERVER_THREADS="${SERVER_THREADS:-0}"  # 0: the server's default
 SERVER_POOL="${SERVER_POOL:-$CONNECTIONS}"
+COMPARE_AUDIT="${COMPARE_AUDIT:-0}"
 
 bin="${EDS_BIN:-$repo_root/build/release/eds}"
 bench_dir="$repo_root/tests/bench"
@@ -34,9 +38,11 @@ for tool in wrk curl awk sort; do
 done
 
 server_pid=""
+server2_pid=""
 cleanup() {
     local rc=$?
     trap '' INT TERM
+    [[ -z "$server2_pid" ]] || kill -TERM "$server2_pid" 2>/dev/null || true
     if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
         kill -TERM "$server_pid" 2>/dev/null || true
         local i
@@ -91,6 +97,21 @@ done
     server_log
     pg_die "server did not answer $base/fhir/metadata within 60 s"
 }
+
+base2=""
+if [[ "$COMPARE_AUDIT" == 1 ]]; then
+    port2="$(pg_pick_free_port)"
+    base2="http://127.0.0.1:$port2"
+    pg_info "starting the baseline server (auditing off) on $base2"
+    "$bin" serve --database-url "$dsn" --port "$port2" --threads "$SERVER_THREADS" --audit off \
+        --pool-size "$SERVER_POOL" --log-level warn >"$work/server2.log" 2>&1 &
+    server2_pid=$!
+    for ((i = 0; i < 600; i++)); do
+        curl -sf -o /dev/null "$base2/fhir/metadata" && break
+        kill -0 "$server2_pid" 2>/dev/null || pg_die "the baseline server exited during startup"
+        sleep 0.1
+    done
+fi
 
 # ---- load patients ---------------------------------------------------------
 
@@ -186,9 +207,9 @@ wrk_ms() {
 
 # (a) the server, through wrk. Prints "rps p50 p99".
 run_server() {
-    local seconds="$1" out="$work/wrk.$2.out"
+    local seconds="$1" out="$work/wrk.$2.out" target="${3:-$base}"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --latency \
-        -s "$bench_dir/random_patient.lua" "$base" >"$out"
+        -s "$bench_dir/random_patient.lua" "$target" >"$out"
     # wrk prints this line only when some responses were not 2xx/3xx.
     local non2xx
     non2xx="$(awk '/^ *Non-2xx or 3xx responses:/ { print $NF }' "$out")"
@@ -205,7 +226,12 @@ run_server() {
 }
 
 # (b) raw PostgreSQL, the same SELECT through pgbench. Prints "tps p50 p99".
+# With COMPARE_AUDIT=1, the server with auditing off instead.
 run_raw() {
+    if [[ "$COMPARE_AUDIT" == 1 ]]; then
+        run_server "$1" "off.$2" "$base2"
+        return
+    fi
     local seconds="$1" out="$work/pgbench.$2.out"
     rm -f -- "$work"/pgbench_log.*
     (cd "$work" && "$PG_BIN/pgbench" -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -T "$seconds" \
@@ -234,7 +260,7 @@ run_raw 2 warmup >/dev/null
 for ((round = 1; round <= ROUNDS; round++)); do
     pg_info "round $round/$ROUNDS: server (wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s)"
     echo "server $(run_server "$DURATION" "$round")" | tee -a "$work/results"
-    pg_info "round $round/$ROUNDS: raw PostgreSQL (pgbench -c $CONNECTIONS -j $THREADS -T $DURATION)"
+    pg_info "round $round/$ROUNDS: baseline ($([[ "$COMPARE_AUDIT" == 1 ]] && echo "server, auditing off" || echo "raw PostgreSQL, pgbench -c $CONNECTIONS -j $THREADS -T $DURATION"))"
     echo "raw $(run_raw "$DURATION" "$round")" | tee -a "$work/results"
 done
 
@@ -248,6 +274,7 @@ awk '
     END {
         printf "%-32s %14s %10s %10s\n", "", "throughput/s", "p50 (ms)", "p99 (ms)"
         printf "%-32s %14.1f %10.3f %10.3f\n", "server GET /fhir/Patient/{id}", r["server"] / n["server"], p50["server"] / n["server"], p99["server"] / n["server"]
-        printf "%-32s %14.1f %10.3f %10.3f\n", "raw PostgreSQL SELECT", r["raw"] / n["raw"], p50["raw"] / n["raw"], p99["raw"] / n["raw"]
-        printf "ratio server/raw: %.2f\n", (r["server"] / n["server"]) / (r["raw"] / n["raw"])
-    }' "$work/results"
+        printf "%-32s %14.1f %10.3f %10.3f\n", audit ? "server, auditing off" : "raw PostgreSQL SELECT", r["raw"] / n["raw"], p50["raw"] / n["raw"], p99["raw"] / n["raw"]
+        if (audit) printf "ratio audit on/off: %.2f\n", (r["server"] / n["server"]) / (r["raw"] / n["raw"])
+        else printf "ratio server/raw: %.2f\n", (r["server"] / n["server"]) / (r["raw"] / n["raw"])
+    }' audit="$([[ "$COMPARE_AUDIT" == 1 ]] && echo 1 || echo 0)" "$work/results"
