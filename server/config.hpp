@@ -5,9 +5,25 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace eds::server {
+
+// What a write is validated against, beyond structure: nothing, the base
+// definitions, or the base definitions and the profiles in meta.profile.
+enum class ValidationMode { kOff, kBase, kProfiles };
+
+// A mode for every resource type, with exceptions by type.
+struct ValidationPolicy {
+  ValidationMode default_mode = ValidationMode::kBase;
+  std::vector<std::pair<std::string, ValidationMode>> by_type;
+  ValidationMode For(const std::string& type) const;
+};
+
+// Parses "MODE[,Type=MODE...]" (modes off, base, profiles). Throws
+// std::invalid_argument naming the bad part.
+ValidationPolicy ParseValidationPolicy(const std::string& text);
 
 struct ServerConfig {
   std::string bind_address = "127.0.0.1";
@@ -30,6 +46,8 @@ struct ServerConfig {
   int history_default_count = 50;
   int history_max_count = 1000;
   std::string log_level = "info";   // error, warn, info, debug
+  std::string profiles_dir;         // StructureDefinitions (profiles) to validate against
+  ValidationPolicy validation;      // validation on write
 };
 
 // Parses `args` (after the subcommand) over the environment defaults.
