@@ -472,6 +472,7 @@ struct FhirApi::Impl {
   HttpResponse Create(const HttpRequest& req, const Parsed& p) const {
     auto res = ParseBody(req, p.match.type);
     if (!res) return ErrorResponse(res.error(), p.format);
+    if (auto e = CheckWrite(*res)) return ErrorResponse(*e, p.format);
     if (std::string_view ine = req.Header("if-none-exist"); !ine.empty()) {
       auto params = fhir::ParseQueryString(ine);
       if (!params) return ErrorResponse(params.error(), p.format);
