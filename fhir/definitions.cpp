@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "fhir/element_rules.hpp"
 #include "fhir/json.hpp"
 #include "fhir/json_internal.hpp"
 
@@ -30,6 +31,7 @@ struct Child {
   // The FHIR type of each entry of `types`: System.String with its
   // structuredefinition-fhir-type extension becomes that type (string, uri).
   std::vector<std::string> fhir_types;
+  std::shared_ptr<const ElementRules> rules;  // null when the element has none
 };
 
 struct TypeDef {
@@ -39,6 +41,7 @@ struct TypeDef {
   std::string base;  // type name from baseDefinition; empty for the roots
   // parent path -> children, e.g. "Patient.contact" -> [relationship, name, ...]
   std::unordered_map<std::string, std::vector<Child>> children;
+  std::shared_ptr<const ElementRules> root_rules;
 };
 
 constexpr std::string_view kSystemPrefix = "http://hl7.org/fhirpath/System.";
@@ -94,6 +97,48 @@ std::string Capitalized(std::string_view s) {
 
 }  // namespace
 
+std::shared_ptr<const ElementRules> ReadElementRules(const rapidjson::Value& e) {
+  auto rules = std::make_shared<ElementRules>();
+  if (auto c = e.FindMember("constraint"); c != e.MemberEnd() && c->value.IsArray())
+    for (const auto& x : c->value.GetArray()) {
+      if (!x.IsObject()) continue;
+      Constraint k;
+      k.key = Str(x, "key");
+      k.human = Str(x, "human");
+      k.expression = Str(x, "expression");
+      k.severity = Str(x, "severity") == "warning" ? Severity::kWarning : Severity::kError;
+      rules->constraints.push_back(std::move(k));
+    }
+  if (auto b = e.FindMember("binding"); b != e.MemberEnd() && b->value.IsObject()) {
+    rules->binding_strength = Str(b->value, "strength");
+    rules->value_set = Str(b->value, "valueSet");
+    if (auto bar = rules->value_set.find('|'); bar != std::string::npos) rules->value_set.resize(bar);
+    if (rules->value_set.empty()) rules->binding_strength.clear();
+  }
+  if (auto m = e.FindMember("maxLength"); m != e.MemberEnd() && m->value.IsInt()) rules->max_length = m->value.GetInt();
+  for (const auto& m : e.GetObject()) {
+    std::string_view key(m.name.GetString(), m.name.GetStringLength());
+    if (key.size() > 5 && key.substr(0, 5) == "fixed" && key[5] >= 'A' && key[5] <= 'Z')
+      rules->fixed_json = SerializeJson(m.value);
+    else if (key.size() > 7 && key.substr(0, 7) == "pattern" && key[7] >= 'A' && key[7] <= 'Z')
+      rules->pattern_json = SerializeJson(m.value);
+  }
+  if (auto ty = e.FindMember("type"); ty != e.MemberEnd() && ty->value.IsArray())
+    for (const auto& t : ty->value.GetArray()) {
+      if (!t.IsObject() || Str(t, "code") != "Reference") continue;
+      auto tp = t.FindMember("targetProfile");
+      if (tp == t.MemberEnd() || !tp->value.IsArray()) continue;
+      for (const auto& p : tp->value.GetArray()) {
+        if (!p.IsString()) continue;
+        std::string url = p.GetString();
+        auto slash = url.rfind('/');
+        rules->target_types.push_back(slash == std::string::npos ? url : url.substr(slash + 1));
+      }
+    }
+  if (rules->Empty()) return nullptr;
+  return rules;
+}
+
 struct Definitions::Impl {
   std::unordered_map<std::string, TypeDef> types;
   std::vector<std::string> resource_types;
@@ -129,7 +174,10 @@ struct Definitions::Impl {
     for (const auto& e : elems->value.GetArray()) {
       std::string path = Str(e, "path");
       auto dot = path.rfind('.');
-      if (dot == std::string::npos) continue;  // the root element
+      if (dot == std::string::npos) {  // the root element
+        def.root_rules = ReadElementRules(e);
+        continue;
+      }
       Child c;
       c.path = path;
       c.name = path.substr(dot + 1);
@@ -145,6 +193,7 @@ struct Definitions::Impl {
       if (min != e.MemberEnd() && min->value.IsInt()) c.min = min->value.GetInt();
       auto summary = e.FindMember("isSummary");
       c.summary = summary != e.MemberEnd() && summary->value.IsBool() && summary->value.GetBool();
+      c.rules = ReadElementRules(e);
       std::string ref = Str(e, "contentReference");
       if (!ref.empty()) c.content_ref = ref[0] == '#' ? ref.substr(1) : ref;
       auto ty = e.FindMember("type");
@@ -183,6 +232,7 @@ struct Definitions::Impl {
       info->kind = def.kind;
       info->abstract = def.abstract;
       info->elements = &no_elements;
+      info->rules = def.root_rules.get();
       type_infos.emplace(name, std::move(info));
       for (const auto& [parent, children] : def.children) {
         auto& scope = scopes[parent];
@@ -197,6 +247,7 @@ struct Definitions::Impl {
           e.max = c.max;
           e.many = c.many;
           e.summary = c.summary;
+          e.rules = c.rules.get();
           scope.push_back(std::move(e));
         }
       }

@@ -14,6 +14,7 @@ namespace eds::fhir {
 
 class Resource;
 struct TypeInfo;
+struct ElementRules;  // fhir/element_rules.hpp
 
 enum class TypeKind { kPrimitive, kComplex, kResource };
 
@@ -35,6 +36,9 @@ struct ElementInfo {
   // Children defined inline (BackboneElement, Element) or through a content
   // reference (Questionnaire.item.item); nullptr when they are the type's own.
   const std::vector<ElementInfo>* children = nullptr;
+  // Invariants, binding, fixed/pattern, maxLength, reference targets of the
+  // snapshot element; nullptr when it has none.
+  const ElementRules* rules = nullptr;
 
   // For a choice element, the type that JSON property `property` selects
   // ("valueQuantity" -> Quantity); nullptr when it names no variant.
@@ -49,6 +53,9 @@ struct TypeInfo {
   bool abstract = false;
   const TypeInfo* base = nullptr;                    // nullptr for Element, Resource
   const std::vector<ElementInfo>* elements = nullptr;  // never null; primitives: id, extension
+  // Rules of the type's root element (dom-*, obs-6, per-1, ...), inherited
+  // ones included; nullptr when none.
+  const ElementRules* rules = nullptr;
 
   // True when this type is `other` or derives from it.
   bool IsA(const TypeInfo& other) const;

@@ -160,6 +160,14 @@ class Engine {
   // relative to the node their composite selected.
   Result<Collection> EvaluateOn(const Expression& expression, const Item& context, const JsonValue& resource,
                                 const EvalOptions& options = {}) const;
+  // Evaluates with $this = the JSON node `value` of FHIR type `type` (its
+  // `_name` object `extension` for primitives; `scope` the inline children of
+  // a BackboneElement, else nullptr), inside `resource` (%resource): element
+  // invariants, on the nodes a validator walks.
+  Result<Collection> EvaluateOnNode(const Expression& expression, const JsonValue* value,
+                                    const JsonValue* extension, const TypeInfo* type,
+                                    const std::vector<ElementInfo>* scope, const JsonValue& resource,
+                                    const EvalOptions& options = {}) const;
   // Evaluates without a context (expressions over literals only).
   Result<Collection> Evaluate(const Expression& expression, const EvalOptions& options = {}) const;
 

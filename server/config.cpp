@@ -108,6 +108,14 @@ const std::vector<Option>& Options() {
        [](ServerConfig& c, const std::string& v) {
          c.audit_retention_months = static_cast<int>(ToNumber("audit-retention-months", v, 0, 1200));
        }},
+      {"profiles", "EDS_PROFILES",
+       "directory of profiles (StructureDefinitions) to validate against, besides the package's "
+       "(default the profiles/ directory of the source tree)",
+       [](ServerConfig& c, const std::string& v) { c.profiles_dir = v; }},
+      {"validation", "EDS_VALIDATION",
+       "validation on write: off, base or profiles, then Type=mode exceptions, e.g. "
+       "base,Patient=profiles (default base)",
+       [](ServerConfig& c, const std::string& v) { c.validation = ParseValidationPolicy(v); }},
       {"log-level", "EDS_LOG_LEVEL", "error, warn, info or debug (default info)",
        [](ServerConfig& c, const std::string& v) {
          if (v != "error" && v != "warn" && v != "info" && v != "debug")
@@ -118,11 +126,49 @@ const std::vector<Option>& Options() {
   return kOptions;
 }
 
+ValidationMode ParseMode(const std::string& text) {
+  if (text == "off") return ValidationMode::kOff;
+  if (text == "base") return ValidationMode::kBase;
+  if (text == "profiles") return ValidationMode::kProfiles;
+  throw std::invalid_argument("--validation: unknown mode '" + text + "' (off, base or profiles)");
+}
+
 }  // namespace
+
+ValidationMode ValidationPolicy::For(const std::string& type) const {
+  for (const auto& [t, m] : by_type)
+    if (t == type) return m;
+  return default_mode;
+}
+
+ValidationPolicy ParseValidationPolicy(const std::string& text) {
+  ValidationPolicy p;
+  std::size_t start = 0;
+  bool first = true;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (auto eq = part.find('='); eq != std::string::npos) {
+      std::string type = part.substr(0, eq);
+      if (type.empty() || type[0] < 'A' || type[0] > 'Z')
+        throw std::invalid_argument("--validation: '" + part + "' should be Type=mode");
+      p.by_type.emplace_back(type, ParseMode(part.substr(eq + 1)));
+    } else if (first) {
+      p.default_mode = ParseMode(part);
+    } else {
+      throw std::invalid_argument("--validation: only the first part may be a mode on its own, got '" + part + "'");
+    }
+    first = false;
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return p;
+}
 
 ServerConfig ParseConfig(const std::vector<std::string>& args) {
   ServerConfig c;
   c.definitions_dir = DefaultDefinitionsDir();
+  c.profiles_dir = EDS_PROFILES_DIR;
   for (const auto& o : Options())
     if (const char* v = std::getenv(o.env)) o.set(c, v);
   for (std::size_t i = 0; i < args.size(); ++i) {

@@ -5,9 +5,25 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace eds::server {
+
+// What a write is validated against, beyond structure: nothing, the base
+// definitions, or the base definitions and the profiles in meta.profile.
+enum class ValidationMode { kOff, kBase, kProfiles };
+
+// A mode for every resource type, with exceptions by type.
+struct ValidationPolicy {
+  ValidationMode default_mode = ValidationMode::kBase;
+  std::vector<std::pair<std::string, ValidationMode>> by_type;
+  ValidationMode For(const std::string& type) const;
+};
+
+// Parses "MODE[,Type=MODE...]" (modes off, base, profiles). Throws
+// std::invalid_argument naming the bad part.
+ValidationPolicy ParseValidationPolicy(const std::string& text);
 
 struct ServerConfig {
   std::string bind_address = "127.0.0.1";
@@ -32,6 +48,8 @@ struct ServerConfig {
   std::string log_level = "info";   // error, warn, info, debug
   bool audit = true;                // an audit row per request
   int audit_retention_months = 0;   // 0: keep every month
+  std::string profiles_dir;         // StructureDefinitions (profiles) to validate against
+  ValidationPolicy validation;      // validation on write
 };
 
 // Parses `args` (after the subcommand) over the environment defaults.

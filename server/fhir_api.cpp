@@ -26,6 +26,7 @@
 #include "fhir/subset.hpp"
 #include "fhir/transaction.hpp"
 #include "server/document_api.hpp"
+#include "fhir/validator.hpp"
 #include "server/log.hpp"
 #include "server/metrics.hpp"
 #include "storage/pg_audit_sink.hpp"
@@ -85,7 +86,7 @@ enum class PreferReturn { kRepresentation, kMinimal, kOutcome };
 enum class Interaction {
   kCapabilities, kHistorySystem, kHistoryType, kCreate, kRead, kUpdate, kDelete,
   kHistoryInstance, kVread, kTransaction, kPatch, kSearchType, kConditionalUpdate, kConditionalDelete,
-  kSearchSystem, kSearchCompartment, kReindex,
+  kSearchSystem, kSearchCompartment, kReindex, kValidate,
 };
 
 struct Route {
@@ -108,6 +109,8 @@ const std::vector<Route>& Routes() {
       {"GET", {"{type}", "_history"}, Interaction::kHistoryType, "history-type", true},
       {"GET", {"{type}"}, Interaction::kSearchType, "search-type", true},
       {"POST", {"{type}", "_search"}, Interaction::kSearchType, "search-type", true},
+      {"POST", {"{type}", "$validate"}, Interaction::kValidate, "operation", true},
+      {"POST", {"{type}", "{id}", "$validate"}, Interaction::kValidate, "operation", true},
       {"POST", {"{type}"}, Interaction::kCreate, "create", true},
       {"PUT", {"{type}"}, Interaction::kConditionalUpdate, "update", true},
       {"DELETE", {"{type}"}, Interaction::kConditionalDelete, "delete", true},
@@ -187,6 +190,7 @@ struct FhirApi::Impl {
   storage::ResourceStore& store;
   std::shared_ptr<fhir::IndexerHolder> indexers;
   std::unique_ptr<ReindexJob> reindex;
+  std::shared_ptr<const fhir::Validator> validator;
   TransactionProcessor processor{defs, indexers, config.json_max_depth};
   DocumentApi documents{defs, store, processor, std::max(1, config.pool_size - 1)};
   mutable Metrics metrics;
@@ -230,6 +234,20 @@ struct FhirApi::Impl {
       r.body = "ready\n";
     }
     return r;
+  }
+
+  // Validation on write, as the policy says for the resource's type: the
+  // OperationOutcome (422) when it finds errors. Structure is checked before.
+  std::optional<Error> CheckWrite(const fhir::Resource& resource) const {
+    if (!validator) return std::nullopt;
+    const ValidationMode mode = config.validation.For(resource.type());
+    if (mode == ValidationMode::kOff) return std::nullopt;
+    fhir::ValidationOptions options;
+    options.structure = false;
+    options.declared_profiles = mode == ValidationMode::kProfiles;
+    fhir::Outcome outcome = validator->Validate(resource, options);
+    if (!outcome.HasErrors()) return std::nullopt;
+    return Error{ErrorKind::kUnprocessable, std::move(outcome)};
   }
 
   // The indexer in force, kept for the whole of a request.
@@ -362,7 +380,9 @@ struct FhirApi::Impl {
         return out;
       };
     for (const auto& r : Routes()) {
-      if (r.interaction == Interaction::kCapabilities || r.interaction == Interaction::kReindex) continue;
+      if (r.interaction == Interaction::kCapabilities || r.interaction == Interaction::kReindex ||
+          r.interaction == Interaction::kValidate)
+        continue;
       auto& list = r.type_level ? caps.type_interactions : caps.system_interactions;
       if (std::find(list.begin(), list.end(), r.code) == list.end()) list.push_back(r.code);
       if (r.interaction == Interaction::kTransaction) caps.system_interactions.push_back("batch");
@@ -501,6 +521,7 @@ struct FhirApi::Impl {
   HttpResponse Create(const HttpRequest& req, const Parsed& p) const {
     auto res = ParseBody(req, p.match.type);
     if (!res) return ErrorResponse(res.error(), p.format);
+    if (auto e = CheckWrite(*res)) return ErrorResponse(*e, p.format);
     if (std::string_view ine = req.Header("if-none-exist"); !ine.empty()) {
       auto params = fhir::ParseQueryString(ine);
       if (!params) return ErrorResponse(params.error(), p.format);
@@ -533,6 +554,7 @@ struct FhirApi::Impl {
                                 p.match.id),
                     p.match.type + ".id"),
           p.format);
+    if (auto e = CheckWrite(*res)) return ErrorResponse(*e, p.format);
     auto w = store.Update(*res, p.match.id, if_match);
     if (!w) return ErrorResponse(w.error(), p.format);
     return WriteResponse(req, p, *w, w->created ? "created" : "updated");
@@ -585,6 +607,7 @@ struct FhirApi::Impl {
       auto resource = fhir::PatchResource(processor.engine(), current->content, p.match.type, p.match.id, patch,
                                           config.json_max_depth);
       if (!resource) return ErrorResponse(resource.error(), p.format);
+      if (auto e = CheckWrite(*resource)) return ErrorResponse(*e, p.format);
       auto w = store.Update(*resource, p.match.id, current->version);
       if (!w && w.error().kind == ErrorKind::kPreconditionFailed && !if_match) continue;  // changed meanwhile
       if (!w) return ErrorResponse(w.error(), p.format);
@@ -600,6 +623,7 @@ struct FhirApi::Impl {
     if (!criteria) return ErrorResponse(criteria.error(), p.format);
     auto res = ParseBody(req, p.match.type);
     if (!res) return ErrorResponse(res.error(), p.format);
+    if (auto e = CheckWrite(*res)) return ErrorResponse(*e, p.format);
     auto w = store.ConditionalUpdate(*res, *criteria, fhir::CanonicalCriteria(p.params));
     if (!w) return ErrorResponse(w.error(), p.format);
     return WriteResponse(req, p, *w, w->created ? "created" : "updated");
@@ -776,6 +800,22 @@ struct FhirApi::Impl {
       for (std::size_t i = 0; i < entries.size(); ++i)
         if (per_entry[i].HasErrors() && !entries[i].error)
           entries[i].error = fhir::Error{ErrorKind::kInvalid, std::move(per_entry[i])};
+    }
+    // validation of the entries' resources: a transaction fails whole (422),
+    // a batch entry on its own
+    for (auto& entry : entries) {
+      if (entry.error || !entry.resource) continue;
+      auto e = CheckWrite(*entry.resource);
+      if (!e) continue;
+      fhir::Outcome located;
+      const std::string prefix = fmt::format("Bundle.entry[{}].resource", entry.index);
+      for (auto issue : e->outcome.issues()) {
+        const std::string& type = entry.resource->type();
+        if (issue.expression.rfind(type, 0) == 0) issue.expression = prefix + issue.expression.substr(type.size());
+        located.Add(std::move(issue));
+      }
+      if (!plan->batch) return ErrorResponse(Error{ErrorKind::kUnprocessable, std::move(located)}, p.format);
+      entry.error = Error{ErrorKind::kUnprocessable, std::move(located)};
     }
     const bool with_resource = Prefer(req) == PreferReturn::kRepresentation;
     std::vector<fhir::Result<EntryResult>> results;
@@ -986,6 +1026,54 @@ struct FhirApi::Impl {
     return out;
   }
 
+  // POST [type]/$validate, POST [type]/[id]/$validate: 200 with the outcome
+  // whenever validation ran; 400 only when there is nothing to validate.
+  HttpResponse Validate(const HttpRequest& req, const Parsed& p) const {
+    if (!validator)
+      return ErrorResponse(MakeError(ErrorKind::kNotSupported, "validation is not available"), p.format);
+    std::string_view ct = req.Header("content-type");
+    if (!ct.empty()) {
+      std::string mt = MediaType(ct);
+      if (mt != "application/fhir+json" && mt != "application/json" && mt != "application/json+fhir")
+        return ErrorResponse(MakeError(ErrorKind::kUnsupportedMediaType,
+                                       fmt::format("Content-Type '{}' is not supported; send application/fhir+json", ct)),
+                             p.format);
+    }
+    if (req.body.empty())
+      return ErrorResponse(MakeError(ErrorKind::kInvalid, "the request has no body; a resource or Parameters is required"),
+                           p.format);
+    auto parsed = fhir::Resource::Parse(req.body, fhir::JsonLimits{config.json_max_depth});
+    if (!parsed) return ErrorResponse(parsed.error(), p.format);
+    auto input = fhir::ReadValidateInput(std::move(*parsed), p.match.type);
+    if (!input) return ErrorResponse(input.error(), p.format);
+    for (const auto& [k, v] : p.params)
+      if (k == "profile") input->profiles.push_back(v);
+      else if (k == "mode") input->mode = v;
+    if (!input->resource)  // mode delete without a resource: nothing to check here
+      return Json(200, fhir::Outcome().ToJson(), p.format);
+    const fhir::Resource& resource = *input->resource;
+    if (resource.type() != p.match.type)
+      return ErrorResponse(MakeError(ErrorKind::kInvalid,
+                                     fmt::format("resourceType '{}' does not match the type in the URL ({})",
+                                                 resource.type(), p.match.type),
+                                     "resourceType"),
+                           p.format);
+    fhir::ValidationOptions options;
+    options.declared_profiles = true;
+    options.profiles = input->profiles;
+    fhir::Outcome outcome = validator->Validate(resource, options);
+    if (input->mode == "update" || !p.match.id.empty()) {
+      auto id = resource.id();
+      if (input->mode == "update" && !id)
+        outcome.Add({fhir::Severity::kError, "required", "an update must carry the resource id", p.match.type + ".id"});
+      else if (id && !p.match.id.empty() && *id != p.match.id)
+        outcome.Add({fhir::Severity::kError, "invalid",
+                     fmt::format("the resource id '{}' does not match the id in the URL ({})", *id, p.match.id),
+                     p.match.type + ".id"});
+    }
+    return Json(200, outcome.ToJson(), p.format);
+  }
+
   // ---- pipeline --------------------------------------------------------
 
   // Parses the target and routes it; on failure returns the error response.
@@ -1111,6 +1199,7 @@ struct FhirApi::Impl {
       case Interaction::kSearchSystem:
       case Interaction::kSearchCompartment: return Search(req, p);
       case Interaction::kReindex: return Reindex(req, p);
+      case Interaction::kValidate: return Validate(req, p);
       case Interaction::kConditionalUpdate: return ConditionalUpdate(req, p);
       case Interaction::kConditionalDelete: return ConditionalDelete(req, p);
     }
@@ -1119,8 +1208,9 @@ struct FhirApi::Impl {
 };
 
 FhirApi::FhirApi(const ServerConfig& config, std::shared_ptr<const fhir::Definitions> defs,
-                 storage::ResourceStore& store, std::shared_ptr<fhir::IndexerHolder> indexers)
-    : impl_(std::make_unique<Impl>(config, std::move(defs), store, std::move(indexers), nullptr)) {
+                 storage::ResourceStore& store, std::shared_ptr<fhir::IndexerHolder> indexers,
+                 std::shared_ptr<const fhir::Validator> validator)
+    : impl_(std::make_unique<Impl>(config, std::move(defs), store, std::move(indexers), nullptr, std::move(validator))) {
   if (impl_->indexers) impl_->reindex = std::make_unique<ReindexJob>(store);
 }
 FhirApi::~FhirApi() = default;

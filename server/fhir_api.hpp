@@ -15,6 +15,7 @@
 namespace eds::fhir {
 class Definitions;
 class IndexerHolder;
+class Validator;
 }
 namespace eds::storage {
 class ResourceStore;
@@ -26,9 +27,12 @@ namespace eds::server {
 class FhirApi {
  public:
   // `indexers` may be null: searches then answer 501. Writes of
-  // SearchParameter resources replace the indexer it holds.
+  // SearchParameter resources replace the indexer it holds. `validator` may
+  // be null: writes are then checked for structure only and $validate
+  // answers 501; otherwise writes are validated as config.validation says.
   FhirApi(const ServerConfig& config, std::shared_ptr<const fhir::Definitions> defs,
-          storage::ResourceStore& store, std::shared_ptr<fhir::IndexerHolder> indexers = nullptr);
+          storage::ResourceStore& store, std::shared_ptr<fhir::IndexerHolder> indexers = nullptr,
+          std::shared_ptr<const fhir::Validator> validator = nullptr);
   ~FhirApi();
 
   // Handles one request. Never throws: expected failures become their

@@ -4,14 +4,20 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <exception>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "fhir/conformance.hpp"
 #include "fhir/definitions.hpp"
+#include "fhir/json.hpp"
 #include "fhir/search_index.hpp"
 #include "fhir/search_parameters.hpp"
+#include "fhir/terminology.hpp"
+#include "fhir/validator.hpp"
 #include "server/config.hpp"
 #include "server/fhir_api.hpp"
 #include "server/http_server.hpp"
@@ -32,6 +38,8 @@ constexpr const char* kUsage =
     "  migrate   apply the database migrations and exit\n"
     "  reindex   re-extract the search index of resources indexed before the\n"
     "            custom SearchParameters now active, in batches, and exit\n"
+    "  validate  validate resource files (JSON) and print the issues; exit status 1\n"
+    "            when any has errors: eds validate [--profile URL]... [--repeat N] FILE...\n"
     "  version   print the version\n"
     "flags (each also read from its environment variable):\n";
 
@@ -117,6 +125,89 @@ int Reindex(const server::ServerConfig& c) {
   return 0;
 }
 
+// The validator over the package's terminology and profiles and profiles/.
+std::shared_ptr<const fhir::Validator> MakeValidator(const server::ServerConfig& c,
+                                                     std::shared_ptr<const fhir::Definitions> defs) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto terminology = fhir::Terminology::Load({c.definitions_dir, c.profiles_dir});
+  auto profiles = fhir::ConformanceStore::Load(*defs, {c.profiles_dir, c.definitions_dir});
+  for (const auto& n : profiles->notes()) server::Log(server::LogLevel::kWarn, "profile ignored: " + n);
+  auto validator = std::make_shared<const fhir::Validator>(defs, terminology, profiles);
+  const auto& st = validator->stats();
+  server::Log(server::LogLevel::kInfo,
+              fmt::format("validation: {} value sets, {} code systems, {} profiles, {} invariants ({} skipped: "
+                          "their expressions do not parse) in {} ms",
+                          terminology->value_set_count(), terminology->code_system_count(),
+                          profiles->profiles().size(), st.constraints, st.unparsed,
+                          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+                              .count()));
+  return validator;
+}
+
+// eds validate [--profile URL]... [--repeat N] [config flags] FILE...
+int ValidateFiles(std::vector<std::string> args) {
+  std::vector<std::string> files, profiles, config_args;
+  long repeat = 1;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if ((a == "--profile" || a == "--repeat") && i + 1 < args.size()) {
+      if (a == "--profile") profiles.push_back(args[++i]);
+      else repeat = std::max(1L, std::strtol(args[++i].c_str(), nullptr, 10));
+    } else if (a.rfind("--", 0) == 0) {
+      config_args.push_back(a);
+      if (a.find('=') == std::string::npos && a != "--migrate" && i + 1 < args.size()) config_args.push_back(args[++i]);
+    } else {
+      files.push_back(a);
+    }
+  }
+  if (files.empty()) {
+    fmt::print(stderr, "eds validate: no files given\n");
+    return 2;
+  }
+  auto c = server::ParseConfig(config_args);
+  server::SetLogLevel(c.log_level == "info" ? "warn" : c.log_level);
+  auto defs = fhir::Definitions::Load(c.definitions_dir);
+  auto validator = MakeValidator(c, defs);
+  fhir::ValidationOptions options;
+  options.declared_profiles = true;
+  options.profiles = profiles;
+  bool errors = false;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    if (!in) {
+      fmt::print(stderr, "{}: cannot read the file\n", f);
+      errors = true;
+      continue;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    auto resource = fhir::Resource::Parse(text);
+    if (!resource) {
+      for (const auto& i : resource.error().outcome.issues()) fmt::print("{}: error: {}\n", f, i.diagnostics);
+      errors = true;
+      continue;
+    }
+    fhir::Outcome outcome;
+    auto t0 = std::chrono::steady_clock::now();
+    for (long n = 0; n < repeat; ++n) outcome = validator->Validate(*resource, options);
+    auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    int n_errors = 0, n_warnings = 0;
+    for (const auto& i : outcome.issues()) {
+      fmt::print("{}: {}: {} [{}]{}\n", f, fhir::SeverityCode(i.severity), i.diagnostics, i.code,
+                 i.expression.empty() ? std::string() : " at " + i.expression);
+      n_errors += i.severity == fhir::Severity::kError || i.severity == fhir::Severity::kFatal;
+      n_warnings += i.severity == fhir::Severity::kWarning;
+    }
+    fmt::print("{}: {} error(s), {} warning(s)\n", f, n_errors, n_warnings);
+    if (repeat > 1)
+      fmt::print("{}: {} validations in {:.3f} s: {:.0f} per second, {:.1f} us each\n", f, repeat, elapsed,
+                 repeat / elapsed, elapsed * 1e6 / repeat);
+    errors = errors || n_errors > 0;
+  }
+  return errors ? 1 : 0;
+}
+
 int Serve(const server::ServerConfig& c) {
   if (int rc = RequireDatabase(c)) return rc;
   auto t0 = std::chrono::steady_clock::now();
@@ -144,7 +235,7 @@ int Serve(const server::ServerConfig& c) {
   }
   auto indexers = std::make_shared<fhir::IndexerHolder>(nullptr);
   storage::PgResourceStore store(StoreOptions(c, defs, indexers));
-  server::FhirApi api(c, defs, store, indexers);
+  server::FhirApi api(c, defs, store, indexers, MakeValidator(c, defs));
   LoadCustomSearchParameters(defs, store, *indexers);
   std::unique_ptr<storage::AuditSink> audit;
   if (c.audit) {
@@ -176,6 +267,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
+    if (command == "validate") return ValidateFiles(args);
     auto config = server::ParseConfig(args);
     server::SetLogLevel(config.log_level);
     if (command == "serve") return Serve(config);

@@ -1104,6 +1104,35 @@ Result<Collection> Engine::EvaluateOn(const Expression& expression, const Item& 
   }
 }
 
+Result<Collection> Engine::EvaluateOnNode(const Expression& expression, const JsonValue* value,
+                                          const JsonValue* extension, const TypeInfo* type,
+                                          const std::vector<ElementInfo>* scope, const JsonValue& resource,
+                                          const EvalOptions& options) const {
+  auto arena = std::make_shared<Arena>();
+  arena->expression = expression.shared_root();
+  EvalContext ctx(*impl_, options, *arena);
+  ctx.now_ms = options.now_ms != 0 ? options.now_ms : NowMs();
+  Item root;
+  if (resource.IsObject()) {
+    root = ResourceItem(ctx, resource);
+    ctx.root = &root;
+  }
+  try {
+    Items self;
+    AddNodeItems(ctx, value, extension, type, scope, &resource, self);
+    if (self.empty()) return Collection{};
+    ctx.this_item = &self.front();
+    Collection out;
+    out.items_ = Eval(ctx, expression.root());
+    out.storage_ = std::move(arena);
+    return out;
+  } catch (const EvalFailure& f) {
+    return f.error;
+  } catch (const std::exception& e) {
+    return Error{std::string("evaluation failed: ") + e.what(), kNoPosition};
+  }
+}
+
 Result<Collection> Engine::Evaluate(const Expression& expression, const JsonValue& resource,
                                     const EvalOptions& options) const {
   auto arena = std::make_shared<Arena>();

@@ -39,6 +39,7 @@ TEST_CASE("a transaction stores every entry and rewrites references between them
       "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"glucose\"},"
       "\"subject\":{\"reference\":\"urn:uuid:6a1e3c2e-0000-4000-8000-000000000001\"},"
       "\"performer\":[{\"reference\":\"http://example.org/fhir/Practitioner/temp1\"}],"
+      "\"specimen\":{\"reference\":\"#s1\"},"
       "\"contained\":[{\"resourceType\":\"Specimen\",\"id\":\"s1\",\"subject\":{\"reference\":\"urn:uuid:6a1e3c2e-0000-4000-8000-000000000001\"}}],"
       "\"extension\":[{\"url\":\"http://x\",\"valueReference\":{\"reference\":\"Practitioner/temp1\"}}]}";
   auto body = Bundle("transaction",

@@ -1,0 +1,47 @@
+// Code membership in ValueSets, expanded from the CodeSystems and ValueSets
+// of the loaded FHIR packages (include/exclude with concept lists, whole
+// systems, is-a and descendent-of filters over a CodeSystem's hierarchy).
+// Systems the package does not define (SNOMED CT, LOINC, UCUM, BCP-47, ...)
+// cannot be enumerated: codes from them come back as kUnknown.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace eds::fhir {
+
+class Terminology {
+ public:
+  ~Terminology();
+  Terminology(const Terminology&) = delete;
+  Terminology& operator=(const Terminology&) = delete;
+
+  // Indexes the CodeSystem-*.json and ValueSet-*.json files of `dirs` by
+  // canonical URL (directories that do not exist are skipped). Expansions
+  // are computed on first use and kept. Thread-safe.
+  static std::shared_ptr<const Terminology> Load(const std::vector<std::string>& dirs);
+
+  enum class Membership { kMember, kNotMember, kUnknown };
+
+  // Whether `code` of `system` is in the value set `value_set` (canonical URL,
+  // no version). An empty `system` (elements of type code) matches the code in
+  // any system of the value set. kUnknown when the value set is not known,
+  // or the code's system is one the server cannot enumerate; `why` then
+  // says what could not be checked.
+  Membership Check(std::string_view value_set, std::string_view system, std::string_view code,
+                   std::string* why = nullptr) const;
+
+  // Number of value sets and code systems indexed.
+  std::size_t value_set_count() const;
+  std::size_t code_system_count() const;
+
+  struct Impl;
+
+ private:
+  Terminology();
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace eds::fhir

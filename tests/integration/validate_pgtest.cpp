@@ -1,0 +1,169 @@
+// $validate and validation on write, against a real server: 200 with the
+// OperationOutcome from $validate, 422 (nothing stored) for invalid writes,
+// the per-type policy, declared profiles, transactions and batches, and
+// `eds validate` on the command line.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "support.hpp"
+
+using namespace eds::testing;
+
+namespace {
+
+const std::string kText = R"("text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"})";
+
+bool HasIssue(const Reply& r, const std::string& severity, const std::string& expression) {
+  auto d = r.Json();
+  if (!d.IsObject() || !d.HasMember("issue")) return false;
+  for (const auto& i : d["issue"].GetArray()) {
+    if (std::string(i["severity"].GetString()) != severity) continue;
+    if (!i.HasMember("expression")) continue;
+    if (std::string(i["expression"][0].GetString()) == expression) return true;
+  }
+  return false;
+}
+
+bool HasErrors(const Reply& r) {
+  auto d = r.Json();
+  for (const auto& i : d["issue"].GetArray())
+    if (std::string(i["severity"].GetString()) == "error") return true;
+  return false;
+}
+
+const std::string kCfProfile = "https://eds.fse.it/fhir/StructureDefinition/eds-patient";
+
+std::string CfPatient(const std::string& id, const std::string& cf) {
+  return R"({"resourceType":"Patient","id":")" + id + R"(","meta":{"profile":[")" + kCfProfile + R"("]},)" + kText +
+         R"(,"identifier":[{"system":"http://hl7.it/sid/codiceFiscale","value":")" + cf + R"("}]})";
+}
+
+}  // namespace
+
+TEST_CASE("$validate answers 200 with the OperationOutcome", "[validate]") {
+  HttpClient c(SharedServer().port());
+  auto ok = c.Post("/fhir/Patient/$validate", R"({"resourceType":"Patient",)" + kText + R"(,"gender":"female"})");
+  REQUIRE(ok.status == 200);
+  CHECK_FALSE(HasErrors(ok));
+
+  auto bad = c.Post("/fhir/Patient/$validate", R"({"resourceType":"Patient",)" + kText + R"(,"gender":"nope"})");
+  REQUIRE(bad.status == 200);
+  CHECK(HasIssue(bad, "error", "Patient.gender"));
+
+  // structure problems are issues too (validation ran)
+  auto structure = c.Post("/fhir/Patient/$validate", R"({"resourceType":"Patient","foo":1})");
+  REQUIRE(structure.status == 200);
+  CHECK(HasIssue(structure, "error", "Patient.foo"));
+
+  // a Parameters with resource and profile
+  std::string params = R"({"resourceType":"Parameters","parameter":[{"name":"resource","resource":)" +
+                       CfPatient("p1", "RSSMRA85T10A562") +
+                       R"(},{"name":"profile","valueUri":")" + kCfProfile + R"("}]})";
+  auto p = c.Post("/fhir/Patient/$validate", params);
+  REQUIRE(p.status == 200);
+  CHECK(HasIssue(p, "error", "Patient.identifier[0]"));
+
+  // instance level: the id must match
+  auto inst = c.Post("/fhir/Patient/abc/$validate", CfPatient("xyz", "RSSMRA85T10A562S"));
+  REQUIRE(inst.status == 200);
+  CHECK(HasIssue(inst, "error", "Patient.id"));
+
+  // wrong type in the URL, malformed JSON
+  CHECK(c.Post("/fhir/Observation/$validate", R"({"resourceType":"Patient"})").status == 400);
+  CHECK(c.Post("/fhir/Patient/$validate", "{").status == 400);
+  // the $validate route is POST only
+  CHECK(c.Get("/fhir/Patient/$validate").status != 200);
+}
+
+TEST_CASE("invalid writes are answered 422 and store nothing", "[validate]") {
+  HttpClient c(SharedServer().port());
+  const std::string id = UniquePrefix() + "-v1";
+  auto put = c.Put("/fhir/Patient/" + id,
+                   R"({"resourceType":"Patient","id":")" + id + R"(",)" + kText + R"(,"birthDate":"2021-02-30"})");
+  REQUIRE(put.status == 422);
+  CHECK(HasIssue(put, "error", "Patient.birthDate"));
+  CHECK(c.Get("/fhir/Patient/" + id).status == 404);
+
+  auto post = c.Post("/fhir/Observation", R"({"resourceType":"Observation",)" + kText + R"(,"code":{"text":"x"}})");
+  REQUIRE(post.status == 422);
+  CHECK(HasIssue(post, "error", "Observation.status"));
+
+  // structure errors keep their 400
+  CHECK(c.Post("/fhir/Patient", R"({"resourceType":"Patient","foo":1})").status == 400);
+
+  // warnings alone do not stop a write
+  auto warn = c.Put("/fhir/Patient/" + id, R"({"resourceType":"Patient","id":")" + id + R"(","active":true})");
+  CHECK(warn.status == 201);
+
+  // PATCH whose result is invalid
+  auto patch = c.Send("PATCH", "/fhir/Patient/" + id, {{"Content-Type", "application/json-patch+json"}},
+                      R"([{"op":"add","path":"/gender","value":"nope"}])");
+  CHECK(patch.status == 422);
+}
+
+TEST_CASE("transactions fail whole, batch entries on their own", "[validate]") {
+  HttpClient c(SharedServer().port());
+  const std::string id = UniquePrefix() + "-tx";
+  std::string good = R"({"resourceType":"Patient","id":")" + id + R"(",)" + kText + "}";
+  std::string bad = R"({"resourceType":"Observation","id":")" + id + R"(",)" + kText + R"(,"code":{"text":"x"}})";
+  auto bundle = [&](const char* type) {
+    return std::string(R"({"resourceType":"Bundle","type":")") + type + R"(","entry":[)" + R"({"resource":)" + good +
+           R"(,"request":{"method":"PUT","url":"Patient/)" + id + R"("}},)" + R"({"resource":)" + bad +
+           R"(,"request":{"method":"PUT","url":"Observation/)" + id + R"("}}]})";
+  };
+  auto tx = c.Post("/fhir", bundle("transaction"));
+  REQUIRE(tx.status == 422);
+  CHECK(HasIssue(tx, "error", "Bundle.entry[1].resource.status"));
+  CHECK(c.Get("/fhir/Patient/" + id).status == 404);
+
+  auto batch = c.Post("/fhir", bundle("batch"));
+  REQUIRE(batch.status == 200);
+  auto d = batch.Json();
+  CHECK(std::string(d["entry"][0]["response"]["status"].GetString()).substr(0, 3) == "201");
+  CHECK(std::string(d["entry"][1]["response"]["status"].GetString()).substr(0, 3) == "422");
+}
+
+TEST_CASE("the write policy per type: off, base, declared profiles", "[validate]") {
+  ServerProcess server(TestDsn(), {"--validation", "base,Patient=profiles,Observation=off"});
+  HttpClient c(server.port());
+  const std::string id = UniquePrefix() + "-pol";
+  // Observation: off
+  auto obs = c.Put("/fhir/Observation/" + id,
+                   R"({"resourceType":"Observation","id":")" + id + R"(","status":"done","code":{"text":"x"}})");
+  CHECK(obs.status == 201);
+  // Patient: declared profiles checked
+  auto bad = c.Put("/fhir/Patient/" + id, CfPatient(id, "RSSMRA85T10A562"));
+  REQUIRE(bad.status == 422);
+  CHECK(HasIssue(bad, "error", "Patient.identifier[0]"));
+  auto good = c.Put("/fhir/Patient/" + id, CfPatient(id, "RSSMRA85T10A562S"));
+  CHECK(good.status == 201);
+  // Encounter: base
+  auto enc = c.Put("/fhir/Encounter/" + id, R"({"resourceType":"Encounter","id":")" + id +
+                                                R"(","status":"nope","class":{"code":"AMB"}})");
+  CHECK(enc.status == 422);
+}
+
+TEST_CASE("eds validate prints the issues and exits 1 on errors", "[validate]") {
+  const std::string dir = "/tmp/" + UniquePrefix() + "-validate";
+  std::string mk = "mkdir -p " + dir;
+  REQUIRE(std::system(mk.c_str()) == 0);
+  {
+    std::ofstream(dir + "/good.json") << R"({"resourceType":"Patient",)" + kText + R"(,"gender":"male"})";
+    std::ofstream(dir + "/bad.json") << R"({"resourceType":"Patient",)" + kText + R"(,"gender":"nope"})";
+  }
+  auto run = [&](const std::string& file) {
+    std::string cmd = EdsBinary() + " validate " + dir + "/" + file + " > " + dir + "/out.txt 2>&1";
+    int rc = std::system(cmd.c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  };
+  CHECK(run("good.json") == 0);
+  CHECK(run("bad.json") == 1);
+  std::ifstream in(dir + "/out.txt");
+  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(out.find("Patient.gender") != std::string::npos);
+  std::string rm = "rm -rf " + dir;
+  CHECK(std::system(rm.c_str()) == 0);
+}

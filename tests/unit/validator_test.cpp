@@ -1,0 +1,461 @@
+// The validator over hand-made invalid resources (each with the issue it
+// must produce), the R4 examples (no errors but a listed few), and profiles.
+#include <catch2/catch.hpp>
+
+#include <rapidjson/document.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "fhir/conformance.hpp"
+#include "fhir/definitions.hpp"
+#include "fhir/json.hpp"
+#include "fhir/terminology.hpp"
+#include "fhir/validator.hpp"
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+using eds::fhir::Severity;
+
+namespace {
+
+std::string SourceDir() {
+  const char* d = std::getenv("EDS_SOURCE_DIR");
+  return d != nullptr ? d : ".";
+}
+
+const eds::fhir::Validator& TheValidator() {
+  static std::shared_ptr<const eds::fhir::Validator> v = [] {
+    auto defs = eds::testing::R4Definitions();
+    auto dir = eds::testing::DefinitionsDir();
+    auto terminology = eds::fhir::Terminology::Load({dir});
+    auto profiles = eds::fhir::ConformanceStore::Load(
+        *defs, {SourceDir() + "/profiles", SourceDir() + "/tests/data/profiles", dir});
+    return std::make_shared<const eds::fhir::Validator>(defs, terminology, profiles);
+  }();
+  return *v;
+}
+
+eds::fhir::Outcome Validate(const std::string& json, bool profiles = true) {
+  auto r = eds::fhir::Resource::Parse(json);
+  REQUIRE(r.ok());
+  eds::fhir::ValidationOptions options;
+  options.structure = false;
+  options.declared_profiles = profiles;
+  return TheValidator().Validate(*r, options);
+}
+
+std::string Describe(const eds::fhir::Outcome& o) {
+  std::string out;
+  for (const auto& i : o.issues())
+    out += std::string(eds::fhir::SeverityCode(i.severity)) + " " + i.code + " at " + i.expression + ": " +
+           i.diagnostics + "\n";
+  return out;
+}
+
+struct Case {
+  const char* name;
+  std::string json;
+  Severity severity;
+  std::string expression;
+  std::string code;    // issue code
+  int errors = -1;     // errors expected in all (-1: 1 for an error case, 0 for a warning case)
+};
+
+const std::string kText = R"("text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"})";
+std::string Pat(const std::string& body) {
+  return R"({"resourceType":"Patient",)" + kText + (body.empty() ? "" : "," + body) + "}";
+}
+std::string Obs(const std::string& body) {
+  return R"({"resourceType":"Observation",)" + kText + R"(,"status":"final","code":{"text":"x"})" +
+         (body.empty() ? "" : "," + body) + "}";
+}
+const std::string kLabMeta = R"("meta":{"profile":["https://eds.fse.it/fhir/StructureDefinition/eds-lab-observation"]})";
+const std::string kLabCategory =
+    R"("category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}])";
+const std::string kLoinc = R"("code":{"coding":[{"system":"http://loinc.org","code":"2345-7"}]})";
+std::string Lab(const std::string& category, const std::string& code, const std::string& rest) {
+  std::string parts = kLabMeta;
+  for (const auto& p : {category, code, rest})
+    if (!p.empty()) parts += "," + p;
+  return R"({"resourceType":"Observation",)" + kText + R"(,"status":"final",)" + parts + "}";
+}
+const std::string kCfMeta = R"("meta":{"profile":["https://eds.fse.it/fhir/StructureDefinition/eds-patient"]})";
+std::string CfPatient(const std::string& identifiers) {
+  return Pat(kCfMeta + (identifiers.empty() ? "" : R"(,"identifier":)" + identifiers));
+}
+const std::string kFixedMeta = R"("meta":{"profile":["http://example.org/fhir/StructureDefinition/test-fixed-patient"]})";
+
+std::vector<Case> Cases() {
+  const auto E = Severity::kError;
+  const auto W = Severity::kWarning;
+  return {
+      // a. cardinality
+      {"Observation without status", R"({"resourceType":"Observation",)" + kText + R"(,"code":{"text":"x"}})", E,
+       "Observation.status", "required"},
+      {"Observation without code", R"({"resourceType":"Observation",)" + kText + R"(,"status":"final"})", E,
+       "Observation.code", "required"},
+      {"Patient.link without other", Pat(R"("link":[{"type":"seealso"}])"), E, "Patient.link[0].other", "required"},
+      {"Patient.communication without language", Pat(R"("communication":[{"preferred":true}])"), E,
+       "Patient.communication[0].language", "required"},
+      {"Observation.component without code", Obs(R"("component":[{"valueString":"a"}])"), E,
+       "Observation.component[0].code", "required"},
+      {"Bundle without type", R"({"resourceType":"Bundle"})", E, "Bundle.type", "required"},
+      {"Encounter without status",
+       R"({"resourceType":"Encounter",)" + kText +
+           R"(,"class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"}})",
+       E, "Encounter.status", "required"},
+      {"Extension without url", Pat(R"("extension":[{"valueString":"x"}])"), E, "Patient.extension[0].url",
+       "required"},
+      {"Narrative without div", R"({"resourceType":"Patient","text":{"status":"generated"}})", E, "Patient.text.div",
+       "required"},
+      {"AllergyIntolerance without patient", R"({"resourceType":"AllergyIntolerance",)" + kText + "}", E,
+       "AllergyIntolerance.patient", "required", 2},  // and ait-1: no clinicalStatus
+      {"Condition without subject", R"({"resourceType":"Condition",)" + kText + "}", E, "Condition.subject",
+       "required"},
+      {"nested extension without url", Pat(R"("extension":[{"url":"http://x","extension":[{"valueString":"y"}]}])"), E,
+       "Patient.extension[0].extension[0].url", "required"},
+      {"primitive extension without url", Pat(R"("birthDate":"2000-01-01","_birthDate":{"extension":[{"valueString":"y"}]})"),
+       E, "Patient.birthDate.extension[0].url", "required"},
+      // b. primitives
+      {"id with a space", Pat(R"("id":"bad id")"), E, "Patient.id", "value"},
+      {"id too long", Pat(R"("id":")" + std::string(65, 'a') + "\""), E, "Patient.id", "value"},
+      {"code with two spaces", Pat(R"("language":"en  US")"), E, "Patient.language", "value"},
+      {"code with a leading space", Pat(R"("language":" en")"), E, "Patient.language", "value"},
+      {"uri with a space", Pat(R"("implicitRules":"http://a b")"), E, "Patient.implicitRules", "value"},
+      {"canonical with a space", Pat(R"("meta":{"profile":["http://x y"]})"), E, "Patient.meta.profile[0]", "value"},
+      {"date with no such day", Pat(R"("birthDate":"2021-02-29")"), E, "Patient.birthDate", "value"},
+      {"date with slashes", Pat(R"("birthDate":"2020/01/01")"), E, "Patient.birthDate", "value"},
+      {"date with a time", Pat(R"("birthDate":"2020-01-01T10:00:00Z")"), E, "Patient.birthDate", "value"},
+      {"date month 13", Pat(R"("birthDate":"2020-13")"), E, "Patient.birthDate", "value"},
+      {"year zero", Pat(R"("birthDate":"0000")"), E, "Patient.birthDate", "value"},
+      {"dateTime without zone", Pat(R"("deceasedDateTime":"2020-01-01T10:00:00")"), E, "Patient.deceasedDateTime",
+       "value"},
+      {"dateTime hour 25", Pat(R"("deceasedDateTime":"2020-01-01T25:00:00Z")"), E, "Patient.deceasedDateTime",
+       "value"},
+      {"dateTime without seconds", Pat(R"("deceasedDateTime":"2020-01-01T10:00Z")"), E, "Patient.deceasedDateTime",
+       "value"},
+      {"dateTime zone +15:00", Pat(R"("deceasedDateTime":"2020-01-01T10:00:00+15:00")"), E,
+       "Patient.deceasedDateTime", "value"},
+      {"instant without time", Pat(R"("meta":{"lastUpdated":"2020-01-01"})"), E, "Patient.meta.lastUpdated", "value"},
+      {"instant without zone", Pat(R"("meta":{"lastUpdated":"2020-01-01T10:00:00.123"})"), E,
+       "Patient.meta.lastUpdated", "value"},
+      {"time hour 25", Obs(R"("valueTime":"25:00:00")"), E, "Observation.valueTime", "value"},
+      {"time without seconds", Obs(R"("valueTime":"10:00")"), E, "Observation.valueTime", "value"},
+      {"integer with a fraction", Obs(R"("valueInteger":1.5)"), E, "Observation.valueInteger", "value"},
+      {"integer out of range", Obs(R"("valueInteger":3000000000)"), E, "Observation.valueInteger", "value"},
+      {"integer with an exponent", Obs(R"("valueInteger":1e3)"), E, "Observation.valueInteger", "value"},
+      {"positiveInt zero",
+       Obs(R"("valueSampledData":{"origin":{"value":0},"period":1,"dimensions":0,"data":"E"})"), E,
+       "Observation.valueSampledData.dimensions", "value"},
+      {"unsignedInt negative", Pat(R"("photo":[{"contentType":"image/png","size":-1}])"), E, "Patient.photo[0].size",
+       "value"},
+      {"base64Binary not base64", Pat(R"("photo":[{"contentType":"image/png","data":"!!!"}])"), E,
+       "Patient.photo[0].data", "value"},
+      {"string with a control character", Pat(R"("name":[{"family":"a\u0001b"}])"), E, "Patient.name[0].family",
+       "value"},
+      {"url with a space",
+       R"({"resourceType":"Endpoint",)" + kText +
+           R"(,"status":"active","connectionType":{"system":"http://terminology.hl7.org/CodeSystem/endpoint-connection-type","code":"hl7-fhir-rest"},"payloadType":[{"text":"x"}],"address":"http://a b"})",
+       E, "Endpoint.address", "value"},
+      // c. invariants
+      {"pat-1 contact without details", Pat(R"("contact":[{"gender":"male"}])"), E, "Patient.contact[0]", "invariant"},
+      {"per-1 period ends before it starts", Pat(R"("name":[{"family":"x","period":{"start":"2020-01-02","end":"2020-01-01"}}])"),
+       E, "Patient.name[0].period", "invariant"},
+      {"ele-1 element with only an id", Pat(R"("name":[{"id":"a"}])"), E, "Patient.name[0]", "invariant"},
+      {"ext-1 value and extensions", Pat(R"("extension":[{"url":"http://x","valueString":"a","extension":[{"url":"y","valueString":"b"}]}])"),
+       E, "Patient.extension[0]", "invariant"},
+      {"ext-1 neither value nor extensions", Pat(R"("extension":[{"url":"http://x"}])"), E, "Patient.extension[0]",
+       "invariant"},
+      {"dom-3 contained resource not referenced", Pat(R"("contained":[{"resourceType":"Organization","id":"o1","name":"x"}])"),
+       E, "Patient", "invariant"},
+      {"dom-4 contained with versionId",
+       Pat(R"("managingOrganization":{"reference":"#o1"},"contained":[{"resourceType":"Organization","id":"o1","meta":{"versionId":"1"},"name":"x"}])"),
+       E, "Patient", "invariant"},
+      {"obs-6 value with dataAbsentReason", Obs(R"("valueString":"a","dataAbsentReason":{"text":"x"})"), E,
+       "Observation", "invariant"},
+      {"obs-7 component code equal to code",
+       R"({"resourceType":"Observation",)" + kText +
+           R"(,"status":"final","code":{"coding":[{"system":"http://loinc.org","code":"1-8"}]},"valueString":"a","component":[{"code":{"coding":[{"system":"http://loinc.org","code":"1-8"}]},"valueString":"b"}]})",
+       E, "Observation", "invariant"},
+      {"qty-3 code without system", Obs(R"("valueQuantity":{"value":1,"code":"mg"})"), E, "Observation.valueQuantity",
+       "invariant"},
+      {"ref-1 local reference to nothing", Obs(R"("subject":{"reference":"#nope"})"), E, "Observation.subject",
+       "invariant"},
+      {"cpt-2 value without system", Pat(R"("telecom":[{"value":"123"}])"), E, "Patient.telecom[0]", "invariant"},
+      {"rng-2 low above high", Obs(R"("valueRange":{"low":{"value":5},"high":{"value":1}})"), E,
+       "Observation.valueRange", "invariant"},
+      {"rat-1 numerator without denominator", Obs(R"("valueRatio":{"numerator":{"value":1}})"), E,
+       "Observation.valueRatio", "invariant"},
+      {"att-1 data without contentType", Pat(R"("photo":[{"data":"AAAA"}])"), E, "Patient.photo[0]", "invariant"},
+      {"con-5 clinicalStatus with entered-in-error",
+       R"({"resourceType":"Condition",)" + kText +
+           R"(,"subject":{"reference":"Patient/1"},"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-ver-status","code":"entered-in-error"}]}})",
+       E, "Condition", "invariant"},
+      {"con-3 warning: problem without clinicalStatus",
+       R"({"resourceType":"Condition",)" + kText +
+           R"(,"subject":{"reference":"Patient/1"},"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-category","code":"problem-list-item"}]}]})",
+       W, "Condition", "invariant"},
+      {"dom-6 warning: no narrative", R"({"resourceType":"Patient","active":true})", W, "Patient", "invariant"},
+      {"ait-1 no clinicalStatus",
+       R"({"resourceType":"AllergyIntolerance",)" + kText +
+           R"(,"patient":{"reference":"Patient/1"},"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/allergyintolerance-verification","code":"confirmed"}]}})",
+       E, "AllergyIntolerance", "invariant"},
+      {"bdl-1 total in a collection", R"({"resourceType":"Bundle","type":"collection","total":1})", E, "Bundle",
+       "invariant"},
+      {"ele-1 in a backbone element", Pat(R"("contact":[{"id":"c1"}])"), E, "Patient.contact[0]", "invariant", 2},
+      // d. bindings
+      {"gender not in the value set", Pat(R"("gender":"unknownx")"), E, "Patient.gender", "code-invalid"},
+      {"Observation.status not in the value set",
+       R"({"resourceType":"Observation",)" + kText + R"(,"status":"done","code":{"text":"x"}})", E,
+       "Observation.status", "code-invalid"},
+      {"extensible Coding outside the value set (is-a filter)",
+       R"({"resourceType":"Encounter",)" + kText +
+           R"(,"status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"NOPE"}})",
+       W, "Encounter.class", "code-invalid"},
+      {"required CodeableConcept outside the value set",
+       R"({"resourceType":"AllergyIntolerance",)" + kText +
+           R"(,"patient":{"reference":"Patient/1"},"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical","code":"bogus"}]}})",
+       E, "AllergyIntolerance.clinicalStatus", "code-invalid"},
+      {"required CodeableConcept with a wrong system",
+       R"({"resourceType":"Condition",)" + kText +
+           R"(,"subject":{"reference":"Patient/1"},"verificationStatus":{"coding":[{"system":"http://example.org","code":"confirmed"}]}})",
+       E, "Condition.verificationStatus", "code-invalid"},
+      {"system the server cannot enumerate", Pat(R"("photo":[{"contentType":"image/png"}])"), W,
+       "Patient.photo[0].contentType", "not-supported"},
+      {"Quantity.comparator not in the value set", Obs(R"("valueQuantity":{"value":1,"comparator":"<<"})"), E,
+       "Observation.valueQuantity.comparator", "code-invalid"},
+      {"Identifier.use not in the value set", Pat(R"("identifier":[{"use":"bogus","value":"1"}])"), E,
+       "Patient.identifier[0].use", "code-invalid"},
+      {"HumanName.use not in the value set", Pat(R"("name":[{"use":"bogus","family":"x"}])"), E,
+       "Patient.name[0].use", "code-invalid"},
+      {"ContactPoint.system not in the value set", Pat(R"("telecom":[{"system":"pager2","value":"1"}])"), E,
+       "Patient.telecom[0].system", "code-invalid"},
+      {"contained resource binding", Pat(R"("managingOrganization":{"reference":"#p"},"contained":[{"resourceType":"Practitioner","id":"p","gender":"x"}])"),
+       E, "Patient.contained[0].gender", "code-invalid"},
+      // e. reference targets
+      {"subject pointing to a Medication", Obs(R"("subject":{"reference":"Medication/1"})"), E, "Observation.subject",
+       "structure"},
+      {"generalPractitioner pointing to a Patient", Pat(R"("generalPractitioner":[{"reference":"Patient/1"}])"), E,
+       "Patient.generalPractitioner[0]", "structure"},
+      {"absolute reference with _history to a wrong type",
+       Obs(R"("subject":{"reference":"http://example.org/fhir/Medication/1/_history/2"})"), E, "Observation.subject",
+       "structure"},
+      // f. profiles (profiles/ and tests/data/profiles)
+      {"eds-patient without identifier", CfPatient(""), E, "Patient.identifier", "required", 2},
+      {"eds-patient without a fiscal code",
+       CfPatient(R"([{"system":"http://example.org/mrn","value":"1"}])"), E, "Patient.identifier", "required"},
+      {"eds-patient with a malformed fiscal code",
+       CfPatient(R"([{"system":"http://hl7.it/sid/codiceFiscale","value":"RSSMRA85T10A562"}])"), E,
+       "Patient.identifier[0]", "invariant"},
+      {"eds-patient with a lower-case fiscal code",
+       CfPatient(R"([{"system":"http://hl7.it/sid/codiceFiscale","value":"rssmra85t10a562s"}])"), E,
+       "Patient.identifier[0]", "invariant"},
+      {"eds-patient with a fiscal code too long",
+       CfPatient(R"([{"system":"http://hl7.it/sid/codiceFiscale","value":"RSSMRA85T10A562SX"}])"), E,
+       "Patient.identifier[0].value", "too-long", 2},
+      {"eds-patient with two fiscal codes",
+       CfPatient(R"([{"system":"http://hl7.it/sid/codiceFiscale","value":"RSSMRA85T10A562S"},{"system":"http://hl7.it/sid/codiceFiscale","value":"VRDLGU70A01H501Z"}])"),
+       E, "Patient.identifier", "structure"},
+      {"eds-patient fiscal code without value", CfPatient(R"([{"system":"http://hl7.it/sid/codiceFiscale"}])"), E,
+       "Patient.identifier[0].value", "required"},
+      {"lab Observation without category", Lab("", kLoinc, R"("subject":{"reference":"Patient/1"},"effectiveDateTime":"2024-01-01")"),
+       E, "Observation.category", "required", 2},
+      {"lab Observation with another category",
+       Lab(R"("category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}])",
+           kLoinc, R"("subject":{"reference":"Patient/1"},"effectiveDateTime":"2024-01-01")"),
+       E, "Observation.category", "required"},
+      {"lab Observation without a LOINC code",
+       Lab(kLabCategory, R"("code":{"coding":[{"system":"http://snomed.info/sct","code":"1234"}]})",
+           R"("subject":{"reference":"Patient/1"},"effectiveDateTime":"2024-01-01")"),
+       E, "Observation.code.coding", "required"},
+      {"lab Observation without subject", Lab(kLabCategory, kLoinc, R"("effectiveDateTime":"2024-01-01")"), E,
+       "Observation.subject", "required"},
+      {"lab Observation about a Group",
+       Lab(kLabCategory, kLoinc, R"("subject":{"reference":"Group/1"},"effectiveDateTime":"2024-01-01")"), E,
+       "Observation.subject", "structure"},
+      {"lab Observation without effective time", Lab(kLabCategory, kLoinc, R"("subject":{"reference":"Patient/1"})"),
+       E, "Observation.effective", "required"},
+      {"unknown declared profile", Pat(R"("meta":{"profile":["http://example.org/nope"]})"), W,
+       "Patient.meta.profile[0]", "not-supported"},
+      {"fixed boolean", Pat(kFixedMeta + R"(,"active":false)"), E, "Patient.active", "value"},
+      {"fixed code", Pat(kFixedMeta + R"(,"gender":"male")"), E, "Patient.gender", "value"},
+      {"pattern CodeableConcept",
+       Pat(kFixedMeta +
+           R"(,"maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"S"}]})"),
+       E, "Patient.maritalStatus", "value"},
+      {"maxLength", Pat(kFixedMeta + R"(,"name":[{"family":"Abcdefg"}])"), E, "Patient.name[0].family", "too-long"},
+      {"profile max below the base", Pat(kFixedMeta + R"(,"name":[{"family":"a"},{"family":"b"},{"family":"c"}])"),
+       E, "Patient.name", "structure"},
+      {"profile invariant at warning", Pat(kFixedMeta + R"(,"contact":[{"gender":"male","telecom":[{"system":"phone","value":"1"}]}])"),
+       W, "Patient.contact[0]", "invariant"},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("validator: each invalid resource gives its issue", "[fhir][validator]") {
+  auto cases = Cases();
+  CHECK(cases.size() >= 60);
+  for (const auto& c : cases) {
+    INFO(c.name << "\n" << c.json);
+    auto outcome = Validate(c.json);
+    INFO(Describe(outcome));
+    int errors = 0;
+    bool found = false;
+    for (const auto& i : outcome.issues()) {
+      errors += i.severity == Severity::kError;
+      found = found || (i.severity == c.severity && i.expression == c.expression && i.code == c.code);
+    }
+    CHECK(found);
+    CHECK(errors == (c.errors >= 0 ? c.errors : c.severity == Severity::kError ? 1 : 0));
+  }
+}
+
+TEST_CASE("validator: valid resources give no errors", "[fhir][validator]") {
+  const std::vector<std::string> valid = {
+      Pat(R"("gender":"female","birthDate":"1985-12-10","name":[{"family":"Rossi","given":["Maria"]}])"),
+      Obs(R"("subject":{"reference":"Patient/1"},"valueQuantity":{"value":5.4,"unit":"mmol/L","system":"http://unitsofmeasure.org","code":"mmol/L"})"),
+      R"({"resourceType":"Encounter",)" + kText +
+          R"(,"status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"}})",
+      CfPatient(R"([{"system":"http://hl7.it/sid/codiceFiscale","value":"RSSMRA85T10A562S"}])"),
+      CfPatient(R"([{"system":"http://example.org/mrn","value":"1"},{"system":"http://hl7.it/sid/codiceFiscale","value":"RSSMRA85T1LA56NS"}])"),
+      Lab(kLabCategory, kLoinc, R"("subject":{"reference":"Patient/1"},"effectiveDateTime":"2024-01-01T08:30:00+01:00","valueQuantity":{"value":95,"unit":"mg/dL","system":"http://unitsofmeasure.org","code":"mg/dL"})"),
+      Pat(R"("managingOrganization":{"reference":"#o1"},"contained":[{"resourceType":"Organization","id":"o1","name":"x"}])"),
+      Pat(R"("deceasedDateTime":"2020-02-29T23:59:60.123-03:30","meta":{"lastUpdated":"2020-01-01T10:00:00Z"})"),
+  };
+  for (const auto& json : valid) {
+    INFO(json);
+    auto outcome = Validate(json);
+    INFO(Describe(outcome));
+    CHECK_FALSE(outcome.HasErrors());
+  }
+}
+
+TEST_CASE("validator: explicit profiles and counts", "[fhir][validator]") {
+  auto r = eds::fhir::Resource::Parse(Pat(R"("gender":"male")"));
+  REQUIRE(r.ok());
+  eds::fhir::ValidationOptions options;
+  options.profiles = {"http://example.org/fhir/StructureDefinition/test-fixed-patient"};
+  auto outcome = TheValidator().Validate(*r, options);
+  INFO(Describe(outcome));
+  CHECK(outcome.HasErrors());
+  options.profiles = {"http://example.org/nope"};
+  outcome = TheValidator().Validate(*r, options);
+  REQUIRE(!outcome.issues().empty());
+  CHECK(outcome.issues().back().code == "not-found");
+  CHECK(outcome.issues().back().severity == Severity::kError);
+  const auto& st = TheValidator().stats();
+  WARN("invariants: " << st.constraints << " with an expression, " << st.unparsed << " skipped (do not parse)");
+  CHECK(st.constraints > 500);
+  REQUIRE(TheValidator().profiles() != nullptr);
+  CHECK(TheValidator().profiles()->Find("https://eds.fse.it/fhir/StructureDefinition/eds-patient") != nullptr);
+  CHECK(TheValidator().profiles()->Find("https://eds.fse.it/fhir/StructureDefinition/eds-lab-observation") != nullptr);
+}
+
+namespace {
+
+// tests/data/invalid_examples.txt: "file  reason" per line.
+std::map<std::string, std::string> KnownInvalidExamples() {
+  std::map<std::string, std::string> out;
+  std::ifstream in(SourceDir() + "/tests/data/invalid_examples.txt");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    auto sp = line.find(' ');
+    out[line.substr(0, sp)] = sp == std::string::npos ? "" : line.substr(sp + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("validator: every R4 example validates against its base definition", "[fhir][validator][examples]") {
+  static const std::set<std::string> kSkippedTypes = {
+      "CapabilityStatement", "StructureDefinition", "ImplementationGuide", "SearchParameter", "MessageDefinition",
+      "OperationDefinition", "CompartmentDefinition", "StructureMap", "GraphDefinition", "ExampleScenario",
+      "TestScript", "TestReport", "CodeSystem", "ValueSet", "ConceptMap", "NamingSystem", "TerminologyCapabilities"};
+  auto known = KnownInvalidExamples();
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(eds::testing::DefinitionsDir()))
+    if (e.path().extension() == ".json" && e.path().filename() != "package.json") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  int checked = 0, invalid = 0;
+  std::vector<std::string> unexpected, now_valid;
+  for (const auto& path : files) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto r = eds::fhir::Resource::Parse(ss.str());
+    if (!r || kSkippedTypes.count(r->type())) continue;
+    ++checked;
+    eds::fhir::ValidationOptions options;
+    auto outcome = TheValidator().Validate(*r, options);
+    const std::string name = path.filename().string();
+    if (outcome.HasErrors()) {
+      ++invalid;
+      if (!known.count(name)) {
+        std::string first;
+        for (const auto& i : outcome.issues())
+          if (i.severity == Severity::kError) {
+            first = i.expression + ": " + i.diagnostics;
+            break;
+          }
+        unexpected.push_back(name + " -- " + first);
+      }
+    } else if (known.count(name)) {
+      now_valid.push_back(name);
+    }
+  }
+  for (const auto& u : unexpected) UNSCOPED_INFO("unexpected errors: " << u);
+  for (const auto& u : now_valid) UNSCOPED_INFO("listed as invalid but valid: " << u);
+  CHECK(unexpected.empty());
+  CHECK(now_valid.empty());
+  CHECK(checked > 600);
+  WARN("R4 examples validated: " << checked << ", with errors (listed with reasons): " << invalid
+                                 << "; invariant evaluation failures (skipped): "
+                                 << TheValidator().evaluation_failures());
+}
+
+TEST_CASE("validator: HL7 Italia profiles (../shared/testdata/it-profiles)", "[fhir][validator]") {
+  const fs::path dir = fs::path(SourceDir()) / ".." / "shared" / "testdata" / "it-profiles";
+  if (!fs::is_directory(dir)) {
+    std::cout << "SKIPPED: HL7 Italia profile tests (../shared/testdata/it-profiles absent)" << std::endl;
+    WARN("SKIPPED: HL7 Italia profile tests (../shared/testdata/it-profiles absent)");
+    return;
+  }
+  // The IGs are differential-only; each is loaded on its own with the
+  // Italian terminology, and its examples validated against the profiles
+  // they declare. Counts are reported: differential profiles are checked for
+  // what they add, with what the validator supports.
+  auto defs = eds::testing::R4Definitions();
+  auto terminology = eds::fhir::Terminology::Load({eds::testing::DefinitionsDir(), (dir / "terminology").string()});
+  for (const char* ig : {"base", "lab-report"}) {
+    auto store = eds::fhir::ConformanceStore::Load(*defs, {(dir / ig).string()});
+    CHECK(!store->profiles().empty());
+    for (const auto& n : store->notes()) UNSCOPED_INFO(n);
+    eds::fhir::Validator validator(defs, terminology, store);
+    int examples = 0, with_errors = 0, issues = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir / ig / "examples", ec)) {
+      std::ifstream in(e.path(), std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      auto r = eds::fhir::Resource::Parse(ss.str());
+      if (!r) continue;
+      ++examples;
+      eds::fhir::ValidationOptions options;
+      options.declared_profiles = true;
+      auto outcome = validator.Validate(*r, options);
+      with_errors += outcome.HasErrors();
+      issues += static_cast<int>(outcome.issues().size());
+    }
+    WARN("it-profiles/" << ig << ": " << store->profiles().size() << " resource profiles loaded, " << examples
+                        << " examples validated, " << with_errors << " with errors, " << issues << " issues in all");
+  }
+}
