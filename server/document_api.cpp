@@ -159,12 +159,13 @@ struct Envelope {
 
 struct DocumentApi::Impl {
   Impl(std::shared_ptr<const fhir::Definitions> d, storage::ResourceStore& s, const TransactionProcessor& p,
-       int concurrency)
-      : defs(std::move(d)), store(s), processor(p), gate(concurrency) {}
+       int concurrency, EntryCheck c)
+      : defs(std::move(d)), store(s), processor(p), gate(concurrency), check(std::move(c)) {}
   std::shared_ptr<const fhir::Definitions> defs;
   storage::ResourceStore& store;
   const TransactionProcessor& processor;
   mutable PriorityGate gate;
+  EntryCheck check;
 
   // Envelope of PUBLISH / REPLACE.
   std::optional<HttpResponse> ReadEnvelope(const HttpRequest& req, const RequestContext& ctx,
@@ -260,6 +261,8 @@ struct DocumentApi::Impl {
     std::string master;
     auto plan = ReadBundle(env.json_string, master);
     if (!plan) return Problem(ctx, plan.error());
+    if (check)
+      if (auto invalid = check(*plan)) return Problem(ctx, *invalid);
     // PUBLISH: the Bundle's master identifier is the one announced; REPLACE:
     // the announced one is replaced by the Bundle's (it may stay the same)
     if (!replace && master != env.identifier)
@@ -429,8 +432,8 @@ struct DocumentApi::Impl {
 };
 
 DocumentApi::DocumentApi(std::shared_ptr<const fhir::Definitions> defs, storage::ResourceStore& store,
-                         const TransactionProcessor& processor, int concurrency)
-    : impl_(std::make_unique<Impl>(std::move(defs), store, processor, std::max(1, concurrency))) {}
+                         const TransactionProcessor& processor, int concurrency, EntryCheck check)
+    : impl_(std::make_unique<Impl>(std::move(defs), store, processor, std::max(1, concurrency), std::move(check))) {}
 DocumentApi::~DocumentApi() = default;
 
 bool DocumentApi::Serves(std::string_view target) {

@@ -13,7 +13,9 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string_view>
 
@@ -21,6 +23,8 @@
 
 namespace eds::fhir {
 class Definitions;
+struct Error;
+struct TransactionPlan;
 }
 namespace eds::storage {
 class ResourceStore;
@@ -67,8 +71,10 @@ class PriorityGate {
 
 class DocumentApi {
  public:
+  // `check` validates a document's entries as writes are validated (422).
+  using EntryCheck = std::function<std::optional<fhir::Error>(const fhir::TransactionPlan&)>;
   DocumentApi(std::shared_ptr<const fhir::Definitions> defs, storage::ResourceStore& store,
-              const TransactionProcessor& processor, int concurrency);
+              const TransactionProcessor& processor, int concurrency, EntryCheck check = {});
   ~DocumentApi();
 
   // True for the paths this API serves (/v1/document/...).

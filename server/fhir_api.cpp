@@ -192,7 +192,8 @@ struct FhirApi::Impl {
   std::unique_ptr<ReindexJob> reindex;
   std::shared_ptr<const fhir::Validator> validator;
   TransactionProcessor processor{defs, indexers, config.json_max_depth};
-  DocumentApi documents{defs, store, processor, std::max(1, config.pool_size - 1)};
+  DocumentApi documents{defs, store, processor, std::max(1, config.pool_size - 1),
+                        [this](const fhir::TransactionPlan& plan) { return CheckTransaction(plan); }};
   mutable Metrics metrics;
   storage::AuditSink* audit = nullptr;
 
@@ -248,6 +249,27 @@ struct FhirApi::Impl {
     fhir::Outcome outcome = validator->Validate(resource, options);
     if (!outcome.HasErrors()) return std::nullopt;
     return Error{ErrorKind::kUnprocessable, std::move(outcome)};
+  }
+
+  // Validation on write of every entry's resource of a transaction: the
+  // first failing entry's OperationOutcome, its issues located in the Bundle.
+  std::optional<Error> CheckTransaction(const fhir::TransactionPlan& plan) const {
+    for (const auto& entry : plan.entries) {
+      if (entry.error || !entry.resource) continue;
+      if (auto e = CheckWrite(*entry.resource)) return Located(entry, std::move(*e));
+    }
+    return std::nullopt;
+  }
+
+  static Error Located(const fhir::TransactionEntry& entry, Error e) {
+    fhir::Outcome located;
+    const std::string prefix = fmt::format("Bundle.entry[{}].resource", entry.index);
+    for (auto issue : e.outcome.issues()) {
+      const std::string& type = entry.resource->type();
+      if (issue.expression.rfind(type, 0) == 0) issue.expression = prefix + issue.expression.substr(type.size());
+      located.Add(std::move(issue));
+    }
+    return Error{e.kind, std::move(located)};
   }
 
   // The indexer in force, kept for the whole of a request.
@@ -807,15 +829,9 @@ struct FhirApi::Impl {
       if (entry.error || !entry.resource) continue;
       auto e = CheckWrite(*entry.resource);
       if (!e) continue;
-      fhir::Outcome located;
-      const std::string prefix = fmt::format("Bundle.entry[{}].resource", entry.index);
-      for (auto issue : e->outcome.issues()) {
-        const std::string& type = entry.resource->type();
-        if (issue.expression.rfind(type, 0) == 0) issue.expression = prefix + issue.expression.substr(type.size());
-        located.Add(std::move(issue));
-      }
-      if (!plan->batch) return ErrorResponse(Error{ErrorKind::kUnprocessable, std::move(located)}, p.format);
-      entry.error = Error{ErrorKind::kUnprocessable, std::move(located)};
+      Error located = Located(entry, std::move(*e));
+      if (!plan->batch) return ErrorResponse(located, p.format);
+      entry.error = std::move(located);
     }
     const bool with_resource = Prefer(req) == PreferReturn::kRepresentation;
     std::vector<fhir::Result<EntryResult>> results;

@@ -147,6 +147,11 @@ TEST_CASE("FSE documents: publish, conflicts, metadata update, replace, delete",
   CHECK(bad.status == 400);
   CHECK(bad.body.find("colour") != std::string::npos);
   CHECK(Count(c, "DocumentReference?identifier=" + id_bad) == 0);
+  // one Observation failing validation (a date that does not exist): 422, nothing stored
+  auto invalid = c.Post(path, Envelope(id_bad, LabBundle(id_bad, cf, {"2345-7"}, R"(,"effectiveDateTime":"2026-13-45")")), kJson);
+  CHECK(invalid.status == 422);
+  CHECK(invalid.body.find("Bundle.entry[") != std::string::npos);
+  CHECK(Count(c, "DocumentReference?identifier=" + id_bad) == 0);
   CHECK(observations() == obs_before);
   CHECK(Count(c, "Patient?identifier=" + kCfOid + "%7C" + cf) == patients);
 
