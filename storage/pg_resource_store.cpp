@@ -13,6 +13,7 @@
 #include "fhir/json.hpp"
 #include "fhir/search_index.hpp"
 #include "fhir/search_query.hpp"
+#include "storage/pg_bulk.hpp"
 #include "storage/pg_pool.hpp"
 #include "storage/pg_search.hpp"
 #include "storage/pg_statements.hpp"
@@ -635,6 +636,18 @@ Result<ReindexProgress> PgResourceStore::ReindexBatch(int batch) {
     p.remaining = left[0][0].as<int64_t>();
     return p;
   });
+}
+
+void PgResourceStore::PrepareBulk(BulkItem& item) const { EncodeBulkItem(item); }
+
+Result<BulkWriteResult> PgResourceStore::WriteBulk(std::vector<BulkItem>& items, const BulkCheckpoint* checkpoint) {
+  return impl_->Run<BulkWriteResult>(
+      [&](pqxx::connection& c) -> Result<BulkWriteResult> { return WriteBulkOn(c, items, checkpoint); });
+}
+
+Result<std::optional<BulkCheckpoint>> PgResourceStore::ReadBulkCheckpoint(const std::string& source) {
+  return impl_->Run<std::optional<BulkCheckpoint>>(
+      [&](pqxx::connection& c) -> Result<std::optional<BulkCheckpoint>> { return ReadBulkCheckpointOn(c, source); });
 }
 
 }  // namespace eds::storage

@@ -48,6 +48,9 @@ class PgResourceStore final : public ResourceStore {
       const std::function<std::optional<fhir::Error>(TxScope&)>& body) override;
   Result<std::vector<StoredSearchParameter>> SearchParameters() override;
   Result<ReindexProgress> ReindexBatch(int batch) override;
+  void PrepareBulk(BulkItem& item) const override;
+  Result<BulkWriteResult> WriteBulk(std::vector<BulkItem>& items, const BulkCheckpoint* checkpoint) override;
+  Result<std::optional<BulkCheckpoint>> ReadBulkCheckpoint(const std::string& source) override;
 
   int pool_size() const;
 
