@@ -199,6 +199,7 @@ int Load(LoadArgs load, const server::ServerConfig& c) {
   load.options.progress = ::isatty(STDERR_FILENO) == 1;
   server::BulkLoader loader(defs, indexers, store, load.options);
   int status = 0;
+  int64_t stored = 0;
   for (const auto& file : load.files) {
     auto r = loader.LoadFile(file, load.file_options);
     if (!r) {
@@ -210,6 +211,7 @@ int Load(LoadArgs load, const server::ServerConfig& c) {
       continue;
     }
     const auto& run = r->run;
+    stored += run.stored;
     if (r->already_complete) {
       fmt::print("{}: already loaded ({} lines: stored {}, unchanged {}, rejected {}); nothing to do\n", file,
                  r->resumed_at_line, r->total_stored, r->total_unchanged, r->total_rejected);
@@ -231,6 +233,8 @@ int Load(LoadArgs load, const server::ServerConfig& c) {
                  run.search_parameters);
     std::fflush(stdout);
   }
+  // searches right after a load are planned with statistics of what it wrote
+  if (stored > 0) store.RefreshStatistics();
   return status;
 }
 

@@ -645,6 +645,17 @@ Result<BulkWriteResult> PgResourceStore::WriteBulk(std::vector<BulkItem>& items,
       [&](pqxx::connection& c) -> Result<BulkWriteResult> { return WriteBulkOn(c, items, checkpoint); });
 }
 
+void PgResourceStore::RefreshStatistics() {
+  auto done = impl_->Run<bool>([&](pqxx::connection& c) -> Result<bool> {
+    pqxx::nontransaction tx(c);
+    tx.exec0(
+        "ANALYZE resource, resource_history, search_string, search_token, search_date, search_number,"
+        " search_quantity, search_reference, search_uri");
+    return true;
+  });
+  if (!done) throw StorageError("could not refresh the planner statistics");
+}
+
 Result<std::optional<BulkCheckpoint>> PgResourceStore::ReadBulkCheckpoint(const std::string& source) {
   return impl_->Run<std::optional<BulkCheckpoint>>(
       [&](pqxx::connection& c) -> Result<std::optional<BulkCheckpoint>> { return ReadBulkCheckpointOn(c, source); });
