@@ -18,9 +18,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 
 #include "fhir/bulk.hpp"
@@ -60,6 +63,7 @@ struct Prepared {
   int64_t end_offset = 0;
   int64_t lines = 0;
   int64_t search_parameters = 0;
+  int64_t report_end = 0;  // file loads: size of the report once this batch's rejections are in
 };
 
 // Largest run of lines prepared as one batch, whatever the line count.
@@ -122,7 +126,8 @@ class Report {
     if (size == 0) {
       if (::unlink(path_.c_str()) != 0 && errno != ENOENT) return Problem("cannot remove");
     } else if (::truncate(path_.c_str(), size) != 0) {
-      return Problem("cannot truncate");
+      if (errno != ENOENT) return Problem("cannot truncate");
+      size = 0;  // removed since: the rejections of the earlier run are gone with it
     }
     size_ = size;
     return std::nullopt;
@@ -195,7 +200,17 @@ struct BulkLoader::Impl {
   storage::ResourceStore& store;
   LoadOptions options;
 
-  using WriteFn = std::function<std::optional<fhir::Error>(Prepared&)>;
+  // What a load does around the writing of its batches. `before` and
+  // `committed` run on the calling thread, in source order; `checkpoint`
+  // (may be empty) gives the checkpoint to record with a batch about to be
+  // handed out, `alone` when every batch before it is committed (so the
+  // checkpoint may count it).
+  struct Hooks {
+    std::function<std::optional<fhir::Error>(Prepared&)> before;
+    std::function<std::optional<storage::BulkCheckpoint>(const Prepared& batch, bool alone)> checkpoint;
+    // a batch and every one before it are committed (`batch` without its items)
+    std::function<void(const Prepared& batch, const storage::BulkWriteResult&)> committed;
+  };
 
   // ---- preparing (any thread) ------------------------------------------------
 
@@ -289,21 +304,27 @@ struct BulkLoader::Impl {
   // ---- the pipeline ------------------------------------------------------------
 
   // Prepares `data` (the source from `base_offset`, line `first_line` on) on
-  // the worker threads and hands each batch, in order, to `write` on this
-  // thread. Stops at the first error `write` returns.
+  // the preparing threads and writes the batches on `options.writers`
+  // threads, each with its own connection. Batches are handed out in source
+  // order, and one that shares a resource with a batch still being written
+  // waits for it, so versions of one resource are written in source order.
+  // Stops at the first error (a failed write, or `before`); batches already
+  // handed out finish first. Rethrows an exception of a writer.
   std::optional<fhir::Error> Pipeline(std::string_view data, int64_t base_offset, int64_t first_line,
-                                      bool whole_document, const WriteFn& write) const {
+                                      bool whole_document, const Hooks& hooks) const {
     Context ctx;
     ctx.indexer = indexers ? indexers->Current() : nullptr;
     ctx.limits.max_depth = options.max_json_depth;
     const int workers = std::max(1, options.workers);
-    const int64_t max_ahead = workers + 2;
+    const int writers = std::max(1, options.writers);
+    const int64_t max_ahead = workers + writers + 1;
     const std::size_t batch_lines = static_cast<std::size_t>(std::max(1, options.batch_size));
 
+    // ---- preparing threads: chunks in, prepared batches out (by sequence number)
     std::mutex mu;
     std::condition_variable cv_work, cv_ready;
     std::size_t pos = 0;
-    int64_t next_line = first_line, next_seq = 0, write_seq = 0;
+    int64_t next_line = first_line, next_seq = 0, take_seq = 0;
     bool stop = false;
     std::map<int64_t, Prepared> ready;
 
@@ -330,12 +351,12 @@ struct BulkLoader::Impl {
       return c;
     };
 
-    auto work = [&]() {
+    auto prepare = [&]() {
       for (;;) {
         Chunk c;
         {
           std::unique_lock<std::mutex> lock(mu);
-          cv_work.wait(lock, [&] { return stop || pos >= data.size() || next_seq - write_seq < max_ahead; });
+          cv_work.wait(lock, [&] { return stop || pos >= data.size() || next_seq - take_seq < max_ahead; });
           if (stop || pos >= data.size()) return;
           c = cut();
         }
@@ -348,38 +369,143 @@ struct BulkLoader::Impl {
       }
     };
 
-    std::vector<std::thread> threads;
-    struct Joiner {
-      std::mutex& mu;
-      bool& stop;
-      std::condition_variable& cv;
-      std::vector<std::thread>& threads;
-      ~Joiner() {
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          stop = true;
-        }
-        cv.notify_all();
-        for (auto& t : threads) t.join();
-      }
-    } joiner{mu, stop, cv_work, threads};
-    for (int i = 0; i < workers; ++i) threads.emplace_back(work);
+    // ---- writing threads: jobs in, finished batches out (by sequence number)
+    struct Job {
+      int64_t seq = 0;
+      Prepared batch;
+      std::optional<storage::BulkCheckpoint> checkpoint;
+      std::vector<std::string> keys;
+    };
+    struct Finished {
+      Prepared batch;  // without its items
+      storage::BulkWriteResult result;
+      std::optional<fhir::Error> error;
+      std::exception_ptr exception;
+    };
+    std::mutex wmu;
+    std::condition_variable cv_job, cv_done;
+    std::deque<Job> jobs;
+    std::map<int64_t, Finished> finished;
+    std::unordered_set<std::string> busy;  // resources of the batches being written
+    int in_flight = 0;
+    bool writers_stop = false;
 
-    for (;;) {
+    auto write = [&]() {
+      for (;;) {
+        Job job;
+        {
+          std::unique_lock<std::mutex> lock(wmu);
+          cv_job.wait(lock, [&] { return writers_stop || !jobs.empty(); });
+          if (jobs.empty()) return;
+          job = std::move(jobs.front());
+          jobs.pop_front();
+        }
+        Finished f;
+        try {
+          auto w = store.WriteBulk(job.batch.items, job.checkpoint ? &*job.checkpoint : nullptr);
+          if (w) f.result = *w;
+          else f.error = std::move(w.error());
+        } catch (...) {
+          f.exception = std::current_exception();
+        }
+        job.batch.items.clear();
+        f.batch = std::move(job.batch);
+        {
+          std::lock_guard<std::mutex> lock(wmu);
+          for (const auto& k : job.keys) busy.erase(k);
+          --in_flight;
+          finished.emplace(job.seq, std::move(f));
+        }
+        cv_done.notify_all();
+      }
+    };
+
+    std::vector<std::thread> preparing, writing;
+    struct Joiner {
+      std::function<void()> fn;
+      ~Joiner() { fn(); }
+    } joiner{[&] {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        stop = true;
+      }
+      cv_work.notify_all();
+      for (auto& t : preparing) t.join();
+      {
+        std::lock_guard<std::mutex> lock(wmu);
+        writers_stop = true;
+      }
+      cv_job.notify_all();
+      for (auto& t : writing) t.join();
+    }};
+    for (int i = 0; i < workers; ++i) preparing.emplace_back(prepare);
+    for (int i = 0; i < writers; ++i) writing.emplace_back(write);
+
+    // ---- this thread: hands out batches in order, reports them committed in order
+    int64_t commit_seq = 0;
+    std::optional<fhir::Error> error;
+    std::exception_ptr exception;
+    // (holding `wmu`) reports the batches committed in order so far
+    auto drain = [&]() {
+      for (auto it = finished.find(commit_seq); it != finished.end(); it = finished.find(commit_seq)) {
+        Finished f = std::move(it->second);
+        finished.erase(it);
+        ++commit_seq;
+        if (f.exception && !exception) exception = f.exception;
+        if (f.error && !error) error = std::move(f.error);
+        if (!f.exception && !f.error && !error && !exception && hooks.committed) hooks.committed(f.batch, f.result);
+      }
+    };
+    for (int64_t seq = 0;; ++seq) {
       Prepared p;
       {
         std::unique_lock<std::mutex> lock(mu);
-        cv_ready.wait(lock, [&] { return ready.count(write_seq) > 0 || (pos >= data.size() && write_seq == next_seq); });
-        auto it = ready.find(write_seq);
-        if (it == ready.end()) break;  // everything written
+        cv_ready.wait(lock, [&] { return ready.count(take_seq) > 0 || (pos >= data.size() && take_seq == next_seq); });
+        auto it = ready.find(take_seq);
+        if (it == ready.end()) break;  // everything handed out
         p = std::move(it->second);
         ready.erase(it);
-        ++write_seq;
+        ++take_seq;
       }
       cv_work.notify_all();
-      if (auto err = write(p)) return err;
+      if (hooks.before) {
+        if (auto e = hooks.before(p)) {
+          error = std::move(e);
+          break;
+        }
+      }
+      std::vector<std::string> keys;
+      keys.reserve(p.items.size());
+      for (const auto& item : p.items) keys.push_back(item.type + '/' + item.id);
+      std::sort(keys.begin(), keys.end());
+      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+      {
+        std::unique_lock<std::mutex> lock(wmu);
+        cv_done.wait(lock, [&] {
+          drain();
+          if (error || exception) return true;
+          if (in_flight >= writers) return false;
+          return std::none_of(keys.begin(), keys.end(), [&](const std::string& k) { return busy.count(k) > 0; });
+        });
+        if (error || exception) break;
+        auto checkpoint = hooks.checkpoint ? hooks.checkpoint(p, commit_seq == seq) : std::nullopt;
+        Job job{seq, std::move(p), std::move(checkpoint), std::move(keys)};
+        for (const auto& k : job.keys) busy.insert(k);
+        ++in_flight;
+        jobs.push_back(std::move(job));
+      }
+      cv_job.notify_one();
     }
-    return std::nullopt;
+    {
+      std::unique_lock<std::mutex> lock(wmu);
+      cv_done.wait(lock, [&] {
+        drain();
+        return in_flight == 0;
+      });
+      drain();
+    }
+    if (exception) std::rethrow_exception(exception);
+    return error;
   }
 
   // ---- progress --------------------------------------------------------------
@@ -426,19 +552,20 @@ fhir::Result<LoadStats> BulkLoader::LoadText(std::string_view text,
                                              const std::function<void(const Rejection&)>& on_rejected) {
   LoadStats stats;
   const auto start = Clock::now();
-  auto err = impl_->Pipeline(text, 0, 1, false, [&](Prepared& p) -> std::optional<fhir::Error> {
+  Impl::Hooks hooks;
+  hooks.before = [&](Prepared& p) -> std::optional<fhir::Error> {
     for (const auto& r : p.rejections)
       if (on_rejected) on_rejected(r);
-    auto w = impl_->store.WriteBulk(p.items, nullptr);
-    if (!w) return std::move(w.error());
+    return std::nullopt;
+  };
+  hooks.committed = [&](const Prepared& p, const storage::BulkWriteResult& w) {
     stats.lines += p.lines;
-    stats.stored += w->stored;
-    stats.unchanged += w->unchanged;
+    stats.stored += w.stored;
+    stats.unchanged += w.unchanged;
     stats.rejected += static_cast<int64_t>(p.rejections.size());
     stats.search_parameters += p.search_parameters;
-    return std::nullopt;
-  });
-  if (err) return std::move(*err);
+  };
+  if (auto err = impl_->Pipeline(text, 0, 1, false, hooks)) return std::move(*err);
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return stats;
 }
@@ -488,41 +615,55 @@ fhir::Result<FileLoadResult> BulkLoader::LoadFile(const std::string& path, const
   LoadStats& stats = result.run;
   const auto start = Clock::now();
 
-  auto write = [&](Prepared& p) -> std::optional<fhir::Error> {
+  // The checkpoint recorded with a batch covers it when every batch before
+  // it is committed; else (batches written alongside, which may not commit)
+  // it repeats what is committed. The store adds the batch's own counts.
+  Impl::Hooks hooks;
+  hooks.before = [&](Prepared& p) -> std::optional<fhir::Error> {
     for (const auto& r : p.rejections) {
       if (result.first_rejections.size() < options.keep_rejections) result.first_rejections.push_back(r);
       if (auto problem = report.Write(fmt::format("{}:{}", path, r.Describe())))
         return MakeError(ErrorKind::kInvalid, *problem);
     }
     if (auto problem = report.Flush()) return MakeError(ErrorKind::kInvalid, *problem);
-    storage::BulkCheckpoint next = cp;
-    next.committed_offset = p.end_offset;
-    next.committed_line = cp.committed_line + p.lines;
-    next.report_offset = report.size();
-    next.rejected = cp.rejected + static_cast<int64_t>(p.rejections.size());
-    next.complete = p.end_offset >= size;
-    auto w = impl_->store.WriteBulk(p.items, checkpoints ? &next : nullptr);
-    if (!w) return std::move(w.error());
-    next.stored += w->stored;
-    next.unchanged += w->unchanged;
-    cp = next;
+    p.report_end = report.size();
+    return std::nullopt;
+  };
+  if (checkpoints)
+    hooks.checkpoint = [&](const Prepared& p, bool alone) -> std::optional<storage::BulkCheckpoint> {
+      storage::BulkCheckpoint next = cp;
+      if (alone) {
+        next.committed_offset = p.end_offset;
+        next.committed_line += p.lines;
+        next.report_offset = p.report_end;
+        next.rejected += static_cast<int64_t>(p.rejections.size());
+      }
+      return next;
+    };
+  hooks.committed = [&](const Prepared& p, const storage::BulkWriteResult& w) {
+    cp.committed_offset = p.end_offset;
+    cp.committed_line += p.lines;
+    cp.report_offset = p.report_end;
+    cp.stored += w.stored;
+    cp.unchanged += w.unchanged;
+    cp.rejected += static_cast<int64_t>(p.rejections.size());
     stats.lines += p.lines;
-    stats.stored += w->stored;
-    stats.unchanged += w->unchanged;
+    stats.stored += w.stored;
+    stats.unchanged += w.unchanged;
     stats.rejected += static_cast<int64_t>(p.rejections.size());
     stats.search_parameters += p.search_parameters;
     progress.Update(p.end_offset, stats.stored + stats.unchanged, stats.rejected);
-    return std::nullopt;
   };
   std::optional<fhir::Error> err;
   if (cp.committed_offset < size)
     err = impl_->Pipeline(text.substr(static_cast<std::size_t>(cp.committed_offset)), cp.committed_offset,
-                          cp.committed_line + 1, whole_document, write);
-  if (!err && !cp.complete) {
-    // nothing left to read (an empty file): record the load as complete
-    Prepared none;
-    none.end_offset = size;
-    err = write(none);
+                          cp.committed_line + 1, whole_document, hooks);
+  if (!err) {
+    // every batch is committed: record the load as complete
+    cp.complete = true;
+    std::vector<storage::BulkItem> none;
+    auto w = impl_->store.WriteBulk(none, checkpoints ? &cp : nullptr);
+    if (!w) err = std::move(w.error());
   }
   progress.Clear();
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();

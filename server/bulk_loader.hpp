@@ -30,6 +30,7 @@ namespace eds::server {
 struct LoadOptions {
   int batch_size = 1000;             // lines (resources, or Bundles) per transaction
   int workers = 2;                   // threads that parse, check and index lines
+  int writers = 1;                   // threads writing batches at once, each on its own connection
   std::size_t max_json_depth = 64;
   bool progress = false;             // a progress line on stderr (files only)
 };

@@ -41,7 +41,8 @@ constexpr const char* kUsage =
     "            named *.json is one resource or Bundle) in batches; a load run\n"
     "            again resumes after an interruption. Flags: --batch-size N\n"
     "            (lines per transaction, default 1000), --jobs N (preparing\n"
-    "            threads, default: the cores), --report PATH (rejected lines;\n"
+    "            threads, default: the cores), --writers N (batches written at\n"
+    "            once, each on its own connection, default 2), --report PATH (rejected lines;\n"
     "            default FILE.rejected.txt, one file only), --restart (ignore\n"
     "            the checkpoint of an earlier run)\n"
     "  version   print the version\n"
@@ -140,6 +141,8 @@ struct LoadArgs {
 LoadArgs TakeLoadArgs(std::vector<std::string>& args) {
   LoadArgs out;
   out.options.workers = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  // PostgreSQL's work on the index rows is most of a load: two connections use two cores for it
+  out.options.writers = 2;
   std::vector<std::string> rest;
   auto number = [](const std::string& flag, const std::string& v, int max) {
     char* end = nullptr;
@@ -162,6 +165,7 @@ LoadArgs TakeLoadArgs(std::vector<std::string>& args) {
     };
     if (a == "--batch-size") out.options.batch_size = number("batch-size", take(), 1000000);
     else if (a == "--jobs") out.options.workers = number("jobs", take(), 256);
+    else if (a == "--writers") out.options.writers = number("writers", take(), 64);
     else if (a == "--report") out.file_options.report_path = take();
     else if (a == "--restart") out.file_options.restart = true;
     else if (a.rfind("--", 0) != 0) out.files.push_back(a);
@@ -191,7 +195,7 @@ int Load(LoadArgs load, const server::ServerConfig& c) {
   auto defs = fhir::Definitions::Load(c.definitions_dir);
   auto indexers = std::make_shared<fhir::IndexerHolder>(nullptr);
   auto options = StoreOptions(c, defs, indexers);
-  options.pool_size = 1;
+  options.pool_size = load.options.writers;
   options.statement_timeout = std::chrono::milliseconds(600000);
   storage::PgResourceStore store(options);
   LoadCustomSearchParameters(defs, store, *indexers);

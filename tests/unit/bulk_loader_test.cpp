@@ -97,6 +97,32 @@ TEST_CASE("bulk load: running again stores nothing twice", "[server][load]") {
   CHECK(store.Read("Patient", "p1")->version == 2);
 }
 
+TEST_CASE("bulk load with several writers keeps the versions of one resource in source order", "[server][load]") {
+  FakeResourceStore store;
+  std::string text;
+  for (const char* family : {"A", "B", "C", "D"}) {
+    text += std::string(R"({"resourceType":"Patient","id":"same","name":[{"family":")") + family + "\"}]}\n";
+    text += std::string(R"({"resourceType":"Patient","id":"other-)") + family + "\"}\n";
+  }
+  LoadOptions o;
+  o.batch_size = 1;
+  o.workers = 3;
+  o.writers = 3;
+  BulkLoader loader(R4Definitions(), nullptr, store, o);
+  auto r = loader.LoadText(text, {});
+  REQUIRE(r);
+  CHECK(r->stored == 8);
+  auto cur = store.Read("Patient", "same");
+  REQUIRE(cur);
+  CHECK(cur->version == 4);
+  CHECK(cur->content.find(R"("family":"D")") != std::string::npos);
+  for (int v = 1; v <= 4; ++v) {
+    auto old = store.ReadVersion("Patient", "same", v);
+    REQUIRE(old);
+    CHECK(old->content.find(std::string(R"("family":")") + char('A' + v - 1)) != std::string::npos);
+  }
+}
+
 TEST_CASE("content-derived ids ignore layout and follow content", "[fhir][load]") {
   auto a = fhir::Resource::Parse(R"({"resourceType":"Patient","active":true,"gender":"male"})");
   auto b = fhir::Resource::Parse("{ \"resourceType\" : \"Patient\",\n \"active\": true, \"gender\":\"male\" }");
@@ -119,6 +145,7 @@ TEST_CASE("bulk load of a file: report, checkpoint, nothing to do once complete"
   FakeResourceStore store;
   LoadOptions o;
   o.batch_size = 3;
+  o.writers = 2;
   BulkLoader loader(R4Definitions(), nullptr, store, o);
   auto r = loader.LoadFile(path, {});
   REQUIRE(r);
