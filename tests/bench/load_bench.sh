@@ -9,7 +9,8 @@
 #
 # SCALE (default 0.667: about 1,000,000 resources; SCALE=0.01 for a quick
 # try), BATCH_SIZE (lines per transaction, default 1000), JOBS (preparing
-# threads, default: the cores), PG_SHARED_BUFFERS (default 1GB). Generated
+# threads, default: the cores), WRITERS (writing connections, default 2),
+# PG_SHARED_BUFFERS (default 1GB). Generated
 # data is kept in build/search-data/scale-$SCALE (shared with
 # search_bench.sh) and reused; results go to build/load-bench.
 set -euo pipefail
@@ -22,10 +23,12 @@ source "$repo_root/deploy/pg_common.sh"
 SCALE="${SCALE:-0.667}"
 BATCH_SIZE="${BATCH_SIZE:-1000}"
 JOBS="${JOBS:-$(nproc)}"
+WRITERS="${WRITERS:-2}"
 PG_SHARED_BUFFERS="${PG_SHARED_BUFFERS:-1GB}"
 [[ "$SCALE" =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] || pg_die "SCALE must be a positive number"
 [[ "$BATCH_SIZE" =~ ^[1-9][0-9]*$ ]] || pg_die "BATCH_SIZE must be a positive number"
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || pg_die "JOBS must be a positive number"
+[[ "$WRITERS" =~ ^[1-9][0-9]*$ ]] || pg_die "WRITERS must be a positive number"
 
 bin="${EDS_BIN:-$repo_root/build/release/eds}"
 bench_dir="$repo_root/tests/bench"
@@ -95,9 +98,9 @@ bash "$repo_root/tests/pg_fixture.sh" restart "$state_dir"
 
 # ---- eds load ------------------------------------------------------------------------
 
-pg_info "eds load of $expected_total resources (batch $BATCH_SIZE, $JOBS preparing threads)"
+pg_info "eds load of $expected_total resources (batch $BATCH_SIZE, $JOBS preparing threads, $WRITERS writers)"
 load_t0="$(date +%s.%N)"
-"$bin" load --database-url "$dsn" --batch-size "$BATCH_SIZE" --jobs "$JOBS" \
+"$bin" load --database-url "$dsn" --batch-size "$BATCH_SIZE" --jobs "$JOBS" --writers "$WRITERS" \
     --report "$work/rejected.txt" "$data/resources.ndjson" | tee "$work/load.out"
 load_t1="$(date +%s.%N)"
 load_s="$(awk -v a="$load_t0" -v b="$load_t1" 'BEGIN { printf "%.3f", b - a }')"
@@ -126,8 +129,8 @@ pg_info "raw COPY: $copied rows in $copy_s s ($copy_rate rows/s)"
 # ---- summary ----------------------------------------------------------------------------
 
 echo
-printf 'Bulk load benchmark: %d resources (SCALE=%s), batch %d, %d preparing threads, %d cores\n' \
-    "$expected_total" "$SCALE" "$BATCH_SIZE" "$JOBS" "$(nproc)"
+printf 'Bulk load benchmark: %d resources (SCALE=%s), batch %d, %d preparing threads, %d writers, %d cores\n' \
+    "$expected_total" "$SCALE" "$BATCH_SIZE" "$JOBS" "$WRITERS" "$(nproc)"
 printf '%-58s %12s   (%s s)\n' "eds load (resource, history, $index_rows index rows)" "$load_rate" "$load_s"
 printf '%-58s %12s   (%s s)\n' "raw COPY into one bare json table" "$copy_rate" "$copy_s"
 awk -v a="$load_rate" -v b="$copy_rate" 'BEGIN { printf "ratio eds load/raw COPY: %.3f\n", a / b }'
