@@ -9,7 +9,7 @@ FORMAT_DIRS := fhir storage server tests
 FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.cpp' -o -name '*.hpp' \) 2>/dev/null) \
                $(wildcard *.cpp *.hpp)
 
-.PHONY: setup build run test test-asan bench bench-search clean format
+.PHONY: setup build run test test-asan bench bench-search bench-load clean format
 
 setup:
 	bash deploy/setup.sh
@@ -31,6 +31,9 @@ bench: build
 
 bench-search: build
 	bash tests/bench/search_bench.sh
+
+bench-load: build
+	bash tests/bench/load_bench.sh
 
 clean:
 	rm -rf build

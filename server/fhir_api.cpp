@@ -27,6 +27,7 @@
 #include "fhir/transaction.hpp"
 #include "server/document_api.hpp"
 #include "fhir/validator.hpp"
+#include "server/bulk_loader.hpp"
 #include "server/log.hpp"
 #include "server/metrics.hpp"
 #include "storage/pg_audit_sink.hpp"
@@ -86,7 +87,7 @@ enum class PreferReturn { kRepresentation, kMinimal, kOutcome };
 enum class Interaction {
   kCapabilities, kHistorySystem, kHistoryType, kCreate, kRead, kUpdate, kDelete,
   kHistoryInstance, kVread, kTransaction, kPatch, kSearchType, kConditionalUpdate, kConditionalDelete,
-  kSearchSystem, kSearchCompartment, kReindex, kValidate,
+  kSearchSystem, kSearchCompartment, kReindex, kValidate, kImport,
 };
 
 struct Route {
@@ -105,6 +106,7 @@ const std::vector<Route>& Routes() {
       {"POST", {"_search"}, Interaction::kSearchSystem, "search-system", false},
       {"GET", {"$reindex"}, Interaction::kReindex, "operation", false},
       {"POST", {"$reindex"}, Interaction::kReindex, "operation", false},
+      {"POST", {"$import"}, Interaction::kImport, "operation", false},
       {"GET", {"_history"}, Interaction::kHistorySystem, "history-system", false},
       {"GET", {"{type}", "_history"}, Interaction::kHistoryType, "history-type", true},
       {"GET", {"{type}"}, Interaction::kSearchType, "search-type", true},
@@ -403,7 +405,7 @@ struct FhirApi::Impl {
       };
     for (const auto& r : Routes()) {
       if (r.interaction == Interaction::kCapabilities || r.interaction == Interaction::kReindex ||
-          r.interaction == Interaction::kValidate)
+          r.interaction == Interaction::kValidate || r.interaction == Interaction::kImport)
         continue;
       auto& list = r.type_level ? caps.type_interactions : caps.system_interactions;
       if (std::find(list.begin(), list.end(), r.code) == list.end()) list.push_back(r.code);
@@ -889,6 +891,43 @@ struct FhirApi::Impl {
     return r;
   }
 
+  // POST [base]/$import with an NDJSON body: every line loaded like `eds
+  // load` does (batches, one transaction each; a rejected line is skipped and
+  // reported). Answers a Parameters resource with the counts and the reason
+  // of every rejected line.
+  HttpResponse Import(const HttpRequest& req, const Parsed& p) const {
+    const std::string mt = MediaType(req.Header("content-type"));
+    if (mt != "application/fhir+ndjson" && mt != "application/x-ndjson" && mt != "application/ndjson")
+      return ErrorResponse(MakeError(ErrorKind::kUnsupportedMediaType,
+                                     "$import takes an NDJSON body (Content-Type application/fhir+ndjson or "
+                                     "application/x-ndjson), one resource or Bundle a line"),
+                           p.format);
+    if (req.body.empty())
+      return ErrorResponse(MakeError(ErrorKind::kInvalid, "the request has no body; NDJSON lines are required"),
+                           p.format);
+    LoadOptions options;
+    options.workers = 1;
+    options.max_json_depth = config.json_max_depth;
+    BulkLoader loader(defs, indexers, store, options);
+    std::vector<Rejection> rejections;
+    auto stats = loader.LoadText(req.body, [&rejections](const Rejection& r) { rejections.push_back(r); });
+    if (!stats) return ErrorResponse(stats.error(), p.format);
+    if (stats->search_parameters > 0) ReloadSearchParameters();
+    std::string out = R"({"resourceType":"Parameters","parameter":[)";
+    out += fmt::format(R"({{"name":"stored","valueInteger":{}}},{{"name":"unchanged","valueInteger":{}}},)"
+                       R"({{"name":"rejected","valueInteger":{}}})",
+                       stats->stored, stats->unchanged, stats->rejected);
+    for (const auto& r : rejections) {
+      out += fmt::format(R"(,{{"name":"rejection","part":[{{"name":"line","valueInteger":{}}})", r.line);
+      if (r.entry) out += fmt::format(R"(,{{"name":"entry","valueInteger":{}}})", *r.entry);
+      out += R"(,{"name":"reason","valueString":)";
+      fhir::AppendJsonString(out, r.reason);
+      out += "}]}";
+    }
+    out += "]}";
+    return Json(200, std::move(out), p.format);
+  }
+
   // GET [type]?... and POST [type]/_search (form body), GET [base]?... and
   // POST [base]/_search across types (_type), GET [base]/Patient/[id]/[type]
   // within a compartment: a searchset Bundle.
@@ -1216,6 +1255,7 @@ struct FhirApi::Impl {
       case Interaction::kSearchCompartment: return Search(req, p);
       case Interaction::kReindex: return Reindex(req, p);
       case Interaction::kValidate: return Validate(req, p);
+      case Interaction::kImport: return Import(req, p);
       case Interaction::kConditionalUpdate: return ConditionalUpdate(req, p);
       case Interaction::kConditionalDelete: return ConditionalDelete(req, p);
     }

@@ -2,11 +2,16 @@
 // database (migrations, store) -> FHIR API -> HTTP server.
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <exception>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +23,7 @@
 #include "fhir/search_parameters.hpp"
 #include "fhir/terminology.hpp"
 #include "fhir/validator.hpp"
+#include "server/bulk_loader.hpp"
 #include "server/config.hpp"
 #include "server/fhir_api.hpp"
 #include "server/http_server.hpp"
@@ -40,6 +46,14 @@ constexpr const char* kUsage =
     "            custom SearchParameters now active, in batches, and exit\n"
     "  validate  validate resource files (JSON) and print the issues; exit status 1\n"
     "            when any has errors: eds validate [--profile URL]... [--repeat N] FILE...\n"
+    "  load FILE...  ingest NDJSON files (one resource or Bundle a line; a file\n"
+    "            named *.json is one resource or Bundle) in batches; a load run\n"
+    "            again resumes after an interruption. Flags: --batch-size N\n"
+    "            (lines per transaction, default 1000), --jobs N (preparing\n"
+    "            threads, default: the cores), --writers N (batches written at\n"
+    "            once, each on its own connection, default 2), --report PATH (rejected lines;\n"
+    "            default FILE.rejected.txt, one file only), --restart (ignore\n"
+    "            the checkpoint of an earlier run)\n"
     "  version   print the version\n"
     "flags (each also read from its environment variable):\n";
 
@@ -208,6 +222,118 @@ int ValidateFiles(std::vector<std::string> args) {
   return errors ? 1 : 0;
 }
 
+// Flags of `eds load` and its files, taken out of `args` before the
+// server configuration is parsed from the rest.
+struct LoadArgs {
+  std::vector<std::string> files;
+  server::LoadOptions options;
+  server::FileLoadOptions file_options;
+};
+
+LoadArgs TakeLoadArgs(std::vector<std::string>& args) {
+  LoadArgs out;
+  out.options.workers = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  // PostgreSQL's work on the index rows is most of a load: two connections use two cores for it
+  out.options.writers = 2;
+  std::vector<std::string> rest;
+  auto number = [](const std::string& flag, const std::string& v, int max) {
+    char* end = nullptr;
+    long n = std::strtol(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || n < 1 || n > max)
+      throw std::invalid_argument(fmt::format("--{}: expected a whole number from 1 to {}, got '{}'", flag, max, v));
+    return static_cast<int>(n);
+  };
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i], value;
+    const bool has_value = a.rfind("--", 0) == 0 && a.find('=') != std::string::npos;
+    if (has_value) {
+      value = a.substr(a.find('=') + 1);
+      a.resize(a.find('='));
+    }
+    auto take = [&]() {
+      if (has_value) return value;
+      if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--batch-size") out.options.batch_size = number("batch-size", take(), 1000000);
+    else if (a == "--jobs") out.options.workers = number("jobs", take(), 256);
+    else if (a == "--writers") out.options.writers = number("writers", take(), 64);
+    else if (a == "--report") out.file_options.report_path = take();
+    else if (a == "--restart") out.file_options.restart = true;
+    else if (a.rfind("--", 0) != 0) out.files.push_back(a);
+    else {
+      rest.push_back(args[i]);
+      // a server flag's value follows it (every server flag but --migrate takes one)
+      if (!has_value && a != "--migrate" && i + 1 < args.size()) rest.push_back(args[++i]);
+    }
+  }
+  args = std::move(rest);
+  return out;
+}
+
+// eds load: exit status 0 when every file was loaded (rejected lines
+// included), 1 when a file could not be loaded.
+int Load(LoadArgs load, const server::ServerConfig& c) {
+  if (load.files.empty()) {
+    fmt::print(stderr, "eds: load needs at least one file\n");
+    return 2;
+  }
+  if (!load.file_options.report_path.empty() && load.files.size() > 1) {
+    fmt::print(stderr, "eds: --report names the report of one file; without it each FILE gets FILE.rejected.txt\n");
+    return 2;
+  }
+  if (int rc = RequireDatabase(c)) return rc;
+  if (int rc = CheckSchema(c)) return rc;
+  auto defs = fhir::Definitions::Load(c.definitions_dir);
+  auto indexers = std::make_shared<fhir::IndexerHolder>(nullptr);
+  auto options = StoreOptions(c, defs, indexers);
+  options.pool_size = load.options.writers;
+  options.statement_timeout = std::chrono::milliseconds(600000);
+  storage::PgResourceStore store(options);
+  LoadCustomSearchParameters(defs, store, *indexers);
+  load.options.max_json_depth = c.json_max_depth;
+  load.options.progress = ::isatty(STDERR_FILENO) == 1;
+  server::BulkLoader loader(defs, indexers, store, load.options);
+  int status = 0;
+  int64_t stored = 0;
+  for (const auto& file : load.files) {
+    auto r = loader.LoadFile(file, load.file_options);
+    if (!r) {
+      const auto& issues = r.error().outcome.issues();
+      fmt::print(stderr, "eds: {}: {}\n", file, issues.empty() ? std::string("failed") : issues[0].diagnostics);
+      if (r.error().kind != fhir::ErrorKind::kNotFound)
+        fmt::print(stderr, "eds: {}: what was committed stays; run the same command again to resume\n", file);
+      status = 1;
+      continue;
+    }
+    const auto& run = r->run;
+    stored += run.stored;
+    if (r->already_complete) {
+      fmt::print("{}: already loaded ({} lines: stored {}, unchanged {}, rejected {}); nothing to do\n", file,
+                 r->resumed_at_line, r->total_stored, r->total_unchanged, r->total_rejected);
+      continue;
+    }
+    const double rate = run.seconds > 0 ? double(run.stored + run.unchanged) / run.seconds : 0;
+    fmt::print("{}: stored {}, unchanged {}, rejected {} in {:.2f} s ({:.0f} resources/s){}\n", file, run.stored,
+               run.unchanged, run.rejected, run.seconds, rate,
+               r->resumed_at_line > 0
+                   ? fmt::format("; resumed after line {} (all runs: stored {}, unchanged {}, rejected {})",
+                                 r->resumed_at_line, r->total_stored, r->total_unchanged, r->total_rejected)
+                   : std::string());
+    for (const auto& rej : r->first_rejections) fmt::print("  rejected {}\n", rej.Describe());
+    if (run.rejected > static_cast<int64_t>(r->first_rejections.size()))
+      fmt::print("  ... {} more\n", run.rejected - static_cast<int64_t>(r->first_rejections.size()));
+    if (r->total_rejected > 0) fmt::print("  every rejected line: {}\n", r->report_path);
+    if (run.search_parameters > 0)
+      fmt::print("  {} SearchParameter resource(s) loaded: running servers pick them up with POST [base]/$reindex\n",
+                 run.search_parameters);
+    std::fflush(stdout);
+  }
+  // searches right after a load are planned with statistics of what it wrote
+  if (stored > 0) store.RefreshStatistics();
+  return status;
+}
+
 int Serve(const server::ServerConfig& c) {
   if (int rc = RequireDatabase(c)) return rc;
   auto t0 = std::chrono::steady_clock::now();
@@ -262,17 +388,20 @@ int main(int argc, char** argv) {
   }
   std::string command = args[0];
   args.erase(args.begin());
+  std::optional<LoadArgs> load;
   if (command == "version" || command == "--version") {
     fmt::print("eds {}\n", EDS_VERSION);
     return 0;
   }
   try {
     if (command == "validate") return ValidateFiles(args);
+    if (command == "load") load = TakeLoadArgs(args);
     auto config = server::ParseConfig(args);
     server::SetLogLevel(config.log_level);
     if (command == "serve") return Serve(config);
     if (command == "migrate") return Migrate(config);
     if (command == "reindex") return Reindex(config);
+    if (command == "load") return Load(std::move(*load), config);
     fmt::print(stderr, "eds: unknown command '{}'\n{}", command, kUsage);
     return 2;
   } catch (const std::invalid_argument& e) {

@@ -14,6 +14,7 @@
 #include "fhir/search_index.hpp"
 #include "fhir/search_query.hpp"
 #include "storage/migrator.hpp"
+#include "storage/pg_bulk.hpp"
 #include "storage/pg_pool.hpp"
 #include "storage/pg_search.hpp"
 #include "storage/pg_statements.hpp"
@@ -684,6 +685,29 @@ Result<ReindexProgress> PgResourceStore::ReindexBatch(int batch) {
     p.remaining = left[0][0].as<int64_t>();
     return p;
   });
+}
+
+void PgResourceStore::PrepareBulk(BulkItem& item) const { EncodeBulkItem(item); }
+
+Result<BulkWriteResult> PgResourceStore::WriteBulk(std::vector<BulkItem>& items, const BulkCheckpoint* checkpoint) {
+  return impl_->Run<BulkWriteResult>(
+      [&](pqxx::connection& c) -> Result<BulkWriteResult> { return WriteBulkOn(c, items, checkpoint); });
+}
+
+void PgResourceStore::RefreshStatistics() {
+  auto done = impl_->Run<bool>([&](pqxx::connection& c) -> Result<bool> {
+    pqxx::nontransaction tx(c);
+    tx.exec0(
+        "ANALYZE resource, resource_history, search_string, search_token, search_date, search_number,"
+        " search_quantity, search_reference, search_uri");
+    return true;
+  });
+  if (!done) throw StorageError("could not refresh the planner statistics");
+}
+
+Result<std::optional<BulkCheckpoint>> PgResourceStore::ReadBulkCheckpoint(const std::string& source) {
+  return impl_->Run<std::optional<BulkCheckpoint>>(
+      [&](pqxx::connection& c) -> Result<std::optional<BulkCheckpoint>> { return ReadBulkCheckpointOn(c, source); });
 }
 
 }  // namespace eds::storage

@@ -50,6 +50,13 @@ class PgResourceStore final : public ResourceStore {
   Result<ReindexProgress> ReindexBatch(int batch) override;
   std::string MetricsText() override;
   std::optional<std::string> NotReady() override;
+  void PrepareBulk(BulkItem& item) const override;
+  Result<BulkWriteResult> WriteBulk(std::vector<BulkItem>& items, const BulkCheckpoint* checkpoint) override;
+  Result<std::optional<BulkCheckpoint>> ReadBulkCheckpoint(const std::string& source) override;
+  // Refreshes the planner statistics of the resource and index tables after
+  // bulk writes changed many rows, so that searches right after a load are
+  // planned for the data now there. Throws StorageError when it fails.
+  void RefreshStatistics();
 
   int pool_size() const;
 

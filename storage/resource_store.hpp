@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -18,6 +19,7 @@
 namespace eds::fhir {
 class Resource;
 struct SearchQuery;
+struct IndexRows;
 }
 
 namespace eds::storage {
@@ -90,6 +92,41 @@ struct DocumentRecord {
   std::vector<std::string> resources;  // Type/id written by the document
   std::string document_reference;      // Type/id
   std::string rda, rde, priority;
+};
+
+// One resource of a bulk write (ResourceStore::WriteBulk), checked and
+// prepared off the writing thread: its id set, its index rows extracted and
+// its content rendered as version 1.
+struct BulkItem {
+  std::string type;
+  std::string id;
+  std::shared_ptr<const fhir::Resource> resource;  // re-rendered when it becomes a later version
+  std::string content;                             // rendered as version 1 at last_updated_ms
+  int64_t last_updated_ms = 0;
+  std::shared_ptr<const fhir::IndexRows> index;    // its search index rows
+  int64_t index_gen = 0;                           // generation of the indexer that extracted them
+  // The store's own encoding of the item (ResourceStore::PrepareBulk);
+  // opaque to callers.
+  std::vector<std::string> encoded;
+};
+
+// How far a bulk load of one source has been committed; written in the
+// same transaction as a batch, so that a load run again resumes after it.
+struct BulkCheckpoint {
+  std::string source;        // absolute path
+  std::string fingerprint;   // identifies the file's state (size, modification time)
+  int64_t committed_offset = 0;  // bytes of whole lines committed
+  int64_t committed_line = 0;    // lines committed
+  int64_t report_offset = 0;     // bytes of the rejection report covering them
+  int64_t stored = 0;            // totals of the load so far
+  int64_t unchanged = 0;
+  int64_t rejected = 0;
+  bool complete = false;
+};
+
+struct BulkWriteResult {
+  int64_t stored = 0;     // versions written
+  int64_t unchanged = 0;  // resources equal to their current version: nothing written
 };
 
 // The operations of one database transaction (ResourceStore::RunTransaction).
@@ -210,6 +247,26 @@ class ResourceStore {
   // Why the store cannot serve now (database unreachable, schema not at
   // this binary's version); nullopt when it can.
   virtual std::optional<std::string> NotReady() { return std::nullopt; }
+  // Bulk writes (eds load, $import). PrepareBulk does the store's share of
+  // the work that needs no database (encoding rows), on any thread, so
+  // callers can run it in parallel; it must be called on every item before
+  // WriteBulk.
+  virtual void PrepareBulk(BulkItem& item) const { (void)item; }
+  // Writes `items` in one database transaction, in order, with the rules of
+  // an update-as-create (Update without If-Match): a new id is version 1, an
+  // existing one gets the next version unless its content is unchanged, a
+  // deleted one comes back. `checkpoint` (may be null) is recorded in the
+  // same transaction. Nothing is written when it fails; errors as for Update.
+  virtual Result<BulkWriteResult> WriteBulk(std::vector<BulkItem>& items, const BulkCheckpoint* checkpoint) {
+    (void)items;
+    (void)checkpoint;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "bulk writes are not supported");
+  }
+  // The checkpoint recorded for `source`, if any.
+  virtual Result<std::optional<BulkCheckpoint>> ReadBulkCheckpoint(const std::string& source) {
+    (void)source;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "bulk loads are not supported");
+  }
 
   // Runs `body` in one database transaction and commits when it returns no
   // error; an error rolls everything back and is returned as is. `body` may

@@ -7,6 +7,8 @@
 #
 # SCALE (default 1: 100,000 Patients, ~1,000,000 Observations, ~1.5M resources;
 # SCALE=0.01 for a quick try), DURATION (s per measurement, default 10),
+# LOAD_ONLY=1 (stop after the load and its COPY baseline: the ingest benchmark,
+# e.g. LOAD_ONLY=1 BUNDLE_SIZE=20 SCALE=0.05),
 # LOAD_CLIENTS (concurrent loading clients, default 8), BUNDLE_SIZE (entries
 # per transaction, default 100), SERVER_THREADS / SERVER_POOL (server shape),
 # PG_SHARED_BUFFERS (default 1GB). Generated data is kept in
@@ -172,6 +174,18 @@ copied="$("${psql[@]}" -c "SELECT count(*) FROM bench_copy")"
 copy_rate="$(awk -v n="$copied" -v s="$copy_s" 'BEGIN { printf "%.1f", n / s }')"
 pg_info "raw COPY: $copied rows in $copy_s s ($copy_rate rows/s)"
 "${psql[@]}" -c "DROP TABLE bench_copy"
+
+if [[ "${LOAD_ONLY:-0}" == 1 ]]; then
+    # the ingest benchmark: transaction Bundles (BUNDLE_SIZE entries, e.g. 20,
+    # a clinical document) from LOAD_CLIENTS clients against the raw COPY
+    echo
+    printf '%-52s %12s\n' "load" "resources/s"
+    printf '%-52s %12s   (%d in %s s, %d clients, %d per Bundle)\n' "server: POST /fhir transaction Bundles of PUTs" \
+        "$load_rate" "$load_n" "$load_s" "$LOAD_CLIENTS" "$BUNDLE_SIZE"
+    printf '%-52s %12s   (%d in %s s)\n' "raw PostgreSQL: COPY into one jsonb table" "$copy_rate" "$copied" "$copy_s"
+    awk -v a="$load_rate" -v b="$copy_rate" 'BEGIN { printf "load ratio server/raw: %.3f\n", a / b }'
+    exit 0
+fi
 
 pg_info "VACUUM ANALYZE"
 "${psql[@]}" -c "VACUUM ANALYZE"

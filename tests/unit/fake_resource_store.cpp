@@ -187,6 +187,32 @@ Result<WriteResult> FakeResourceStore::Update(fhir::Resource& resource, const st
   return WriteResult{rec, cur.deleted, true};
 }
 
+Result<storage::BulkWriteResult> FakeResourceStore::WriteBulk(std::vector<storage::BulkItem>& items,
+                                                              const storage::BulkCheckpoint* checkpoint) {
+  // Not atomic as a whole: items are written one by one, as updates.
+  storage::BulkWriteResult out;
+  for (auto& item : items) {
+    fhir::Resource copy = item.resource->Clone();
+    auto w = Update(copy, item.id, std::nullopt);
+    if (!w) return std::move(w.error());
+    ++(w->changed ? out.stored : out.unchanged);
+  }
+  if (checkpoint) {
+    std::lock_guard lock(mutex_);
+    checkpoints_[checkpoint->source] = *checkpoint;
+    checkpoints_[checkpoint->source].stored += out.stored;
+    checkpoints_[checkpoint->source].unchanged += out.unchanged;
+  }
+  return out;
+}
+
+Result<std::optional<storage::BulkCheckpoint>> FakeResourceStore::ReadBulkCheckpoint(const std::string& source) {
+  std::lock_guard lock(mutex_);
+  auto it = checkpoints_.find(source);
+  if (it == checkpoints_.end()) return std::optional<storage::BulkCheckpoint>();
+  return std::optional<storage::BulkCheckpoint>(it->second);
+}
+
 Result<WriteResult> FakeResourceStore::Delete(const std::string& type, const std::string& id,
                                               std::optional<int64_t> if_match) {
   std::lock_guard lock(mutex_);

@@ -40,6 +40,11 @@ class FakeResourceStore : public storage::ResourceStore {
   std::optional<fhir::Error> RunTransaction(
       const std::function<std::optional<fhir::Error>(storage::TxScope&)>& body) override;
 
+  // Bulk writes: each item as an update; checkpoints kept in memory.
+  storage::Result<storage::BulkWriteResult> WriteBulk(std::vector<storage::BulkItem>& items,
+                                                      const storage::BulkCheckpoint* checkpoint) override;
+  storage::Result<std::optional<storage::BulkCheckpoint>> ReadBulkCheckpoint(const std::string& source) override;
+
   // Version 1 of a new resource under `id` (transactions); kConflict when taken.
   storage::Result<storage::WriteResult> CreateWithId(fhir::Resource& resource, const std::string& id);
 
@@ -66,6 +71,7 @@ class FakeResourceStore : public storage::ResourceStore {
   int64_t seq_ = 0;
   int64_t next_id_ = 1;
   std::function<int64_t()> clock_;
+  std::map<std::string, storage::BulkCheckpoint> checkpoints_;
 };
 
 }  // namespace eds::testing

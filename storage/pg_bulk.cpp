@@ -1,0 +1,332 @@
+// Bulk writes: one transaction per batch. The current versions of the
+// batch's ids are read (and locked) with one statement; new resources,
+// every history row and every search index row go in with COPY; resources
+// that existed are updated with one statement over arrays.
+#include "storage/pg_bulk.hpp"
+
+#include <fmt/format.h>
+
+#include <pqxx/pqxx>
+#include <pqxx/tablewriter>
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <utility>
+
+#include "fhir/json.hpp"
+#include "fhir/primitives.hpp"
+#include "fhir/search_index.hpp"
+
+namespace eds::storage {
+namespace {
+
+// The search index tables, in the order of BulkItem::encoded, with their
+// COPY columns.
+struct IndexTable {
+  const char* name;
+  std::vector<std::string> columns;
+};
+const std::array<IndexTable, 7>& IndexTables() {
+  static const std::array<IndexTable, 7> kTables = {{
+      {"search_string", {"res_type", "res_id", "param", "value_norm", "value_exact", "grp"}},
+      {"search_token", {"res_type", "res_id", "param", "system", "code", "display", "grp"}},
+      {"search_date", {"res_type", "res_id", "param", "low", "high", "grp"}},
+      {"search_number", {"res_type", "res_id", "param", "value", "low", "high", "grp"}},
+      {"search_quantity", {"res_type", "res_id", "param", "value", "low", "high", "system", "code", "unit", "grp"}},
+      {"search_reference",
+       {"res_type", "res_id", "param", "target_type", "target_id", "target_version", "url", "grp"}},
+      {"search_uri", {"res_type", "res_id", "param", "value", "grp"}},
+  }};
+  return kTables;
+}
+constexpr std::size_t kContentSlot = 7;  // encoded[7]: the version-1 content, COPY-escaped
+
+// Appends `s` as a field of PostgreSQL's COPY text format.
+void AppendField(std::string& out, std::string_view s) {
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const char* esc = c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : nullptr;
+    if (esc == nullptr) continue;
+    out.append(s.data() + start, i - start);
+    out += esc;
+    start = i + 1;
+  }
+  out.append(s.data() + start, s.size() - start);
+}
+
+// One COPY line: the fields, tab-separated.
+template <class... Fields>
+void AppendLine(std::string& out, const Fields&... fields) {
+  bool first = true;
+  auto one = [&](std::string_view f) {
+    if (!first) out += '\t';
+    first = false;
+    AppendField(out, f);
+  };
+  (one(fields), ...);
+  out += '\n';
+}
+
+std::string TimestampText(int64_t ms) {
+  // open ends of periods are stored as -infinity / infinity
+  if (ms <= INT64_MIN / 4) return "-infinity";
+  if (ms >= INT64_MAX / 4) return "infinity";
+  return fhir::FormatInstant(ms);
+}
+
+// A PostgreSQL array literal of text values.
+std::string ArrayLiteral(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+// Streams `data` (whole COPY text lines) into `table`. tablewriter is the
+// libpqxx 6 interface that takes pre-encoded lines (stream_to encodes
+// field by field); one call sends the whole buffer.
+void Copy(pqxx::work& tx, const char* table, const std::vector<std::string>& columns, const std::string& data) {
+  if (data.empty()) return;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  pqxx::tablewriter writer(tx, table, columns.begin(), columns.end());
+#pragma GCC diagnostic pop
+  writer.write_raw_line(data);
+  writer.complete();
+}
+
+// The current versions of the batch's keys (sorted, so concurrent batches
+// lock rows in the same order), locked until the transaction ends.
+constexpr const char* kLockCurrentBatch =
+    "SELECT r.res_type, r.res_id, r.version_id, r.deleted,"
+    " (extract(epoch from r.last_updated) * 1000)::bigint, r.content::text"
+    " FROM unnest($1::text[], $2::text[]) AS k(res_type, res_id)"
+    " CROSS JOIN LATERAL (SELECT * FROM resource x"
+    "   WHERE x.res_type = k.res_type AND x.res_id = k.res_id FOR UPDATE) r";
+
+// New current versions of resources that existed.
+constexpr const char* kUpdateCurrentBatch =
+    "UPDATE resource r SET version_id = u.version_id,"
+    " last_updated = timestamptz 'epoch' + u.ms * interval '1 millisecond',"
+    " deleted = false, content = u.content::json, index_gen = u.gen"
+    " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[])"
+    "   AS u(res_type, res_id, version_id, ms, content, gen)"
+    " WHERE r.res_type = u.res_type AND r.res_id = u.res_id";
+
+// Index rows of resources that existed, removed before their new rows are written.
+constexpr const char* kDeleteIndexBatch =
+    "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(res_type, res_id)),"
+    " a AS (DELETE FROM search_string s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id),"
+    " b AS (DELETE FROM search_token s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id),"
+    " c AS (DELETE FROM search_date s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id),"
+    " d AS (DELETE FROM search_number s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id),"
+    " e AS (DELETE FROM search_quantity s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id),"
+    " f AS (DELETE FROM search_reference s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id)"
+    " DELETE FROM search_uri s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id";
+
+constexpr const char* kSaveCheckpoint =
+    "INSERT INTO load_checkpoint (source, fingerprint, committed_offset, committed_line, report_offset,"
+    "   stored, unchanged, rejected, complete, updated_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())"
+    " ON CONFLICT (source) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
+    "   committed_offset = EXCLUDED.committed_offset, committed_line = EXCLUDED.committed_line,"
+    "   report_offset = EXCLUDED.report_offset, stored = EXCLUDED.stored, unchanged = EXCLUDED.unchanged,"
+    "   rejected = EXCLUDED.rejected, complete = EXCLUDED.complete, updated_at = now()";
+
+constexpr const char* kReadCheckpoint =
+    "SELECT fingerprint, committed_offset, committed_line, report_offset, stored, unchanged, rejected, complete"
+    " FROM load_checkpoint WHERE source = $1";
+
+// What a batch does to one (type, id).
+struct KeyState {
+  bool existed = false;    // in the table before the batch
+  bool deleted = false;    // current version is a tombstone
+  int64_t version = 0;     // current version (0: none)
+  int64_t last_updated_ms = 0;
+  std::string content;     // current content (unescaped JSON)
+  const BulkItem* indexed_by = nullptr;  // the item whose version is current, when the batch wrote one
+  std::string copy_content;              // that version's content, COPY-escaped
+};
+
+using Key = std::pair<std::string, std::string>;
+
+fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& items,
+                                        const BulkCheckpoint* checkpoint) {
+  BulkWriteResult result;
+  std::map<Key, KeyState> keys;
+  for (const auto& item : items) keys.try_emplace(Key{item.type, item.id});
+
+  if (!keys.empty()) {
+    std::vector<std::string> types, ids;
+    types.reserve(keys.size());
+    ids.reserve(keys.size());
+    for (const auto& [k, s] : keys) {
+      types.push_back(k.first);
+      ids.push_back(k.second);
+    }
+    auto rows = tx.exec_params(kLockCurrentBatch, ArrayLiteral(types), ArrayLiteral(ids));
+    for (const auto& row : rows) {
+      auto& s = keys[Key{row[0].c_str(), row[1].c_str()}];
+      s.existed = true;
+      s.version = row[2].as<int64_t>();
+      s.deleted = row[3].as<bool>();
+      s.last_updated_ms = row[4].as<int64_t>();
+      if (!row[5].is_null()) s.content.assign(row[5].c_str(), row[5].size());
+    }
+  }
+
+  // Versions, in the order of the items (an id twice in a batch gets two).
+  std::string history;
+  const int64_t now = fhir::NowMs();
+  for (const auto& item : items) {
+    auto& s = keys[Key{item.type, item.id}];
+    std::string_view content = item.content;
+    std::string rendered;
+    int64_t version = 1, ms = item.last_updated_ms;
+    if (s.version > 0) {
+      if (!s.deleted && fhir::JsonEquivalent(s.content, item.content, true)) {
+        ++result.unchanged;
+        continue;
+      }
+      version = s.version + 1;
+      ms = std::max(now, s.last_updated_ms);
+      rendered = item.resource->Render(std::to_string(version), fhir::FormatInstant(ms));
+      content = rendered;
+    }
+    s.version = version;
+    s.deleted = false;
+    s.last_updated_ms = ms;
+    s.content.assign(content);
+    s.indexed_by = &item;
+    if (rendered.empty() && item.encoded.size() > kContentSlot) {
+      s.copy_content = item.encoded[kContentSlot];
+    } else {
+      s.copy_content.clear();
+      AppendField(s.copy_content, content);
+    }
+    const std::string v = std::to_string(version), when = TimestampText(ms);
+    AppendLine(history, item.type, item.id, v, when, std::string_view("PUT"), std::string_view("f"));
+    history.pop_back();  // the content is already escaped
+    history += '\t';
+    history += s.copy_content;
+    history += '\n';
+    ++result.stored;
+  }
+
+  // Current versions: new ids by COPY, existing ones by one UPDATE; then
+  // the index rows of every resource that got a new version.
+  std::string fresh;
+  std::vector<std::string> up_types, up_ids, up_versions, up_ms, up_contents, up_gens;
+  std::array<std::string, 7> index;
+  for (const auto& [k, s] : keys) {
+    if (s.indexed_by == nullptr) continue;
+    const BulkItem& item = *s.indexed_by;
+    if (s.existed) {
+      up_types.push_back(k.first);
+      up_ids.push_back(k.second);
+      up_versions.push_back(std::to_string(s.version));
+      up_ms.push_back(std::to_string(s.last_updated_ms));
+      up_contents.push_back(s.content);
+      up_gens.push_back(std::to_string(item.index_gen));
+    } else {
+      AppendLine(fresh, k.first, k.second, std::to_string(s.version), TimestampText(s.last_updated_ms),
+                 std::string_view("f"));
+      fresh.pop_back();
+      fresh += '\t';
+      fresh += s.copy_content;
+      fresh += '\t';
+      fresh += std::to_string(item.index_gen);
+      fresh += '\n';
+    }
+    for (std::size_t t = 0; t < index.size() && t < item.encoded.size(); ++t) index[t] += item.encoded[t];
+  }
+  Copy(tx, "resource", {"res_type", "res_id", "version_id", "last_updated", "deleted", "content", "index_gen"}, fresh);
+  if (!up_ids.empty()) {
+    tx.exec_params(kDeleteIndexBatch, ArrayLiteral(up_types), ArrayLiteral(up_ids));
+    tx.exec_params(kUpdateCurrentBatch, ArrayLiteral(up_types), ArrayLiteral(up_ids), ArrayLiteral(up_versions),
+                   ArrayLiteral(up_ms), ArrayLiteral(up_contents), ArrayLiteral(up_gens));
+  }
+  Copy(tx, "resource_history", {"res_type", "res_id", "version_id", "last_updated", "method", "deleted", "content"},
+       history);
+  for (std::size_t t = 0; t < index.size(); ++t) Copy(tx, IndexTables()[t].name, IndexTables()[t].columns, index[t]);
+
+  if (checkpoint != nullptr) {
+    const auto& c = *checkpoint;
+    tx.exec_params(kSaveCheckpoint, c.source, c.fingerprint, c.committed_offset, c.committed_line, c.report_offset,
+                   c.stored + result.stored, c.unchanged + result.unchanged, c.rejected, c.complete);
+  }
+  return result;
+}
+
+}  // namespace
+
+void EncodeBulkItem(BulkItem& item) {
+  item.encoded.assign(kContentSlot + 1, std::string());
+  const std::string& t = item.type;
+  const std::string& id = item.id;
+  if (item.index) {
+    const fhir::IndexRows& rows = *item.index;
+    auto g = [](int group) { return std::to_string(group); };
+    for (const auto& r : rows.strings) AppendLine(item.encoded[0], t, id, r.param, r.normalized, r.exact, g(r.group));
+    for (const auto& r : rows.tokens)
+      AppendLine(item.encoded[1], t, id, r.param, r.system, r.code, r.text, g(r.group));
+    for (const auto& r : rows.dates)
+      AppendLine(item.encoded[2], t, id, r.param, TimestampText(r.low_ms), TimestampText(r.high_ms), g(r.group));
+    for (const auto& r : rows.numbers)
+      AppendLine(item.encoded[3], t, id, r.param, r.value, r.low, r.high, g(r.group));
+    for (const auto& r : rows.quantities)
+      AppendLine(item.encoded[4], t, id, r.param, r.value, r.low, r.high, r.system, r.code, r.unit, g(r.group));
+    for (const auto& r : rows.references)
+      AppendLine(item.encoded[5], t, id, r.param, r.target_type, r.target_id, r.version, r.url, g(r.group));
+    for (const auto& r : rows.uris) AppendLine(item.encoded[6], t, id, r.param, r.value, g(r.group));
+  }
+  AppendField(item.encoded[kContentSlot], item.content);
+}
+
+fhir::Result<BulkWriteResult> WriteBulkOn(pqxx::connection& conn, std::vector<BulkItem>& items,
+                                          const BulkCheckpoint* checkpoint) {
+  for (auto& item : items)
+    if (item.encoded.size() <= kContentSlot) EncodeBulkItem(item);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      pqxx::work tx(conn);
+      auto r = WriteOnce(tx, items, checkpoint);
+      if (r) tx.commit();
+      return r;
+    } catch (const pqxx::unique_violation&) {
+      // another writer created one of the ids after the batch looked: the
+      // next attempt finds it and makes a new version instead
+      if (attempt >= 2) throw;
+    }
+  }
+}
+
+std::optional<BulkCheckpoint> ReadBulkCheckpointOn(pqxx::connection& conn, const std::string& source) {
+  pqxx::nontransaction tx(conn);
+  auto r = tx.exec_params(kReadCheckpoint, source);
+  if (r.empty()) return std::nullopt;
+  const auto& row = r[0];
+  BulkCheckpoint c;
+  c.source = source;
+  c.fingerprint = row[0].c_str();
+  c.committed_offset = row[1].as<int64_t>();
+  c.committed_line = row[2].as<int64_t>();
+  c.report_offset = row[3].as<int64_t>();
+  c.stored = row[4].as<int64_t>();
+  c.unchanged = row[5].as<int64_t>();
+  c.rejected = row[6].as<int64_t>();
+  c.complete = row[7].as<bool>();
+  return c;
+}
+
+}  // namespace eds::storage
