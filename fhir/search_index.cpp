@@ -177,6 +177,16 @@ void Mark(V& rows, std::size_t from, int group) {
   for (std::size_t i = from; i < rows.size(); ++i) rows[i].group = group;
 }
 
+void Truncate(IndexRows& x, const RowCounts& to) {
+  x.strings.resize(to.s);
+  x.tokens.resize(to.t);
+  x.dates.resize(to.d);
+  x.numbers.resize(to.n);
+  x.quantities.resize(to.q);
+  x.references.resize(to.r);
+  x.uris.resize(to.u);
+}
+
 void MarkGroup(IndexRows& x, const RowCounts& from, int group) {
   Mark(x.strings, from.s, group);
   Mark(x.tokens, from.t, group);
@@ -292,16 +302,24 @@ IndexRows SearchIndexer::Extract(const Resource& resource) const {
       // a composite: each component evaluated on the node the composite selected
       RowCounts before(out);
       ++group;
+      bool complete = true;  // every component has a value: else no composite search can match the node
       for (const auto& comp : c.components) {
         auto values = impl_->engine.EvaluateOn(comp.expression, item, resource.tree().doc);
         if (!values) {
           impl_->failures.fetch_add(1, std::memory_order_relaxed);
-          continue;
+          complete = false;
+          break;
         }
+        const std::size_t rows_before = out.size();
         for (const auto& v : *values)
           if (!v.IsReferenceTarget() && v.node != nullptr) AddIndexValues(comp.def, v.TypeName(), *v.node, out);
+        if (out.size() == rows_before) {
+          complete = false;
+          break;
+        }
       }
-      MarkGroup(out, before, group);
+      if (complete) MarkGroup(out, before, group);
+      else Truncate(out, before);
     }
   }
   return out;
