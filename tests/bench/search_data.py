@@ -200,9 +200,12 @@ def dumps(obj):
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def rome_time(dt):
-    """ISO 8601 with the Europe/Rome offset (summer time approximated Apr-Oct)."""
-    offset = "+02:00" if 4 <= dt.month <= 10 else "+01:00"
+def rome_time(dt, offset_of=None):
+    """ISO 8601 with the Europe/Rome offset (summer time approximated Apr-Oct),
+    taken from `offset_of` when given, so that an end keeps its start's offset
+    and never comes before it."""
+    ref = offset_of or dt
+    offset = "+02:00" if 4 <= ref.month <= 10 else "+01:00"
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + offset
 
 
@@ -283,7 +286,7 @@ def generate(scale, out):
                           "code": "IMP" if inpatient else "AMB",
                           "display": "inpatient encounter" if inpatient else "ambulatory"},
                 "subject": subject,
-                "period": {"start": rome_time(t0), "end": rome_time(t1)},
+                "period": {"start": rome_time(t0), "end": rome_time(t1, offset_of=t0)},
                 "serviceProvider": {"display": "ASL %s" % home[1]},
             })
             encounters.append((eid, t0))
