@@ -55,12 +55,16 @@ std::string BuildCapabilityStatement(const Definitions& defs, const ServerCapabi
   kv("mode", "server");
   w.Key("resource");
   w.StartArray();
+  static const std::vector<std::string> kReadOnly = {"read", "vread", "search-type"};
   for (const auto& type : defs.resource_types()) {
+    const bool read_only = has(caps.read_only_types, type.c_str());
+    const auto& interactions = read_only ? kReadOnly : caps.type_interactions;
     w.StartObject();
     kv("type", type);
     w.Key("interaction");
     w.StartArray();
-    for (const auto& code : caps.type_interactions) {
+    for (const auto& code : interactions) {
+      if (read_only && !has(caps.type_interactions, code.c_str())) continue;
       w.StartObject();
       kv("code", code);
       w.EndObject();
@@ -70,12 +74,12 @@ std::string BuildCapabilityStatement(const Definitions& defs, const ServerCapabi
     w.Key("readHistory");
     w.Bool(has(caps.type_interactions, "vread"));
     w.Key("updateCreate");
-    w.Bool(has(caps.type_interactions, "update"));
+    w.Bool(!read_only && has(caps.type_interactions, "update"));
     w.Key("conditionalCreate");
-    w.Bool(caps.conditional);
+    w.Bool(!read_only && caps.conditional);
     w.Key("conditionalUpdate");
-    w.Bool(caps.conditional);
-    kv("conditionalDelete", caps.conditional ? "single" : "not-supported");
+    w.Bool(!read_only && caps.conditional);
+    kv("conditionalDelete", !read_only && caps.conditional ? "single" : "not-supported");
     auto search_params = caps.search_params_for ? caps.search_params_for(type)
                                                 : std::vector<ServerCapabilities::SearchParam>{};
     if (!search_params.empty()) {

@@ -21,6 +21,8 @@ struct ServerCapabilities {
     std::string name, type, definition;
   };
   bool conditional = false;  // conditional create, update and delete
+  // Types the server records itself (AuditEvent): read, vread and search only.
+  std::vector<std::string> read_only_types;
   // The search parameters supported on a resource type (may be empty).
   std::function<std::vector<SearchParam>(const std::string& type)> search_params_for;
 };

@@ -396,11 +396,13 @@ struct FhirApi::Impl {
     caps.date = started_at;
     auto indexer = Indexer();
     caps.conditional = indexer != nullptr;
+    caps.read_only_types = {std::string(storage::kAuditEventType)};
     if (indexer)
       caps.search_params_for = [indexer](const std::string& type) {
         std::vector<fhir::ServerCapabilities::SearchParam> out;
         for (const auto* d : indexer->registry().ForType(type))
-          if (indexer->IsIndexed(type, *d)) out.push_back({d->code, fhir::SearchParamTypeCode(d->type), d->url});
+          if (type == storage::kAuditEventType ? storage::IsAuditEventSearchParam(d->code) : indexer->IsIndexed(type, *d))
+            out.push_back({d->code, fhir::SearchParamTypeCode(d->type), d->url});
         return out;
       };
     for (const auto& r : Routes()) {
@@ -825,6 +827,16 @@ struct FhirApi::Impl {
         if (per_entry[i].HasErrors() && !entries[i].error)
           entries[i].error = fhir::Error{ErrorKind::kInvalid, std::move(per_entry[i])};
     }
+    // the audit trail is written by the server only
+    for (auto& entry : entries) {
+      if (entry.error || entry.type != storage::kAuditEventType || entry.method == fhir::EntryMethod::kGet) continue;
+      Error refused = MakeError(ErrorKind::kMethodNotAllowed,
+                                fmt::format("Bundle.entry[{}]: AuditEvent resources are recorded by the server and "
+                                            "cannot be written",
+                                            entry.index));
+      if (!plan->batch) return ErrorResponse(refused, p.format);
+      entry.error = std::move(refused);
+    }
     // validation of the entries' resources: a transaction fails whole (422),
     // a batch entry on its own
     for (auto& entry : entries) {
@@ -977,6 +989,7 @@ struct FhirApi::Impl {
     options.default_count = config.history_default_count;
     options.max_count = config.history_max_count;
     options.supported = [&indexer](std::string_view type, const fhir::SearchParamDef& d) {
+      if (type == storage::kAuditEventType) return storage::IsAuditEventSearchParam(d.code);
       return indexer->IsIndexed(type, d);
     };
     std::string_view prefer = req.Header("prefer");
@@ -1237,6 +1250,21 @@ struct FhirApi::Impl {
   }
 
   HttpResponse Interact(const HttpRequest& req, Parsed& p) const {
+    if (p.match.type == storage::kAuditEventType) {
+      // AuditEvents are the audit trail: read-only, answered from it
+      const auto i = p.match.route->interaction;
+      if (i != Interaction::kRead && i != Interaction::kVread && i != Interaction::kSearchType &&
+          i != Interaction::kValidate) {
+        HttpResponse r = ErrorResponse(
+            MakeError(ErrorKind::kMethodNotAllowed,
+                      fmt::format("{} is not allowed on AuditEvent: AuditEvent resources are recorded by the server "
+                                  "and can only be read and searched",
+                                  p.match.route->code)),
+            p.format);
+        r.SetHeader("Allow", "GET");
+        return r;
+      }
+    }
     switch (p.match.route->interaction) {
       case Interaction::kCapabilities: return Capabilities(p);
       case Interaction::kCreate: return Create(req, p);
@@ -1271,55 +1299,6 @@ FhirApi::FhirApi(const ServerConfig& config, std::shared_ptr<const fhir::Definit
 }
 FhirApi::~FhirApi() = default;
 
-HttpResponse FhirApi::Handle(const HttpRequest& request, RequestContext& ctx) const {
-  HttpResponse r;
-  if (impl_->audit != nullptr && impl_->audit->Full() && Impl::OperationalPath(request.target).empty()) {
-    // nothing is served that could not be audited
-    r = Reject(ErrorKind::kUnavailable, "the audit trail is behind; try again shortly", ctx);
-    r.SetHeader("Retry-After", "1");
-    return r;
-  }
-  try {
-    r = impl_->Dispatch(request, ctx);
-  } catch (const std::exception& e) {
-    Log(LogLevel::kError, fmt::format("request {} {} {} failed: {}", ctx.request_id, request.method,
-                                      request.target, e.what()));
-    r = Reject(ErrorKind::kInternal,
-               fmt::format("internal server error; quote request id {} when reporting it", ctx.request_id),
-               ctx);
-  }
-  r.SetHeader("X-Request-Id", ctx.request_id);
-  return r;
-}
-
-HttpResponse FhirApi::Reject(ErrorKind kind, std::string message, const RequestContext& ctx) const {
-  HttpResponse r = impl_->ErrorResponse(MakeError(kind, std::move(message)), Format{});
-  r.SetHeader("X-Request-Id", ctx.request_id);
-  return r;
-}
-
-std::optional<FhirApi::ReadPlan> FhirApi::PlanRead(const HttpRequest& request,
-                                                   RequestContext& ctx) const {
-  if (request.method != "GET") return std::nullopt;
-  Impl::Parsed p;
-  if (impl_->Route(request, p, ctx)) return std::nullopt;  // an error: Handle answers it
-  if (p.match.route->interaction != Interaction::kRead) return std::nullopt;
-  return ReadPlan{p.match.type, p.match.id, p.format.content_type, p.format.pretty};
-}
-
-HttpResponse FhirApi::CompleteRead(const HttpRequest& request, const ReadPlan& plan,
-                                   fhir::Result<fhir::VersionRecord> result,
-                                   RequestContext& ctx) const {
-  Format format{plan.content_type, plan.pretty};
-  HttpResponse r = impl_->ReadLike(request, format, std::move(result));
-  r.SetHeader("X-Request-Id", ctx.request_id);
-  return r;
-}
-
-void FhirApi::InFlight(int delta) const { impl_->metrics.InFlight(delta); }
-
-void FhirApi::SetAuditSink(storage::AuditSink* sink) { impl_->audit = sink; }
-
 namespace {
 
 // The patients a request or response names: Patient/id references (and the
@@ -1341,6 +1320,37 @@ void PatientsIn(std::string_view body, std::vector<std::string>& out) {
   }
 }
 
+void AddPatient(std::vector<std::string>& patients, std::string ref) {
+  if (patients.size() < 50 && std::find(patients.begin(), patients.end(), ref) == patients.end())
+    patients.push_back(std::move(ref));
+}
+
+// What a read answered: the resource read, or the matches of a search
+// (Type/id of each entry's fullUrl), at most storage::kMaxAuditEntities.
+void EntitiesIn(std::string_view body, storage::AuditRow& row) {
+  if (row.interaction == "read" || row.interaction == "vread") {
+    if (!row.resource_type.empty() && !row.resource_id.empty())
+      row.entities.push_back(row.version_id ? fmt::format("{}/{}/_history/{}", row.resource_type, row.resource_id,
+                                                          *row.version_id)
+                                            : row.resource_type + "/" + row.resource_id);
+    return;
+  }
+  static constexpr std::string_view kFull = "\"fullUrl\":\"";
+  for (std::size_t pos = body.find(kFull); pos != std::string_view::npos && row.entities.size() < storage::kMaxAuditEntities;
+       pos = body.find(kFull, pos + 1)) {
+    std::string_view url = body.substr(pos + kFull.size());
+    url = url.substr(0, url.find('"'));
+    auto slash = url.rfind('/');
+    if (slash == std::string_view::npos || slash == 0) continue;
+    auto before = url.rfind('/', slash - 1);
+    row.entities.emplace_back(before == std::string_view::npos ? url : url.substr(before + 1));
+  }
+}
+
+// The role categories of FSE 2.0 subject roles that are citizens acting for
+// themselves or as guardians.
+bool IsCitizenRole(std::string_view role) { return role == "ASS" || role == "TUT" || role == "GEN"; }
+
 int CountOf(std::string_view body, std::string_view what) {
   int n = 0;
   for (auto pos = body.find(what); pos != std::string_view::npos; pos = body.find(what, pos + 1)) ++n;
@@ -1349,24 +1359,163 @@ int CountOf(std::string_view body, std::string_view what) {
 
 }  // namespace
 
+namespace {
+
+// Action (C R U D E) and FSE service code of a request: reads are SERV_ASS_xx
+// for citizens and SERV_PRO_xx for everyone else (01 read, 02 search,
+// 03 history, 04 other), writes SERV_WRITE_01 create (and transactions,
+// document publication), 02 update, 03 document metadata, 04 delete.
+void Classify(const HttpRequest& request, storage::AuditRow& row) {
+  const std::string& i = row.interaction;
+  const std::string& m = request.method;
+  const bool search = i.rfind("search", 0) == 0;
+  if (m == "GET" || m == "HEAD" || search) {
+    row.action = "R";
+  } else if (i == "create") {
+    row.action = "C";
+  } else if (i == "update" || i == "patch") {
+    row.action = "U";
+  } else if (i == "delete") {
+    row.action = "D";
+  } else if (i == "document") {
+    row.action = m == "POST" ? "C" : m == "DELETE" ? "D" : "U";
+  } else {
+    row.action = "E";
+  }
+  const bool metadata = request.target.find("/v1/document/metadata") != std::string::npos;
+  if (row.action == "C" || i == "transaction" || i == "batch" || i == "import") row.service = "SERV_WRITE_01";
+  else if (row.action == "U") row.service = metadata ? "SERV_WRITE_03" : "SERV_WRITE_02";
+  else if (row.action == "D") row.service = "SERV_WRITE_04";
+  else
+    row.service = std::string(IsCitizenRole(row.caller_role) ? "SERV_ASS_" : "SERV_PRO_") +
+                  (i == "read" || i == "vread" ? "01" : search ? "02" : i.rfind("history", 0) == 0 ? "03" : "04");
+}
+
+// The audit row fields known from the request alone.
+storage::AuditRow BaseAuditRow(const HttpRequest& request, const RequestContext& ctx) {
+  storage::AuditRow row;
+  row.ts_ms = fhir::NowMs();
+  row.event_id = storage::NewAuditEventId(row.ts_ms);
+  row.request_id = ctx.request_id;
+  row.interaction = ctx.interaction.empty() ? "unrouted" : ctx.interaction;
+  row.method = request.method;
+  row.resource_type = ctx.resource_type;
+  row.resource_id = ctx.resource_id;
+  row.caller_subject = ctx.principal;
+  row.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ctx.start).count();
+  row.bytes_in = static_cast<int64_t>(request.body.size());
+  if (row.interaction.rfind("search", 0) == 0) {
+    if (auto q = request.target.find('?'); q != std::string::npos) row.query = request.target.substr(q + 1);
+    if (request.method == "POST") row.query += (row.query.empty() ? "" : "&") + request.body;
+  }
+  Classify(request, row);
+  return row;
+}
+
+// The row of a write, completed inside its transaction just before the
+// commit, from the versions the transaction wrote (row.entities).
+void FinishWriteRow(const HttpRequest& request, const RequestContext& ctx, storage::AuditRow& row) {
+  storage::AuditRow done = BaseAuditRow(request, ctx);
+  done.entities = std::move(row.entities);
+  for (auto& p : row.patients) AddPatient(done.patients, std::move(p));
+  done.in_transaction = true;
+  done.bytes_out_known = false;
+  const std::string& i = done.interaction;
+  const bool single = i == "create" || i == "update" || i == "patch" || i == "delete";
+  for (const auto& e : done.entities) {
+    auto slash = e.find('/');
+    auto hist = e.find("/_history/");
+    if (slash == std::string::npos || hist == std::string::npos) continue;
+    const std::string type = e.substr(0, slash);
+    const std::string id = e.substr(slash + 1, hist - slash - 1);
+    if (type == "Patient") AddPatient(done.patients, "Patient/" + id);
+    if (single && done.entities.size() == 1) {
+      done.resource_type = type;
+      done.resource_id = id;
+      done.version_id = std::stoll(e.substr(hist + 10));
+    }
+  }
+  PatientsIn(request.body, done.patients);
+  if (i == "create" || (i == "document" && request.method == "POST")) done.status = 201;
+  else if ((i == "update" || i == "patch") && done.version_id == 1) done.status = 201;
+  else if (i == "delete" && request.Header("prefer").find("return=minimal") != std::string_view::npos) done.status = 204;
+  else done.status = 200;
+  row = std::move(done);
+}
+
+}  // namespace
+
+HttpResponse FhirApi::Handle(const HttpRequest& request, RequestContext& ctx) const {
+  HttpResponse r;
+  if (impl_->audit != nullptr && impl_->audit->Full() && Impl::OperationalPath(request.target).empty()) {
+    // nothing is served that could not be audited
+    r = Reject(ErrorKind::kUnavailable, "the audit trail is behind; try again shortly", ctx);
+    r.SetHeader("Retry-After", "1");
+    return r;
+  }
+  // a write's audit row is committed with the write (storage::WriteAudit)
+  storage::WriteAudit write_audit;
+  std::optional<storage::ScopedWriteAudit> audit_scope;
+  if (impl_->audit != nullptr && request.method != "GET" && request.method != "HEAD") {
+    write_audit.finish = [&request, &ctx](storage::AuditRow& row) { FinishWriteRow(request, ctx, row); };
+    audit_scope.emplace(&write_audit);
+  }
+  try {
+    r = impl_->Dispatch(request, ctx);
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, fmt::format("request {} {} {} failed: {}", ctx.request_id, request.method,
+                                      request.target, e.what()));
+    r = Reject(ErrorKind::kInternal,
+               fmt::format("internal server error; quote request id {} when reporting it", ctx.request_id),
+               ctx);
+  }
+  ctx.audited_in_transaction = write_audit.committed;
+  r.SetHeader("X-Request-Id", ctx.request_id);
+  return r;
+}
+
+HttpResponse FhirApi::Reject(ErrorKind kind, std::string message, const RequestContext& ctx) const {
+  HttpResponse r = impl_->ErrorResponse(MakeError(kind, std::move(message)), Format{});
+  r.SetHeader("X-Request-Id", ctx.request_id);
+  return r;
+}
+
+std::optional<FhirApi::ReadPlan> FhirApi::PlanRead(const HttpRequest& request,
+                                                   RequestContext& ctx) const {
+  if (request.method != "GET") return std::nullopt;
+  Impl::Parsed p;
+  if (impl_->Route(request, p, ctx)) return std::nullopt;  // an error: Handle answers it
+  if (p.match.route->interaction != Interaction::kRead || p.match.type == storage::kAuditEventType)
+    return std::nullopt;
+  return ReadPlan{p.match.type, p.match.id, p.format.content_type, p.format.pretty};
+}
+
+HttpResponse FhirApi::CompleteRead(const HttpRequest& request, const ReadPlan& plan,
+                                   fhir::Result<fhir::VersionRecord> result,
+                                   RequestContext& ctx) const {
+  Format format{plan.content_type, plan.pretty};
+  HttpResponse r = impl_->ReadLike(request, format, std::move(result));
+  r.SetHeader("X-Request-Id", ctx.request_id);
+  return r;
+}
+
+void FhirApi::InFlight(int delta) const { impl_->metrics.InFlight(delta); }
+
+void FhirApi::SetAuditSink(storage::AuditSink* sink) { impl_->audit = sink; }
+
 void FhirApi::Observe(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx) const {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.start).count();
   impl_->metrics.Observe(ctx.interaction, response.status, seconds, request.body.size(), response.body.size());
-  if (impl_->audit != nullptr && ctx.interaction != "metrics" && ctx.interaction != "health") {
-    storage::AuditRow row;
-    row.ts_ms = fhir::NowMs();
-    row.request_id = ctx.request_id;
-    row.interaction = ctx.interaction.empty() ? "unrouted" : ctx.interaction;
-    row.method = request.method;
-    row.resource_type = ctx.resource_type;
-    row.resource_id = ctx.resource_id;
+  // a committed write's row is already stored, in the write's transaction
+  if (impl_->audit != nullptr && ctx.interaction != "metrics" && ctx.interaction != "health" &&
+      !ctx.audited_in_transaction) {
+    storage::AuditRow row = BaseAuditRow(request, ctx);
     if (auto etag = response.Header("etag"); !etag.empty()) {
       std::string v;
       for (char ch : etag)
         if (ch >= '0' && ch <= '9') v += ch;
       if (!v.empty() && v.size() < 18) row.version_id = std::stoll(v);
     }
-    row.caller_subject = ctx.principal;
     row.status = response.status;
     if (response.status >= 400) {
       // the first issue code of the OperationOutcome
@@ -1375,7 +1524,6 @@ void FhirApi::Observe(const HttpRequest& request, const HttpResponse& response, 
         row.outcome_code = response.body.substr(at + kCode.size(), response.body.find('"', at + kCode.size()) - at - kCode.size());
     }
     row.latency_ms = seconds * 1000;
-    row.bytes_in = static_cast<int64_t>(request.body.size());
     row.bytes_out = static_cast<int64_t>(response.body.size());
     // a created resource is named by its Location: .../Type/id/_history/v
     if (auto loc = response.Header("location"); row.resource_id.empty() && !loc.empty()) {
@@ -1384,17 +1532,16 @@ void FhirApi::Observe(const HttpRequest& request, const HttpResponse& response, 
       auto slash = head.rfind('/');
       if (slash != std::string_view::npos) row.resource_id = std::string(head.substr(slash + 1));
     }
-    if (row.resource_type == "Patient" && !row.resource_id.empty()) row.patients.push_back("Patient/" + row.resource_id);
+    if (row.resource_type == "Patient" && !row.resource_id.empty()) AddPatient(row.patients, "Patient/" + row.resource_id);
     if (response.status < 300) {
       PatientsIn(response.body, row.patients);
       if (request.method != "GET") PatientsIn(request.body, row.patients);
       const int matches = CountOf(response.body, "\"mode\":\"match\"");
       row.resources_returned = matches > 0 ? matches : (request.method == "GET" && !response.body.empty() ? 1 : 0);
     }
-    if (ctx.interaction.rfind("search", 0) == 0) {
-      if (auto q = request.target.find('?'); q != std::string::npos) row.query = request.target.substr(q + 1);
-      if (request.method == "POST") row.query += (row.query.empty() ? "" : "&") + request.body;
-    }
+    // what was read (a read names its resource even when it failed)
+    if (row.action == "R" && (response.status < 300 || row.interaction == "read" || row.interaction == "vread"))
+      EntitiesIn(response.body, row);
     if (!impl_->audit->Offer(std::move(row)))
       Log(LogLevel::kError, "audit queue full: the audit row of request " + ctx.request_id + " was not queued");
   }

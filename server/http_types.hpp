@@ -41,6 +41,8 @@ struct RequestContext {
   std::string interaction;  // read, vread, create, ... once routed
   std::string resource_type;
   std::string resource_id;
+  // The request's audit row was committed with the write it made.
+  bool audited_in_transaction = false;
 };
 
 }  // namespace eds::server

@@ -9,11 +9,17 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
+
+namespace pqxx {
+class transaction_base;
+}
 
 namespace eds::storage {
 
@@ -34,7 +40,66 @@ struct AuditRow {
   int64_t bytes_in = 0, bytes_out = 0;
   int resources_returned = 0;
   std::string query;
+  std::string event_id;               // AuditEvent.id: hex of ts_ms, '-', 16 random hex digits
+  std::string action;                 // C R U D E
+  std::string service;                // FSE service code (SERV_ASS_xx, SERV_PRO_xx, SERV_WRITE_0x)
+  std::vector<std::string> entities;  // Type/id (read) or Type/id/_history/v (written), capped
+  bool in_transaction = false;        // written inside the write's own transaction
+  bool bytes_out_known = true;        // false for in_transaction rows (NULL)
 };
+
+// Audit rows are served as read-only AuditEvent resources
+// (storage/pg_audit_events.hpp).
+inline constexpr std::string_view kAuditEventType = "AuditEvent";
+// The search parameters an AuditEvent search answers (others are reported
+// like unknown ones): _id, _lastUpdated, date, patient (chains on the
+// patient included), agent, entity, type, subtype, action, outcome.
+bool IsAuditEventSearchParam(std::string_view code);
+
+// A fresh AuditEvent id for a row recorded at `ts_ms`.
+std::string NewAuditEventId(int64_t ts_ms);
+// The timestamp an AuditEvent id was made for; nullopt when `id` is not one.
+std::optional<int64_t> AuditEventIdTime(const std::string& id);
+
+// Entities recorded per row at most.
+inline constexpr std::size_t kMaxAuditEntities = 50;
+
+// The audit of one write request, recorded by the store inside the database
+// transaction that commits its changes: when that transaction has written
+// at least one resource version, the store calls `finish` on `row` (with the
+// versions written in `row.entities`) and inserts it before committing, so a
+// committed write always has its audit row. `committed` then tells the
+// caller not to queue the row again. ScopedWriteAudit makes it current for
+// the calling thread (requests are served one per thread at a time).
+struct WriteAudit {
+  AuditRow row;
+  std::function<void(AuditRow&)> finish;
+  std::vector<std::string> written;   // Type/id/_history/v, in write order
+  std::vector<std::string> patients;  // Patient/id a deleted resource referred to
+  std::size_t written_total = 0;
+  bool committed = false;
+};
+WriteAudit* CurrentWriteAudit();
+class ScopedWriteAudit {
+ public:
+  explicit ScopedWriteAudit(WriteAudit* audit);
+  ~ScopedWriteAudit();
+  ScopedWriteAudit(const ScopedWriteAudit&) = delete;
+  ScopedWriteAudit& operator=(const ScopedWriteAudit&) = delete;
+
+ private:
+  WriteAudit* previous_;
+};
+// The store's side: notes a version written (no-op without a current audit),
+// forgets the notes of a transaction attempt that is retried, and inserts
+// the row in `tx` before its commit (returns whether it did).
+void NoteAuditedWrite(const std::string& type, const std::string& id, int64_t version);
+// A deletion's patients (its content is gone from the request and answer).
+void NoteAuditedPatient(std::string patient_ref);
+void ResetAuditedWrites();
+bool InsertWriteAudit(pqxx::transaction_base& tx);
+// After the commit of a transaction InsertWriteAudit wrote to.
+void MarkWriteAuditCommitted();
 
 class AuditSink {
  public:

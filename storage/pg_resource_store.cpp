@@ -14,6 +14,8 @@
 #include "fhir/search_index.hpp"
 #include "fhir/search_query.hpp"
 #include "storage/migrator.hpp"
+#include "storage/pg_audit_events.hpp"
+#include "storage/pg_audit_sink.hpp"
 #include "storage/pg_bulk.hpp"
 #include "storage/pg_pool.hpp"
 #include "storage/pg_search.hpp"
@@ -156,6 +158,7 @@ struct PgResourceStore::Impl {
   Result<T> Run(Fn&& fn) {
     bool retried_broken = false;
     for (int attempt = 0;; ++attempt) {
+      ResetAuditedWrites();  // a retried attempt starts with nothing written
       auto lease = pool.Acquire();
       if (!lease)
         return MakeError(ErrorKind::kUnavailable, "the database is busy; try again later");
@@ -227,6 +230,7 @@ struct PgResourceStore::Impl {
                               method == WriteMethod::kCreate ? "POST" : "PUT");
     if (r.empty()) return std::nullopt;
     Index(tx, &resource, resource.type(), id, false);
+    NoteAuditedWrite(resource.type(), id, 1);
     return WriteResult{{resource.type(), id, 1, now, method, false, std::move(content)}, true, true};
   }
 
@@ -240,6 +244,8 @@ PgResourceStore::~PgResourceStore() = default;
 int PgResourceStore::pool_size() const { return impl_->pool.size(); }
 
 Result<VersionRecord> PgResourceStore::Read(const std::string& type, const std::string& id) {
+  if (type == kAuditEventType)
+    return impl_->Run<VersionRecord>([&](pqxx::connection& c) { return ReadAuditEvent(c, id); });
   return impl_->Run<VersionRecord>([&](pqxx::connection& c) -> Result<VersionRecord> {
     pqxx::nontransaction tx(c);
     auto r = tx.exec_prepared(kSelectCurrent.name, type, id);
@@ -255,6 +261,10 @@ Result<VersionRecord> PgResourceStore::Read(const std::string& type, const std::
 
 Result<VersionRecord> PgResourceStore::ReadVersion(const std::string& type, const std::string& id,
                                                    int64_t version) {
+  if (type == kAuditEventType) {
+    if (version != 1) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} has no version {}", type, id, version));
+    return Read(type, id);
+  }
   return impl_->Run<VersionRecord>([&](pqxx::connection& c) -> Result<VersionRecord> {
     pqxx::nontransaction tx(c);
     auto r = tx.exec_prepared(kSelectVersion.name, type, id, version);
@@ -270,6 +280,14 @@ Result<VersionRecord> PgResourceStore::ReadVersion(const std::string& type, cons
 }
 
 namespace {
+
+// Commits a write transaction, with the audit row of the request it serves
+// (if any, and if it wrote anything) inserted just before.
+void CommitAudited(pqxx::work& tx) {
+  const bool audited = InsertWriteAudit(tx);
+  tx.commit();
+  if (audited) MarkWriteAuditCommitted();
+}
 
 // The write operations inside a caller's transaction; each decides its
 // outcome with one locking read and one statement.
@@ -301,6 +319,7 @@ Result<WriteResult> UpdateIn(pqxx::work& tx, Insert&& insert, Index&& index, fhi
       return WriteResult{std::move(rec), false, false};
     }
     index(tx, &resource, type, id);
+    NoteAuditedWrite(type, id, version);
     return WriteResult{{type, id, version, now, WriteMethod::kUpdate, false, std::move(content)}, cur->deleted,
                        true};
   }
@@ -318,7 +337,16 @@ Result<WriteResult> DeleteIn(pqxx::work& tx, Index&& index, const std::string& t
   int64_t version = cur->version + 1;
   int64_t now = std::max(fhir::NowMs(), cur->last_updated_ms);
   tx.exec_prepared(kDeleteExisting.name, type, id, version, now);
+  if (CurrentWriteAudit() != nullptr) {
+    // the patients the deleted version referred to, before its index goes
+    for (const auto& row : tx.exec_params("SELECT DISTINCT target_id FROM search_reference WHERE res_type = $1"
+                                          " AND res_id = $2 AND target_type = 'Patient' LIMIT 50",
+                                          type, id))
+      NoteAuditedPatient(std::string("Patient/") + row[0].c_str());
+    if (type == "Patient") NoteAuditedPatient("Patient/" + id);
+  }
   index(tx, nullptr, type, id);
+  NoteAuditedWrite(type, id, version);
   return WriteResult{{type, id, version, now, WriteMethod::kDelete, true, {}}, false, true};
 }
 
@@ -340,7 +368,7 @@ Result<WriteResult> PgResourceStore::Create(fhir::Resource& resource) {
     for (int i = 0; i < 3; ++i) {
       pqxx::work tx(c);
       if (auto w = impl_->InsertFirst(tx, resource, fhir::NewResourceId(), WriteMethod::kCreate)) {
-        tx.commit();
+        CommitAudited(tx);
         return std::move(*w);
       }
     }
@@ -353,7 +381,7 @@ Result<WriteResult> PgResourceStore::Update(fhir::Resource& resource, const std:
   return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
     pqxx::work tx(c);
     auto w = UpdateIn(tx, impl_->Inserter(), impl_->Indexer(), resource, id, if_match);
-    if (w) tx.commit();
+    if (w) CommitAudited(tx);
     return w;
   });
 }
@@ -363,7 +391,7 @@ Result<WriteResult> PgResourceStore::Delete(const std::string& type, const std::
   return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
     pqxx::work tx(c);
     auto w = DeleteIn(tx, impl_->Indexer(), type, id, if_match);
-    if (w) tx.commit();
+    if (w) CommitAudited(tx);
     return w;
   });
 }
@@ -416,12 +444,12 @@ Result<WriteResult> PgResourceStore::ConditionalCreate(fhir::Resource& resource,
     auto found = Matches(tx, criteria, criteria_text);
     if (!found) return std::move(found.error());
     if (!found->empty()) {
-      tx.commit();
+      CommitAudited(tx);
       return WriteResult{std::move(found->front()), false, false};
     }
     auto w = impl_->InsertFirst(tx, resource, fhir::NewResourceId(), WriteMethod::kCreate);
     if (!w) throw StorageError("a fresh resource id is taken");
-    tx.commit();
+    CommitAudited(tx);
     return std::move(*w);
   });
 }
@@ -442,7 +470,7 @@ Result<WriteResult> PgResourceStore::ConditionalUpdate(fhir::Resource& resource,
                          fmt::format("the resource id '{}' is not the id of the match ({})", *body_id, id));
     }
     auto w = UpdateIn(tx, impl_->Inserter(), impl_->Indexer(), resource, id, std::nullopt);
-    if (w) tx.commit();
+    if (w) CommitAudited(tx);
     return w;
   });
 }
@@ -457,7 +485,7 @@ Result<WriteResult> PgResourceStore::ConditionalDelete(const fhir::SearchQuery& 
       return MakeError(ErrorKind::kNotFound,
                        fmt::format("no {} matches '{}'", criteria.resource_type, criteria_text));
     auto w = DeleteIn(tx, impl_->Indexer(), criteria.resource_type, found->front().id, std::nullopt);
-    if (w) tx.commit();
+    if (w) CommitAudited(tx);
     return w;
   });
 }
@@ -564,7 +592,7 @@ std::optional<fhir::Error> PgResourceStore::RunTransaction(
     pqxx::work tx(c);
     PgTxScope scope(tx, *impl_);
     if (auto err = body(scope)) return std::move(*err);  // rolled back
-    tx.commit();
+    CommitAudited(tx);
     return true;
   });
   if (!done) return std::move(done.error());
@@ -572,6 +600,8 @@ std::optional<fhir::Error> PgResourceStore::RunTransaction(
 }
 
 Result<SearchPage> PgResourceStore::Search(const fhir::SearchQuery& query) {
+  if (query.resource_type == kAuditEventType)
+    return impl_->Run<SearchPage>([&](pqxx::connection& c) { return SearchAuditEvents(c, query); });
   return impl_->Run<SearchPage>([&](pqxx::connection& c) { return RunSearch(c, query); });
 }
 

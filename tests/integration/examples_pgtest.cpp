@@ -78,6 +78,12 @@ TEST_CASE("all R4 examples round-trip through PUT and read", "[examples]") {
     std::string name = path.filename().string();
     ++candidates;
     auto put = c.Put("/fhir/" + type + "/" + id, text);
+    if (type == "AuditEvent") {
+      // the audit trail is the server's own record: read-only
+      CHECK(put.status == 405);
+      ++rejected_known;
+      continue;
+    }
     if (kKnownInvalid.count(name)) {
       CHECK(put.status == 400);
       ++rejected_known;

@@ -259,6 +259,13 @@ int ServerProcess::Stop() {
   return status;
 }
 
+void ServerProcess::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  WaitExit(pid_);
+  pid_ = -1;
+}
+
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) Stop();
 }
@@ -266,6 +273,17 @@ ServerProcess::~ServerProcess() {
 ServerProcess& SharedServer() {
   static ServerProcess server(TestDsn(), {"--migrate"});
   return server;
+}
+
+std::vector<std::vector<std::string>> WaitRows(const std::string& dsn, const std::string& sql, std::size_t n) {
+  std::vector<std::vector<std::string>> rows;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    rows = Sql(dsn, sql);
+    if (rows.size() >= n) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return rows;
 }
 
 std::string UniquePrefix() {

@@ -76,6 +76,8 @@ class ServerProcess {
   std::string base() const { return "/fhir"; }
   // Sends SIGTERM and waits; returns the exit status (or -1 if killed).
   int Stop();
+  // Sends SIGKILL (no shutdown work at all) and waits for the process.
+  void Kill();
   bool Running();
 
  private:
@@ -90,6 +92,10 @@ ServerProcess& SharedServer();
 int Spawn(std::vector<std::string> args);
 // Waits for a child; returns its exit status, or -1 when a signal ended it.
 int WaitExit(int pid);
+
+// Runs `sql` until it returns at least `n` rows (rows written in the
+// background, such as batched audit rows), for up to 10 s; the last result.
+std::vector<std::vector<std::string>> WaitRows(const std::string& dsn, const std::string& sql, std::size_t n);
 
 // Path of the eds binary (EDS_BIN).
 std::string EdsBinary();
