@@ -17,6 +17,7 @@
 #include "fhir/search_query.hpp"
 #include "storage/pg_resource_store.hpp"
 #include "storage/pg_search.hpp"
+#include "storage/pg_statement_cache.hpp"
 
 namespace eds::storage {
 namespace {
@@ -432,7 +433,7 @@ std::vector<fhir::VersionRecord> Include(pqxx::transaction_base& tx, const std::
       }
       if (!spec.target_type.empty()) text += " AND " + std::string(reverse ? "ref.target_type" : "t.res_type") + " = " + sql.Param(spec.target_type);
       text += " LIMIT 10000";
-      auto rows = tx.exec_params(text, pqxx::prepare::make_dynamic_params(sql.params()));
+      auto rows = ExecPrepared(tx, text, sql.params());
       for (const auto& row : rows) {
         auto rec = RecordFromRow(row);
         if (!seen.insert({rec.type, rec.id}).second) continue;
@@ -794,7 +795,7 @@ fhir::Result<SearchPage> RunSearchImpl(pqxx::transaction_base& tx, const fhir::S
     for (const auto& line : lines) *plan += std::string(line[0].c_str()) + "\n";
     return page;
   }
-  auto rows = tx.exec_params(text, pqxx::prepare::make_dynamic_params(sql.params()));
+  auto rows = ExecPrepared(tx, text, sql.params());
   if (walk && rows.size() <= static_cast<std::size_t>(count)) return RunSearchImpl(tx, q, plan, false);
   const std::size_t n = std::min<std::size_t>(rows.size(), static_cast<std::size_t>(count));
   const bool more = rows.size() > n;

@@ -1,0 +1,20 @@
+// Prepared statements for generated SQL (storage-internal). A search's SQL
+// text depends only on the shape of the query (its values are parameters),
+// so each connection prepares the shapes it runs and PostgreSQL can reuse a
+// plan instead of planning every request, which costs more than running
+// these index lookups. Each connection keeps its most recently used
+// statements only.
+#pragma once
+
+#include <pqxx/transaction_base>
+
+#include <string>
+#include <vector>
+
+namespace eds::storage {
+
+// Runs `sql` with `params` as a prepared statement of the transaction's
+// connection (prepared on first use).
+pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& sql, const std::vector<std::string>& params);
+
+}  // namespace eds::storage
