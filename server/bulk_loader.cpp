@@ -32,6 +32,7 @@
 #include "fhir/primitives.hpp"
 #include "fhir/search_index.hpp"
 #include "server/search_admin.hpp"
+#include "storage/pg_audit_sink.hpp"
 #include "storage/resource_store.hpp"
 
 namespace eds::server {
@@ -225,6 +226,8 @@ struct BulkLoader::Impl {
     const std::string type = resource.type();
     if (type == "Bundle" && entry) return reject("a Bundle inside a Bundle is not loaded");
     if (!defs->IsResourceType(type)) return reject(fmt::format("unknown resource type '{}'", type));
+    if (type == storage::kAuditEventType)
+      return reject("AuditEvent resources are recorded by the server and cannot be loaded");
     std::string id;
     if (auto given = resource.id()) {
       if (!fhir::IsValidId(*given))

@@ -207,6 +207,9 @@ TEST_CASE("writes are audited in their own transaction and the trail is served a
     auto tx = c.Post("/fhir", R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":)" + ae +
                                   R"(,"request":{"method":"POST","url":"AuditEvent"}}]})");
     CHECK(tx.status == 405);
+    auto imported = c.Post("/fhir/$import", ae + "\n", {{"Content-Type", "application/fhir+ndjson"}});
+    CHECK(imported.status == 200);
+    CHECK(imported.body.find("recorded by the server and cannot be loaded") != std::string::npos);
     CHECK(Sql(dsn, "SELECT count(*) FROM resource WHERE res_type = 'AuditEvent'")[0][0] == "0");
     auto caps = c.Get("/fhir/metadata").Json();
     for (const auto& r : caps["rest"][0]["resource"].GetArray()) {
