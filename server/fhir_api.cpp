@@ -1303,11 +1303,28 @@ namespace {
 
 // The patients a request or response names: Patient/id references (and the
 // Patient itself), at most 50, found by a scan of the JSON text.
+// The start of the next string value of `"key"` at or after `from` in JSON
+// text (any whitespace around the colon), or npos.
+std::size_t NextStringValue(std::string_view body, std::string_view key, std::size_t from) {
+  for (std::size_t pos = body.find(key, from); pos != std::string_view::npos; pos = body.find(key, pos + 1)) {
+    std::size_t i = pos + key.size();
+    auto skip = [&] {
+      while (i < body.size() && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t')) ++i;
+    };
+    skip();
+    if (i >= body.size() || body[i] != ':') continue;
+    ++i;
+    skip();
+    if (i < body.size() && body[i] == '"') return i + 1;
+  }
+  return std::string_view::npos;
+}
+
 void PatientsIn(std::string_view body, std::vector<std::string>& out) {
-  static constexpr std::string_view kRef = "\"reference\":\"";
-  for (std::size_t pos = body.find(kRef); pos != std::string_view::npos && out.size() < 50;
-       pos = body.find(kRef, pos + 1)) {
-    std::string_view value = body.substr(pos + kRef.size());
+  static constexpr std::string_view kRef = "\"reference\"";
+  for (std::size_t pos = NextStringValue(body, kRef, 0); pos != std::string_view::npos && out.size() < 50;
+       pos = NextStringValue(body, kRef, pos)) {
+    std::string_view value = body.substr(pos);
     value = value.substr(0, value.find('"'));
     if (auto at = value.find("Patient/"); at != std::string_view::npos && (at == 0 || value[at - 1] == '/')) {
       std::string_view id = value.substr(at + 8);
@@ -1345,6 +1362,9 @@ void EntitiesIn(std::string_view body, storage::AuditRow& row) {
     auto before = url.rfind('/', slash - 1);
     row.entities.emplace_back(before == std::string_view::npos ? url : url.substr(before + 1));
   }
+  // Patients read are patients whose data was touched
+  for (const auto& e : row.entities)
+    if (e.rfind("Patient/", 0) == 0) AddPatient(row.patients, e.substr(0, e.find('/', 8)));
 }
 
 // The role categories of FSE 2.0 subject roles that are citizens acting for
@@ -1383,7 +1403,8 @@ void Classify(const HttpRequest& request, storage::AuditRow& row) {
     row.action = "E";
   }
   const bool metadata = request.target.find("/v1/document/metadata") != std::string::npos;
-  if (row.action == "C" || i == "transaction" || i == "batch" || i == "import") row.service = "SERV_WRITE_01";
+  const bool import = i == "operation" && request.target.find("$import") != std::string::npos;
+  if (row.action == "C" || i == "transaction" || i == "batch" || import) row.service = "SERV_WRITE_01";
   else if (row.action == "U") row.service = metadata ? "SERV_WRITE_03" : "SERV_WRITE_02";
   else if (row.action == "D") row.service = "SERV_WRITE_04";
   else
@@ -1531,6 +1552,14 @@ void FhirApi::Observe(const HttpRequest& request, const HttpResponse& response, 
       std::string_view head = loc.substr(0, hist);
       auto slash = head.rfind('/');
       if (slash != std::string_view::npos) row.resource_id = std::string(head.substr(slash + 1));
+    }
+    // a write answered with its resource (a conditional create's match) names it by its id
+    if (row.resource_id.empty() && response.status < 300 && !row.resource_type.empty() &&
+        (row.interaction == "create" || row.interaction == "update")) {
+      if (auto at = NextStringValue(response.body, "\"id\"", 0); at != std::string::npos) {
+        std::string id = response.body.substr(at, response.body.find('"', at) - at);
+        if (fhir::IsValidId(id)) row.resource_id = std::move(id);
+      }
     }
     if (row.resource_type == "Patient" && !row.resource_id.empty()) AddPatient(row.patients, "Patient/" + row.resource_id);
     if (response.status < 300) {
