@@ -419,6 +419,14 @@ fhir::Result<SearchPage> SearchAuditEvents(pqxx::connection& conn, const fhir::S
   AuditFilterBuilder filter(tx);
   for (const auto& c : query.criteria)
     if (auto err = filter.Add(c)) return std::move(*err);
+  if (query.compartment) {
+    // GET /Patient/[id]/AuditEvent: the events that touched that patient
+    if (query.compartment->type != "Patient")
+      return MakeError(ErrorKind::kNotSupported,
+                       fmt::format("AuditEvent is searched in the Patient compartment only, not {}",
+                                   query.compartment->type));
+    filter.AddRaw("patients @> ARRAY[" + filter.Param("Patient/" + query.compartment->id) + "]::text[]");
+  }
   const int count = query.count.value_or(50);
   SearchPage page;
   if (query.total == fhir::TotalMode::kAccurate || query.total == fhir::TotalMode::kEstimate ||

@@ -147,6 +147,10 @@ TEST_CASE("writes are audited in their own transaction and the trail is served a
     CHECK_FALSE(Str(search["entity"][0]["query"]).empty());
     CHECK(Str(search["entity"][1]["what"]["reference"]) == "Observation/" + oid);
 
+    // the patient's compartment holds the same events
+    auto compartment = c.Get("/fhir/Patient/" + pid + "/AuditEvent?date=le" + until);
+    REQUIRE(compartment.status == 200);
+    CHECK(compartment.Json()["entry"].Size() == 6);
     // the other system of the fiscal code finds the same patient
     auto other = c.Get("/fhir/AuditEvent?patient.identifier=http://hl7.it/sid/codiceFiscale%7C" + cf + "&date=le" + until);
     REQUIRE(other.status == 200);
