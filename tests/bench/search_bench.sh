@@ -11,7 +11,10 @@
 # e.g. LOAD_ONLY=1 BUNDLE_SIZE=20 SCALE=0.05),
 # LOAD_CLIENTS (concurrent loading clients, default 8), BUNDLE_SIZE (entries
 # per transaction, default 100), SERVER_THREADS / SERVER_POOL (server shape),
-# PG_SHARED_BUFFERS (default 1GB). Generated data is kept in
+# PG_SHARED_BUFFERS (default 1GB), KEEP_DB=1 (leave the loaded database
+# running at the end, and reuse it in the next KEEP_DB=1 run of the same
+# data instead of loading again: for repeated search measurements; the
+# load figures are then not measured). Generated data is kept in
 # build/search-data/scale-$SCALE and reused; results, the server log and the
 # plans of every search (auto_explain) go to build/search-bench.
 set -euo pipefail
@@ -62,7 +65,11 @@ cleanup() {
         kill -KILL "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
-    bash "$repo_root/tests/pg_fixture.sh" stop "$state_dir" || true
+    if [[ "${KEEP_DB:-0}" == 1 && -f "$state_dir/loaded" ]]; then
+        pg_info "KEEP_DB=1: the loaded database keeps running ($(<"$state_dir/dsn")); 'bash tests/pg_fixture.sh stop $state_dir' removes it"
+    else
+        bash "$repo_root/tests/pg_fixture.sh" stop "$state_dir" || true
+    fi
     exit "$rc"
 }
 trap cleanup EXIT
@@ -108,19 +115,31 @@ pg_info "data: $(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); pr
 
 # ---- database and server -------------------------------------------------------
 
-bash "$repo_root/tests/pg_fixture.sh" start "$state_dir"
+reused=0
+loaded_mark="$stamp scale=$SCALE"
+if [[ "${KEEP_DB:-0}" == 1 && -f "$state_dir/loaded" && "$(<"$state_dir/loaded")" == "$loaded_mark" ]] &&
+    "$PG_BIN/psql" -X -q -At "$(<"$state_dir/dsn")" -c "SELECT 1" >/dev/null 2>&1; then
+    reused=1
+    pg_info "KEEP_DB=1: reusing the database loaded by an earlier run"
+else
+    rm -f -- "$state_dir/loaded"
+    bash "$repo_root/tests/pg_fixture.sh" stop "$state_dir" >/dev/null 2>&1 || true
+    bash "$repo_root/tests/pg_fixture.sh" start "$state_dir"
+fi
 dsn="$(<"$state_dir/dsn")"
 pg_log="$(<"$state_dir/pgdir")/pg.log"
 psql=("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$dsn")
-# A server-sized buffer cache, fewer checkpoints during the load, and
-# auto_explain loaded (off until the plans are captured at the end).
-"${psql[@]}" <<SQL
+if ((!reused)); then
+    # A server-sized buffer cache, fewer checkpoints during the load, and
+    # auto_explain loaded (off until the plans are captured at the end).
+    "${psql[@]}" <<SQL
 ALTER SYSTEM SET shared_buffers = '$PG_SHARED_BUFFERS';
 ALTER SYSTEM SET max_wal_size = '8GB';
 ALTER SYSTEM SET maintenance_work_mem = '256MB';
 ALTER SYSTEM SET shared_preload_libraries = 'auto_explain';
 SQL
-bash "$repo_root/tests/pg_fixture.sh" restart "$state_dir"
+    bash "$repo_root/tests/pg_fixture.sh" restart "$state_dir"
+fi
 
 port="$(pg_pick_free_port)"
 base="http://127.0.0.1:$port"
@@ -148,44 +167,55 @@ done
 
 # ---- load through the API, and the same rows through COPY ----------------------
 
-pg_info "loading $expected_total resources: transaction Bundles of $BUNDLE_SIZE PUTs, $LOAD_CLIENTS clients"
-if ! python3 "$bench_dir/search_data.py" load --base "$base" --data "$data" --clients "$LOAD_CLIENTS" \
-    --bundle-size "$BUNDLE_SIZE" >"$work/load.out"; then
-    server_log
-    pg_die "loading through the server failed"
-fi
-read -r load_n load_s <"$work/load.out"
-((load_n == expected_total)) || pg_die "loaded $load_n resources, expected $expected_total"
-stored="$("${psql[@]}" -c "SELECT count(*) FROM resource WHERE NOT deleted")"
-((stored == expected_total)) || pg_die "expected $expected_total resources in the database, found $stored"
-load_rate="$(awk -v n="$load_n" -v s="$load_s" 'BEGIN { printf "%.1f", n / s }')"
-pg_info "server: stored $load_n resources in $load_s s ($load_rate resources/s)"
+if ((reused)); then
+    load_rate="-"
+    load_n="$expected_total"
+    load_s="-"
+    copy_rate="-"
+    copied="$expected_total"
+    copy_s="-"
+else
+    pg_info "loading $expected_total resources: transaction Bundles of $BUNDLE_SIZE PUTs, $LOAD_CLIENTS clients"
+    if ! python3 "$bench_dir/search_data.py" load --base "$base" --data "$data" --clients "$LOAD_CLIENTS" \
+        --bundle-size "$BUNDLE_SIZE" >"$work/load.out"; then
+        server_log
+        pg_die "loading through the server failed"
+    fi
+    read -r load_n load_s <"$work/load.out"
+    ((load_n == expected_total)) || pg_die "loaded $load_n resources, expected $expected_total"
+    stored="$("${psql[@]}" -c "SELECT count(*) FROM resource WHERE NOT deleted")"
+    ((stored == expected_total)) || pg_die "expected $expected_total resources in the database, found $stored"
+    load_rate="$(awk -v n="$load_n" -v s="$load_s" 'BEGIN { printf "%.1f", n / s }')"
+    pg_info "server: stored $load_n resources in $load_s s ($load_rate resources/s)"
 
-"${psql[@]}" -c "CHECKPOINT"
-"${psql[@]}" -c "CREATE TABLE bench_copy (res_type text NOT NULL, res_id text NOT NULL, content jsonb NOT NULL,
-                 PRIMARY KEY (res_type, res_id))"
-pg_info "raw COPY of the same $expected_total rows into bench_copy (res_type, res_id, content jsonb, primary key)"
-copy_t0="$(date +%s.%N)"
-"${psql[@]}" -c "\\copy bench_copy FROM '$data/resources.copy'"
-copy_t1="$(date +%s.%N)"
-copy_s="$(awk -v a="$copy_t0" -v b="$copy_t1" 'BEGIN { printf "%.3f", b - a }')"
-copied="$("${psql[@]}" -c "SELECT count(*) FROM bench_copy")"
-((copied == expected_total)) || pg_die "COPY stored $copied rows, expected $expected_total"
-copy_rate="$(awk -v n="$copied" -v s="$copy_s" 'BEGIN { printf "%.1f", n / s }')"
-pg_info "raw COPY: $copied rows in $copy_s s ($copy_rate rows/s)"
-"${psql[@]}" -c "DROP TABLE bench_copy"
+    "${psql[@]}" -c "CHECKPOINT"
+    "${psql[@]}" -c "CREATE TABLE bench_copy (res_type text NOT NULL, res_id text NOT NULL, content jsonb NOT NULL,
+                     PRIMARY KEY (res_type, res_id))"
+    pg_info "raw COPY of the same $expected_total rows into bench_copy (res_type, res_id, content jsonb, primary key)"
+    copy_t0="$(date +%s.%N)"
+    "${psql[@]}" -c "\\copy bench_copy FROM '$data/resources.copy'"
+    copy_t1="$(date +%s.%N)"
+    copy_s="$(awk -v a="$copy_t0" -v b="$copy_t1" 'BEGIN { printf "%.3f", b - a }')"
+    copied="$("${psql[@]}" -c "SELECT count(*) FROM bench_copy")"
+    ((copied == expected_total)) || pg_die "COPY stored $copied rows, expected $expected_total"
+    copy_rate="$(awk -v n="$copied" -v s="$copy_s" 'BEGIN { printf "%.1f", n / s }')"
+    pg_info "raw COPY: $copied rows in $copy_s s ($copy_rate rows/s)"
+    "${psql[@]}" -c "DROP TABLE bench_copy"
 
-if [[ "${LOAD_ONLY:-0}" == 1 ]]; then
-    # the ingest benchmark: transaction Bundles (BUNDLE_SIZE entries, e.g. 20,
-    # a clinical document) from LOAD_CLIENTS clients against the raw COPY
-    echo
-    printf '%-52s %12s\n' "load" "resources/s"
-    printf '%-52s %12s   (%d in %s s, %d clients, %d per Bundle)\n' "server: POST /fhir transaction Bundles of PUTs" \
-        "$load_rate" "$load_n" "$load_s" "$LOAD_CLIENTS" "$BUNDLE_SIZE"
-    printf '%-52s %12s   (%d in %s s)\n' "raw PostgreSQL: COPY into one jsonb table" "$copy_rate" "$copied" "$copy_s"
-    awk -v a="$load_rate" -v b="$copy_rate" 'BEGIN { printf "load ratio server/raw: %.3f\n", a / b }'
-    exit 0
+    if [[ "${LOAD_ONLY:-0}" == 1 ]]; then
+        # the ingest benchmark: transaction Bundles (BUNDLE_SIZE entries, e.g. 20,
+        # a clinical document) from LOAD_CLIENTS clients against the raw COPY
+        echo
+        printf '%-52s %12s\n' "load" "resources/s"
+        printf '%-52s %12s   (%d in %s s, %d clients, %d per Bundle)\n' "server: POST /fhir transaction Bundles of PUTs" \
+            "$load_rate" "$load_n" "$load_s" "$LOAD_CLIENTS" "$BUNDLE_SIZE"
+        printf '%-52s %12s   (%d in %s s)\n' "raw PostgreSQL: COPY into one jsonb table" "$copy_rate" "$copied" "$copy_s"
+        awk -v a="$load_rate" -v b="$copy_rate" 'BEGIN { printf "load ratio server/raw: %.3f\n", a / b }'
+        exit 0
+    fi
 fi
+
+[[ "${KEEP_DB:-0}" == 1 ]] && printf '%s\n' "$loaded_mark" >"$state_dir/loaded"
 
 pg_info "VACUUM ANALYZE"
 "${psql[@]}" -c "VACUUM ANALYZE"
@@ -195,6 +225,7 @@ pg_info "database size: $("${psql[@]}" -c "SELECT pg_size_pretty(pg_database_siz
 # Parameter tables for pgbench: row n holds line n of a parameter file.
 param_table() {
     local table="$1" file="$2" cols="$3"
+    "${psql[@]}" -c "DROP TABLE IF EXISTS $table"
     "${psql[@]}" -c "CREATE TABLE $table (n serial PRIMARY KEY, $cols)"
     local names
     names="$(sed -e 's/ text//g' <<<"$cols")"
@@ -377,10 +408,14 @@ printf 'Search benchmark: SCALE=%s, %s resources, %d connections, %d wrk threads
     "$SCALE" "$expected_total" "$CONNECTIONS" "$THREADS" "$DURATION"
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print("  " + ", ".join("%s %d" % kv for kv in sorted(m["counts"].items())))' "$data/manifest.json"
 printf '%-52s %12s\n' "load" "resources/s"
-printf '%-52s %12s   (%d in %s s, %d clients, %d per Bundle)\n' "server: POST /fhir transaction Bundles of PUTs" \
-    "$load_rate" "$load_n" "$load_s" "$LOAD_CLIENTS" "$BUNDLE_SIZE"
-printf '%-52s %12s   (%d in %s s)\n' "raw PostgreSQL: COPY into one jsonb table" "$copy_rate" "$copied" "$copy_s"
-awk -v a="$load_rate" -v b="$copy_rate" 'BEGIN { printf "load ratio server/raw: %.3f\n", a / b }'
+if ((reused)); then
+    echo "load: not measured (KEEP_DB=1 reused a loaded database)"
+else
+    printf '%-52s %12s   (%d in %s s, %d clients, %d per Bundle)\n' "server: POST /fhir transaction Bundles of PUTs" \
+        "$load_rate" "$load_n" "$load_s" "$LOAD_CLIENTS" "$BUNDLE_SIZE"
+    printf '%-52s %12s   (%d in %s s)\n' "raw PostgreSQL: COPY into one jsonb table" "$copy_rate" "$copied" "$copy_s"
+    awk -v a="$load_rate" -v b="$copy_rate" 'BEGIN { printf "load ratio server/raw: %.3f\n", a / b }'
+fi
 echo
 failed=0
 awk -v labels="$(for s in "${searches[@]}"; do IFS='|' read -r n l _ _ <<<"$s"; printf '%s=%s;' "$n" "$l"; done)" '
