@@ -68,7 +68,6 @@ bool MonitoringMaintenance::Run(const char* what, const char* sql) {
     tx.exec(sql);
     return true;
   } catch (const std::exception& e) {
-    ++failures_;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stop_) return false;  // cancelled at shutdown
@@ -96,7 +95,7 @@ void MonitoringMaintenance::Loop() {
       next_partitions = Clock::now() + (ok ? std::chrono::seconds(6 * 3600) : std::chrono::seconds(5));
     }
     if (now >= next_refresh) {
-      if (Run("refreshing the monitoring views", "SELECT eds_monitoring_refresh()")) ++refreshes_;
+      Run("refreshing the monitoring views", "SELECT eds_monitoring_refresh()");
       next_refresh = Clock::now() + refresh_every_;
     }
   }

@@ -3,10 +3,8 @@
 // the key of the fiscal-code hashes kept in the database.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -33,9 +31,6 @@ class MonitoringMaintenance {
   MonitoringMaintenance(const MonitoringMaintenance&) = delete;
   MonitoringMaintenance& operator=(const MonitoringMaintenance&) = delete;
 
-  uint64_t refreshes() const { return refreshes_.load(); }
-  uint64_t failures() const { return failures_.load(); }
-
  private:
   void Loop();
   // Runs `sql` on the thread's connection (opened when needed); false after
@@ -49,7 +44,6 @@ class MonitoringMaintenance {
   bool stop_ = false;
   struct Connection;                  // a pqxx connection (storage/ keeps pqxx out of its headers)
   std::unique_ptr<Connection> conn_;  // replaced only under mutex_
-  std::atomic<uint64_t> refreshes_{0}, failures_{0};
   std::thread thread_;
 };
 
