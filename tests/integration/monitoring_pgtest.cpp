@@ -260,6 +260,27 @@ TEST_CASE("without a configured key the fiscal codes are hashed under one kept i
   CHECK(Sql(dsn, "SELECT count(DISTINCT fiscal_code_hash)::text FROM feeding_record") == Rows{{"1"}});
 }
 
+TEST_CASE("a document and its feeding record commit together", "[monitoring]") {
+  const std::string dsn = CreateDatabase("eds_feedtx_" + UniquePrefix());
+  ServerProcess server(dsn, {"--migrate", "--analytics-hash-key", "feeding-test-key-0123456789"});
+  HttpClient c(server.port());
+  const std::string id = "2.16.840.1.113883.2.9.2.030.4.4^tx1";
+  const std::string envelope = Envelope(id, Document(id, "LAB"), "030", "030", "HIGH");
+  // without this month's partition the feeding record cannot be written: neither is the document
+  const std::string month = Sql(dsn, "SELECT to_char(now(), 'YYYY_MM')")[0][0];
+  Sql(dsn, "DROP TABLE feeding_record_" + month);
+  CHECK(c.Send("POST", "/v1/document/workflowinstanceid/wf-tx", Headers("tx-01"), envelope).status == 500);
+  CHECK(Sql(dsn, "SELECT count(*)::text FROM fse_document") == Rows{{"0"}});
+  CHECK(Sql(dsn, "SELECT count(*)::text FROM resource WHERE res_type IN ('DocumentReference', 'Composition')") ==
+        Rows{{"0"}});
+  // with the partition back, the same call stores both
+  Sql(dsn, "SELECT eds_feeding_partitions(0)");
+  CHECK(c.Send("POST", "/v1/document/workflowinstanceid/wf-tx", Headers("tx-02"), envelope).status == 201);
+  CHECK(Sql(dsn, "SELECT count(*)::text FROM fse_document") == Rows{{"1"}});
+  CHECK(Sql(dsn, "SELECT request_id, operation, status::text FROM feeding_record") ==
+        Rows{{"tx-02", "PUBLISH", "201"}});
+}
+
 namespace {
 
 // An audit row of a known workload, at noon of `days_ago`.
