@@ -2,11 +2,14 @@
 // codes.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <map>
+#include <stdexcept>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "server/config.hpp"
 #include "server/feeding.hpp"
 #include "storage/analytics_hash.hpp"
 
@@ -117,6 +120,15 @@ TEST_CASE("keyed hashes of fiscal codes", "[server]") {
   CHECK(storage::KeyedHash("k", "RSSMRA80A01H501U") != storage::KeyedHash("k2", "RSSMRA80A01H501U"));
   CHECK(storage::RandomKey(32).size() == 32);
   CHECK(storage::RandomKey(32) != storage::RandomKey(32));
+}
+
+TEST_CASE("analytics flags: the hash key and the refresh interval of the monitoring views", "[server]") {
+  auto defaults = ParseConfig({});
+  CHECK(defaults.monitoring_refresh == std::chrono::seconds(300));
+  auto c = ParseConfig({"--analytics-hash-key", "a-long-secret-key", "--monitoring-refresh-seconds", "0"});
+  CHECK(c.analytics_hash_key == "a-long-secret-key");
+  CHECK(c.monitoring_refresh == std::chrono::seconds(0));
+  CHECK_THROWS_AS(ParseConfig({"--monitoring-refresh-seconds", "-1"}), std::invalid_argument);
 }
 
 }  // namespace
