@@ -108,6 +108,15 @@ const std::vector<Option>& Options() {
        [](ServerConfig& c, const std::string& v) {
          c.audit_retention_months = static_cast<int>(ToNumber("audit-retention-months", v, 0, 1200));
        }},
+      {"analytics-hash-key", "EDS_ANALYTICS_HASH_KEY",
+       "key of the fiscal-code hashes in analytics tables (default: a random key made once and kept in "
+       "the database); prefer the environment variable, which ps does not show",
+       [](ServerConfig& c, const std::string& v) { c.analytics_hash_key = v; }},
+      {"monitoring-refresh-seconds", "EDS_MONITORING_REFRESH_SECONDS",
+       "seconds between refreshes of the materialised monitoring views (default 300; 0: never)",
+       [](ServerConfig& c, const std::string& v) {
+         c.monitoring_refresh = std::chrono::seconds(ToNumber("monitoring-refresh-seconds", v, 0, 7 * 86400));
+       }},
       {"profiles", "EDS_PROFILES",
        "directory of profiles (StructureDefinitions) to validate against, besides the package's "
        "(default the profiles/ directory of the source tree)",

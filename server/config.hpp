@@ -48,6 +48,10 @@ struct ServerConfig {
   std::string log_level = "info";   // error, warn, info, debug
   bool audit = true;                // an audit row per request
   int audit_retention_months = 0;   // 0: keep every month
+  // Key of the fiscal-code hashes in analytics tables (HMAC-SHA256); empty:
+  // the key kept in the database (analytics_key), made once at random.
+  std::string analytics_hash_key;
+  std::chrono::seconds monitoring_refresh{300};  // materialised monitoring views; 0: never
   std::string profiles_dir;         // StructureDefinitions (profiles) to validate against
   ValidationPolicy validation;      // validation on write
 };

@@ -7,6 +7,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 #include <vector>
 
@@ -14,8 +15,11 @@
 #include "fhir/json.hpp"
 #include "fhir/primitives.hpp"
 #include "fhir/transaction.hpp"
+#include "server/feeding.hpp"
 #include "server/fhir_api.hpp"
+#include "server/log.hpp"
 #include "server/transaction_processor.hpp"
+#include "storage/analytics_hash.hpp"
 #include "storage/resource_store.hpp"
 
 namespace eds::server {
@@ -82,18 +86,26 @@ std::string PercentDecode(std::string_view s) {
 
 void AppendString(std::string& out, std::string_view s) { fhir::AppendJsonString(out, s); }
 
+const char* ProblemType(int status) {
+  return status == 404 ? "/err/resource" : status >= 500 ? "/err/server" : "/err/client";
+}
+
+const char* ProblemTitle(int status) {
+  return status == 400   ? "Bad request"
+         : status == 404 ? "Document not found"
+         : status == 409 ? "Conflict"
+         : status == 412 ? "Precondition failed"
+         : status == 413 ? "Payload too large"
+         : status == 415 ? "Unsupported media type"
+         : status == 422 ? "Unprocessable document"
+         : status == 503 ? "Service unavailable"
+         : status >= 500 ? "Server error"
+                         : "Client error";
+}
+
 HttpResponse Problem(const RequestContext& ctx, int status, std::string_view detail) {
-  const char* type = status == 404 ? "/err/resource" : status >= 500 ? "/err/server" : "/err/client";
-  const char* title = status == 400   ? "Bad request"
-                      : status == 404 ? "Document not found"
-                      : status == 409 ? "Conflict"
-                      : status == 412 ? "Precondition failed"
-                      : status == 413 ? "Payload too large"
-                      : status == 415 ? "Unsupported media type"
-                      : status == 422 ? "Unprocessable document"
-                      : status == 503 ? "Service unavailable"
-                      : status >= 500 ? "Server error"
-                                      : "Client error";
+  const char* type = ProblemType(status);
+  const char* title = ProblemTitle(status);
   std::string body = "{\"traceID\":";
   AppendString(body, ctx.request_id);
   body += ",\"spanID\":";
@@ -159,13 +171,110 @@ struct Envelope {
 
 struct DocumentApi::Impl {
   Impl(std::shared_ptr<const fhir::Definitions> d, storage::ResourceStore& s, const TransactionProcessor& p,
-       int concurrency, EntryCheck c)
-      : defs(std::move(d)), store(s), processor(p), gate(concurrency), check(std::move(c)) {}
+       int concurrency, EntryCheck c, std::string key)
+      : defs(std::move(d)),
+        store(s),
+        processor(p),
+        gate(concurrency),
+        check(std::move(c)),
+        analytics_key(std::move(key)) {}
   std::shared_ptr<const fhir::Definitions> defs;
   storage::ResourceStore& store;
   const TransactionProcessor& processor;
   mutable PriorityGate gate;
   EntryCheck check;
+  const std::string analytics_key;
+
+  // The keyed hash stored for a fiscal code (none without a key).
+  std::string FiscalCodeHash(const std::string& fiscal_code) const {
+    if (analytics_key.empty() || fiscal_code.empty()) return {};
+    return storage::KeyedHash(analytics_key, storage::NormalFiscalCode(fiscal_code));
+  }
+
+  // What the document says, into its feeding record.
+  void Apply(storage::FeedingRecord& rec, const DocumentFacts& f) const {
+    rec.document_type = f.document_type;
+    rec.tipo_documento_liv_alto = f.tipo_documento_liv_alto;
+    rec.producer_app_id = f.producer_app_id;
+    rec.producer_app_vendor = f.producer_app_vendor;
+    rec.producer_app_version = f.producer_app_version;
+    rec.producer_org = f.producer_org;
+    if (!f.patient.empty()) rec.patient = f.patient;
+    if (!f.fiscal_code.empty()) rec.fiscal_code_hash = FiscalCodeHash(f.fiscal_code);
+  }
+
+  // The problem answer to `e`; a document refused as invalid (400, 422)
+  // counts its errors in the feeding record.
+  static HttpResponse Reject(const RequestContext& ctx, storage::FeedingRecord& rec, const fhir::Error& e) {
+    const int status = HttpStatusOf(e.kind);
+    if (status == 400 || status == 422) {
+      rec.validation_errors = 0;
+      for (const auto& i : e.outcome.issues())
+        rec.validation_errors += i.severity == fhir::Severity::kError || i.severity == fhir::Severity::kFatal;
+    }
+    return Problem(ctx, e);
+  }
+
+  // The facts of a stored document, read in `scope`; `document_reference`:
+  // its DocumentReference's content when the caller has it at hand.
+  static DocumentFacts StoredFacts(storage::TxScope& scope, const storage::DocumentRecord& d,
+                                   std::string document_reference = {}) {
+    auto read = [&scope](const std::string& type, const std::string& id) -> std::optional<std::string> {
+      auto r = scope.Read(type, id);
+      if (!r) return std::nullopt;
+      return std::move(r->content);
+    };
+    std::string composition;
+    for (const auto& ref : d.resources)
+      if (ref.rfind("Composition/", 0) == 0) {
+        composition = read("Composition", ref.substr(12)).value_or("");
+        break;
+      }
+    if (auto slash = d.document_reference.find('/'); document_reference.empty() && slash != std::string::npos)
+      document_reference =
+          read(d.document_reference.substr(0, slash), d.document_reference.substr(slash + 1)).value_or("");
+    return FactsOfStored(composition, document_reference, read);
+  }
+
+  // Patient/id of the patient a stored document is about: the subject of
+  // its Composition, else of its DocumentReference, else the Patient entry
+  // it wrote or matched.
+  static std::string PatientOf(const std::vector<std::optional<EntryResult>>& results) {
+    std::string composition, document_reference, entry;
+    auto subject_of = [](const std::string& content) -> std::string {
+      Json r;
+      r.Parse(content.data(), content.size());
+      if (r.HasParseError() || !r.IsObject() || !r.HasMember("subject")) return {};
+      std::string ref = Str(r["subject"], "reference");
+      return ref.rfind("Patient/", 0) == 0 ? ref : std::string();
+    };
+    for (const auto& r : results) {
+      if (!r || !r->record || r->record->deleted) continue;
+      const auto& rec = *r->record;
+      if (rec.type == "Composition" && composition.empty()) composition = subject_of(rec.content);
+      if (rec.type == "DocumentReference" && document_reference.empty()) document_reference = subject_of(rec.content);
+      if (rec.type == "Patient" && entry.empty()) entry = "Patient/" + rec.id;
+    }
+    return !composition.empty() ? composition : !document_reference.empty() ? document_reference : entry;
+  }
+
+  // The feeding record of a call that was refused, in its own transaction.
+  // A failure to write it is logged; the answer stands.
+  void RecordRejected(storage::FeedingRecord rec, int status) const {
+    rec.status = status;
+    rec.problem_type = ProblemType(status);
+    rec.problem_title = ProblemTitle(status);
+    rec.completed_ms = fhir::NowMs();
+    try {
+      auto err = store.RunTransaction([&rec](storage::TxScope& scope) { return scope.RecordFeeding(rec); });
+      if (err && err->kind != ErrorKind::kNotSupported)
+        Log(LogLevel::kError, fmt::format("the feeding record of request {} was not written: {}", rec.request_id,
+                                          err->outcome.issues().empty() ? "" : err->outcome.issues()[0].diagnostics));
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError,
+          fmt::format("the feeding record of request {} was not written: {}", rec.request_id, e.what()));
+    }
+  }
 
   // Envelope of PUBLISH / REPLACE.
   std::optional<HttpResponse> ReadEnvelope(const HttpRequest& req, const RequestContext& ctx,
@@ -254,15 +363,25 @@ struct DocumentApi::Impl {
   }
 
   HttpResponse Publish(const HttpRequest& req, RequestContext& ctx, const std::string& wii,
-                       const std::vector<std::pair<std::string, std::string>>& query, bool replace) const {
+                       const std::vector<std::pair<std::string, std::string>>& query, bool replace,
+                       storage::FeedingRecord& rec) const {
     Envelope env;
-    if (auto bad = ReadEnvelope(req, ctx, query, env)) return std::move(*bad);
+    auto bad = ReadEnvelope(req, ctx, query, env);
+    rec.workflow_instance_id = wii;
+    rec.identifier = env.identifier;
+    rec.priority = env.priority;
+    rec.rda = env.rda;
+    rec.rde = env.rde;
+    if (bad) return std::move(*bad);
     auto slot = gate.Acquire(PriorityOf(env.priority));
+    const DocumentFacts facts = FactsOfBundle(env.json_string);
+    Apply(rec, facts);
+    rec.entries = facts.entries;
     std::string master;
     auto plan = ReadBundle(env.json_string, master);
-    if (!plan) return Problem(ctx, plan.error());
+    if (!plan) return Reject(ctx, rec, plan.error());
     if (check)
-      if (auto invalid = check(*plan)) return Problem(ctx, *invalid);
+      if (auto invalid = check(*plan)) return Reject(ctx, rec, *invalid);
     // PUBLISH: the Bundle's master identifier is the one announced; REPLACE:
     // the announced one is replaced by the Bundle's (it may stay the same)
     if (!replace && master != env.identifier)
@@ -291,39 +410,63 @@ struct DocumentApi::Impl {
       if (auto e = DeleteResources(scope, **existing)) return e;
       return scope.DeleteDocument(env.identifier);
     };
+    const int status = replace ? 200 : 201;
     auto after = [&](storage::TxScope& scope,
                      const std::vector<std::optional<EntryResult>>& results) -> std::optional<fhir::Error> {
-      return scope.PutDocument(RecordOf(master, wii, env, *plan, results));
+      if (auto e = scope.PutDocument(RecordOf(master, wii, env, *plan, results))) return e;
+      // the feeding record and the patient's region commit with the document
+      storage::FeedingRecord accepted = rec;
+      if (auto patient = PatientOf(results); !patient.empty()) accepted.patient = patient;
+      if (!env.rda.empty() && !accepted.patient.empty())
+        if (auto e = scope.SetPatientRegion(accepted.patient, env.rda, master)) return e;
+      accepted.status = status;
+      accepted.completed_ms = fhir::NowMs();
+      return scope.RecordFeeding(accepted);
     };
     std::optional<std::size_t> failed;
     auto done = processor.RunTransaction(store, *plan, failed, before, after);
-    if (!done) return Problem(ctx, done.error());
-    return Ok(ctx, replace ? 200 : 201);
+    if (!done) return Reject(ctx, rec, done.error());
+    return Ok(ctx, status);
   }
 
-  HttpResponse Delete(RequestContext& ctx, const std::string& identifier) const {
+  HttpResponse Delete(RequestContext& ctx, const std::string& identifier, storage::FeedingRecord& rec) const {
+    rec.identifier = identifier;
     auto err = store.RunTransaction([&](storage::TxScope& scope) -> std::optional<fhir::Error> {
       scope.LockCriteria("fse_document", identifier);
       auto existing = scope.GetDocument(identifier);
       if (!existing) return std::move(existing.error());
       if (!*existing) return MakeError(ErrorKind::kNotFound, fmt::format("document '{}' is not known", identifier));
-      if (auto e = DeleteResources(scope, **existing)) return e;
-      return scope.DeleteDocument(identifier);
+      const storage::DocumentRecord& d = **existing;
+      rec.workflow_instance_id = d.workflow_instance_id;
+      rec.rda = d.rda;
+      rec.rde = d.rde;
+      rec.entries = static_cast<int>(d.resources.size());
+      Apply(rec, StoredFacts(scope, d));  // read before the resources go
+      if (auto e = DeleteResources(scope, d)) return e;
+      if (auto e = scope.DeleteDocument(identifier)) return e;
+      storage::FeedingRecord accepted = rec;
+      accepted.status = 200;
+      accepted.completed_ms = fhir::NowMs();
+      return scope.RecordFeeding(accepted);
     });
     if (err) return Problem(ctx, *err);
     return Ok(ctx, 200);
   }
 
   // UPDATE: the metadata of a published document, onto its DocumentReference.
-  HttpResponse UpdateMetadata(const HttpRequest& req, RequestContext& ctx) const {
+  HttpResponse UpdateMetadata(const HttpRequest& req, RequestContext& ctx, storage::FeedingRecord& rec) const {
     Json body;
     body.Parse(req.body.data(), req.body.size());
     if (body.HasParseError() || !body.IsObject()) return Problem(ctx, 400, "the body is not a JSON object");
     const std::string wii = Str(body, "workflowInstanceId");
+    rec.workflow_instance_id = wii;
+    rec.fiscal_code_hash = FiscalCodeHash(Str(body, "fiscalCode"));
+    rec.entries = 1;  // the DocumentReference
     if (wii.empty()) return Problem(ctx, 400, "'workflowInstanceId' is required");
     auto meta = body.FindMember("body");
     if (meta == body.MemberEnd() || !meta->value.IsObject()) return Problem(ctx, 400, "'body' (the metadata) is required");
     const auto& m = meta->value;
+    rec.tipo_documento_liv_alto = Str(m, "tipoDocumentoLivAlto");
     for (const char* date : {"dataInizioPrestazione", "dataFinePrestazione"})
       if (!Str(m, date).empty() && !FhirDate(Str(m, date)))
         return Problem(ctx, 400, fmt::format("'{}' must be yyyyMMdd[HHmmss] or a FHIR dateTime", date));
@@ -331,6 +474,9 @@ struct DocumentApi::Impl {
       auto doc = scope.GetDocumentByWorkflow(wii);
       if (!doc) return std::move(doc.error());
       if (!*doc) return MakeError(ErrorKind::kNotFound, fmt::format("no document of workflow instance '{}'", wii));
+      rec.identifier = (*doc)->identifier;
+      rec.rda = (*doc)->rda;
+      rec.rde = (*doc)->rde;
       const std::string& ref = (*doc)->document_reference;
       auto slash = ref.find('/');
       if (slash == std::string::npos) return MakeError(ErrorKind::kInternal, "the document has no DocumentReference");
@@ -346,9 +492,13 @@ struct DocumentApi::Impl {
       if (!updated) return std::move(updated.error());
       auto w = scope.Update(*updated, id, std::nullopt);
       if (!w) return std::move(w.error());
-      return std::nullopt;
+      storage::FeedingRecord accepted = rec;
+      Apply(accepted, StoredFacts(scope, **doc, w->record.content));
+      accepted.status = 200;
+      accepted.completed_ms = fhir::NowMs();
+      return scope.RecordFeeding(accepted);
     });
-    if (err) return Problem(ctx, *err);
+    if (err) return Reject(ctx, rec, *err);
     return Ok(ctx, 200);
   }
 
@@ -432,8 +582,10 @@ struct DocumentApi::Impl {
 };
 
 DocumentApi::DocumentApi(std::shared_ptr<const fhir::Definitions> defs, storage::ResourceStore& store,
-                         const TransactionProcessor& processor, int concurrency, EntryCheck check)
-    : impl_(std::make_unique<Impl>(std::move(defs), store, processor, std::max(1, concurrency), std::move(check))) {}
+                         const TransactionProcessor& processor, int concurrency, EntryCheck check,
+                         std::string analytics_key)
+    : impl_(std::make_unique<Impl>(std::move(defs), store, processor, std::max(1, concurrency), std::move(check),
+                                   std::move(analytics_key))) {}
 DocumentApi::~DocumentApi() = default;
 
 bool DocumentApi::Serves(std::string_view target) {
@@ -466,6 +618,26 @@ HttpResponse DocumentApi::Handle(const HttpRequest& req, RequestContext& ctx) co
     start = slash + 1;
   }
   ctx.interaction = "document";
+  // every call of an operation leaves a feeding record: an accepted one with
+  // its document, a refused one afterwards
+  storage::FeedingRecord rec;
+  if (segs.size() == 4 && segs[2] == "workflowinstanceid" && req.method == "POST") rec.operation = "PUBLISH";
+  if (segs.size() == 4 && segs[2] == "workflowinstanceid" && req.method == "PUT") rec.operation = "REPLACE";
+  if (segs.size() == 3 && segs[2] == "metadata" && req.method == "PUT") rec.operation = "UPDATE";
+  if (segs.size() == 4 && segs[2] == "identifier" && req.method == "DELETE") rec.operation = "DELETE";
+  rec.request_id = ctx.request_id;
+  rec.received_ms = fhir::NowMs() - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::steady_clock::now() - ctx.start)
+                                        .count();
+  HttpResponse r = Route(req, ctx, path, segs, query, rec);
+  if (!rec.operation.empty() && r.status >= 400) impl_->RecordRejected(std::move(rec), r.status);
+  return r;
+}
+
+HttpResponse DocumentApi::Route(const HttpRequest& req, RequestContext& ctx, std::string_view path,
+                                const std::vector<std::string>& segs,
+                                const std::vector<std::pair<std::string, std::string>>& query,
+                                storage::FeedingRecord& rec) const {
   if (req.method != "DELETE" && !req.body.empty()) {
     std::string_view ct = req.Header("content-type");
     if (!ct.empty() && ct.substr(0, 16) != "application/json")
@@ -473,16 +645,16 @@ HttpResponse DocumentApi::Handle(const HttpRequest& req, RequestContext& ctx) co
   }
   try {
     if (segs.size() == 4 && segs[2] == "workflowinstanceid") {
-      if (req.method == "POST") return impl_->Publish(req, ctx, segs[3], query, false);
-      if (req.method == "PUT") return impl_->Publish(req, ctx, segs[3], query, true);
+      if (req.method == "POST") return impl_->Publish(req, ctx, segs[3], query, false, rec);
+      if (req.method == "PUT") return impl_->Publish(req, ctx, segs[3], query, true, rec);
       return Problem(ctx, 405, fmt::format("method {} is not allowed here; POST publishes, PUT replaces", req.method));
     }
     if (segs.size() == 3 && segs[2] == "metadata") {
-      if (req.method == "PUT") return impl_->UpdateMetadata(req, ctx);
+      if (req.method == "PUT") return impl_->UpdateMetadata(req, ctx, rec);
       return Problem(ctx, 405, "only PUT updates a document's metadata");
     }
     if (segs.size() == 4 && segs[2] == "identifier") {
-      if (req.method == "DELETE") return impl_->Delete(ctx, segs[3]);
+      if (req.method == "DELETE") return impl_->Delete(ctx, segs[3], rec);
       return Problem(ctx, 405, "only DELETE is served on a document identifier");
     }
   } catch (const storage::StorageError&) {

@@ -17,7 +17,10 @@
 #include <memory>
 #include <optional>
 #include <mutex>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "server/http_types.hpp"
 
@@ -28,6 +31,7 @@ struct TransactionPlan;
 }
 namespace eds::storage {
 class ResourceStore;
+struct FeedingRecord;
 }
 
 namespace eds::server {
@@ -73,15 +77,23 @@ class DocumentApi {
  public:
   // `check` validates a document's entries as writes are validated (422).
   using EntryCheck = std::function<std::optional<fhir::Error>(const fhir::TransactionPlan&)>;
+  // `analytics_key`: the key of the fiscal-code hashes in feeding records
+  // (empty: the records carry no hash).
   DocumentApi(std::shared_ptr<const fhir::Definitions> defs, storage::ResourceStore& store,
-              const TransactionProcessor& processor, int concurrency, EntryCheck check = {});
+              const TransactionProcessor& processor, int concurrency, EntryCheck check = {},
+              std::string analytics_key = {});
   ~DocumentApi();
 
   // True for the paths this API serves (/v1/document/...).
   static bool Serves(std::string_view target);
+  // Answers one call and appends its feeding record (docs/monitoring.md).
   HttpResponse Handle(const HttpRequest& request, RequestContext& ctx) const;
 
  private:
+  HttpResponse Route(const HttpRequest& request, RequestContext& ctx, std::string_view path,
+                     const std::vector<std::string>& segments,
+                     const std::vector<std::pair<std::string, std::string>>& query,
+                     storage::FeedingRecord& record) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

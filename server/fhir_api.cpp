@@ -195,7 +195,8 @@ struct FhirApi::Impl {
   std::shared_ptr<const fhir::Validator> validator;
   TransactionProcessor processor{defs, indexers, config.json_max_depth};
   DocumentApi documents{defs, store, processor, std::max(1, config.pool_size - 1),
-                        [this](const fhir::TransactionPlan& plan) { return CheckTransaction(plan); }};
+                        [this](const fhir::TransactionPlan& plan) { return CheckTransaction(plan); },
+                        config.analytics_hash_key};
   mutable Metrics metrics;
   storage::AuditSink* audit = nullptr;
 

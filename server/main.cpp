@@ -31,6 +31,7 @@
 #include "server/search_admin.hpp"
 #include "storage/migrator.hpp"
 #include "storage/pg_audit_sink.hpp"
+#include "storage/pg_monitoring.hpp"
 #include "storage/pg_resource_store.hpp"
 
 namespace {
@@ -359,9 +360,19 @@ int Serve(const server::ServerConfig& c) {
       return 1;
     }
   }
+  // fiscal codes in analytics tables are hashed under the configured key, else under the database's own
+  server::ServerConfig config = c;
+  if (config.analytics_hash_key.empty())
+    config.analytics_hash_key = storage::LoadAnalyticsKey(c.database_url);
+  else if (config.analytics_hash_key.size() < 16)
+    server::Log(server::LogLevel::kWarn, "--analytics-hash-key is shorter than 16 characters: a short key can be "
+                                         "guessed, and with it every fiscal-code hash reversed");
+  storage::MonitoringMaintenance monitoring(c.database_url, c.monitoring_refresh, [](const std::string& message) {
+    server::Log(server::LogLevel::kWarn, message);
+  });
   auto indexers = std::make_shared<fhir::IndexerHolder>(nullptr);
   storage::PgResourceStore store(StoreOptions(c, defs, indexers));
-  server::FhirApi api(c, defs, store, indexers, MakeValidator(c, defs));
+  server::FhirApi api(config, defs, store, indexers, MakeValidator(c, defs));
   LoadCustomSearchParameters(defs, store, *indexers);
   std::unique_ptr<storage::AuditSink> audit;
   if (c.audit) {
@@ -369,7 +380,7 @@ int Serve(const server::ServerConfig& c) {
                                                  c.audit_retention_months);
     api.SetAuditSink(audit.get());
   }
-  server::HttpServer http(c, api);
+  server::HttpServer http(config, api);
   unsigned short port = http.Listen();
   fmt::print("EDS core listening on http://{}:{}{}\n", c.bind_address, port, c.base_path);
   std::fflush(stdout);

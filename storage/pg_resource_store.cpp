@@ -548,7 +548,34 @@ class PgTxScope final : public TxScope {
     return std::nullopt;
   }
 
+  std::optional<fhir::Error> RecordFeeding(const FeedingRecord& f) override {
+    tx_.exec_params(kInsertFeeding, fhir::FormatInstant(f.received_ms), fhir::FormatInstant(f.completed_ms),
+                    f.request_id, f.operation, f.workflow_instance_id, f.identifier, f.document_type,
+                    f.tipo_documento_liv_alto, f.rde, f.rda, f.producer_app_id, f.producer_app_vendor,
+                    f.producer_app_version, f.producer_org, f.priority, f.entries, f.validation_errors, f.status,
+                    f.problem_type, f.problem_title, f.patient, f.fiscal_code_hash);
+    return std::nullopt;
+  }
+  std::optional<fhir::Error> SetPatientRegion(const std::string& patient, const std::string& rda,
+                                              const std::string& identifier) override {
+    // an unchanged region writes nothing
+    tx_.exec_params(
+        "INSERT INTO patient_region (patient, rda, identifier) VALUES ($1, $2, $3) ON CONFLICT (patient) DO UPDATE"
+        " SET rda = EXCLUDED.rda, identifier = EXCLUDED.identifier, updated_at = now()"
+        " WHERE patient_region.rda <> EXCLUDED.rda",
+        patient, rda, identifier);
+    return std::nullopt;
+  }
+
  private:
+  static constexpr const char* kInsertFeeding =
+      "INSERT INTO feeding_record (received_at, completed_at, request_id, operation, workflow_instance_id,"
+      " identifier, document_type, tipo_documento_liv_alto, rde, rda, producer_app_id, producer_app_vendor,"
+      " producer_app_version, producer_org, priority, entries, validation_errors, status, problem_type,"
+      " problem_title, patient, fiscal_code_hash)"
+      " VALUES ($1::timestamptz, $2::timestamptz, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
+      " $18, $19, $20, $21, $22)";
+
   static constexpr const char* kDocumentColumns =
       "SELECT identifier, workflow_instance_id, array_to_json(resources)::text, document_reference, rda, rde, priority"
       " FROM fse_document";

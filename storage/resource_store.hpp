@@ -94,6 +94,29 @@ struct DocumentRecord {
   std::string rda, rde, priority;
 };
 
+// One call of the FSE ingestion API, for the feeding analytics
+// (feeding_record). The patient's fiscal code appears only as a keyed hash.
+struct FeedingRecord {
+  int64_t received_ms = 0;   // when the request arrived
+  int64_t completed_ms = 0;  // when its outcome was known
+  std::string request_id;
+  std::string operation;     // PUBLISH, REPLACE, UPDATE, DELETE
+  std::string workflow_instance_id;
+  std::string identifier;    // master identifier
+  std::string document_type;  // LOINC code of Composition.type
+  std::string tipo_documento_liv_alto;
+  std::string rde, rda;
+  std::string producer_app_id, producer_app_vendor, producer_app_version;
+  std::string producer_org;
+  std::string priority;
+  int entries = 0;
+  int validation_errors = 0;
+  int status = 0;            // HTTP status of the answer
+  std::string problem_type, problem_title;
+  std::string patient;           // Patient/id
+  std::string fiscal_code_hash;  // HMAC-SHA256, hex
+};
+
 // One resource of a bulk write (ResourceStore::WriteBulk), checked and
 // prepared off the writing thread: its id set, its index rows extracted and
 // its content rendered as version 1.
@@ -174,6 +197,22 @@ class TxScope {
   virtual std::optional<fhir::Error> DeleteDocument(const std::string& identifier) {
     (void)identifier;
     return fhir::MakeError(fhir::ErrorKind::kNotSupported, "this store keeps no document registry");
+  }
+
+  // Appends the feeding record of an ingestion API call, in this
+  // transaction (so an accepted document and its record commit together).
+  virtual std::optional<fhir::Error> RecordFeeding(const FeedingRecord& record) {
+    (void)record;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "this store keeps no feeding records");
+  }
+  // Records `rda` as the region of assistance of `patient` (Patient/id), as
+  // said by the document `identifier`.
+  virtual std::optional<fhir::Error> SetPatientRegion(const std::string& patient, const std::string& rda,
+                                                      const std::string& identifier) {
+    (void)patient;
+    (void)rda;
+    (void)identifier;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "this store keeps no patient regions");
   }
 };
 
