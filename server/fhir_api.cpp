@@ -193,7 +193,8 @@ struct FhirApi::Impl {
   std::shared_ptr<fhir::IndexerHolder> indexers;
   std::unique_ptr<ReindexJob> reindex;
   std::shared_ptr<const fhir::Validator> validator;
-  TransactionProcessor processor{defs, indexers, config.json_max_depth};
+  TransactionProcessor processor{defs, indexers, config.json_max_depth,
+                                 [this](const fhir::Resource& r) { return CheckWrite(r); }};
   DocumentApi documents{defs, store, processor, std::max(1, config.pool_size - 1),
                         [this](const fhir::TransactionPlan& plan) { return CheckTransaction(plan); }};
   mutable Metrics metrics;

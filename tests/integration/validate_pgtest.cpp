@@ -126,6 +126,56 @@ TEST_CASE("transactions fail whole, batch entries on their own", "[validate]") {
   CHECK(std::string(d["entry"][1]["response"]["status"].GetString()).substr(0, 3) == "422");
 }
 
+TEST_CASE("PATCH entries of transactions and batches are validated like PUT", "[validate]") {
+  HttpClient c(SharedServer().port());
+  const std::string id = UniquePrefix() + "-txpatch";
+  const std::string other = id + "-2";
+  for (const auto& pid : {id, other})
+    REQUIRE(c.Put("/fhir/Patient/" + pid, R"({"resourceType":"Patient","id":")" + pid + R"(",)" + kText +
+                                              R"(,"gender":"female"})")
+                .status == 201);
+  auto replace_gender = [](const std::string& code) {
+    return R"({"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},)"
+           R"({"name":"path","valueString":"Patient.gender"},{"name":"value","valueCode":")" +
+           code + R"("}]}]})";
+  };
+  auto bundle = [&](const char* type, const std::string& first, const std::string& second) {
+    return std::string(R"({"resourceType":"Bundle","type":")") + type + R"(","entry":[{"resource":)" + first +
+           R"(,"request":{"method":"PATCH","url":"Patient/)" + other + R"("}},{"resource":)" + second +
+           R"(,"request":{"method":"PATCH","url":"Patient/)" + id + R"("}}]})";
+  };
+  // the second entry's result has a gender outside its required value set
+  auto tx = c.Post("/fhir", bundle("transaction", replace_gender("male"), replace_gender("nope")));
+  REQUIRE(tx.status == 422);
+  CHECK(HasIssue(tx, "error", "Bundle.entry[1].resource.gender"));
+  // nothing written: both still female, version 1
+  for (const auto& pid : {id, other}) {
+    auto r = c.Get("/fhir/Patient/" + pid);
+    REQUIRE(r.status == 200);
+    CHECK(std::string(r.Json()["gender"].GetString()) == "female");
+    CHECK(std::string(r.Json()["meta"]["versionId"].GetString()) == "1");
+  }
+  // a JSON Patch in a Binary is held to the same rules
+  // base64 of [{"op":"replace","path":"/gender","value":"nope"}]
+  std::string binary = R"({"resourceType":"Binary","contentType":"application/json-patch+json","data":")"
+                       "W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9nZW5kZXIiLCJ2YWx1ZSI6Im5vcGUifV0=" R"("})";
+  auto tx2 = c.Post("/fhir", bundle("transaction", replace_gender("male"), binary));
+  REQUIRE(tx2.status == 422);
+  CHECK(HasIssue(tx2, "error", "Bundle.entry[1].resource.gender"));
+  // a batch answers the bad entry alone
+  auto batch = c.Post("/fhir", bundle("batch", replace_gender("male"), replace_gender("nope")));
+  REQUIRE(batch.status == 200);
+  auto d = batch.Json();
+  CHECK(std::string(d["entry"][0]["response"]["status"].GetString()).substr(0, 3) == "200");
+  CHECK(std::string(d["entry"][1]["response"]["status"].GetString()).substr(0, 3) == "422");
+  CHECK(std::string(c.Get("/fhir/Patient/" + other).Json()["gender"].GetString()) == "male");
+  CHECK(std::string(c.Get("/fhir/Patient/" + id).Json()["gender"].GetString()) == "female");
+  // valid patches go through
+  auto ok = c.Post("/fhir", bundle("transaction", replace_gender("female"), replace_gender("other")));
+  CHECK(ok.status == 200);
+  CHECK(std::string(c.Get("/fhir/Patient/" + id).Json()["gender"].GetString()) == "other");
+}
+
 TEST_CASE("the write policy per type: off, base, declared profiles", "[validate]") {
   ServerProcess server(TestDsn(), {"--validation", "base,Patient=profiles,Observation=off"});
   HttpClient c(server.port());
