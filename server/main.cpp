@@ -149,10 +149,11 @@ std::shared_ptr<const fhir::Validator> MakeValidator(const server::ServerConfig&
   auto validator = std::make_shared<const fhir::Validator>(defs, terminology, profiles);
   const auto& st = validator->stats();
   server::Log(server::LogLevel::kInfo,
-              fmt::format("validation: {} value sets, {} code systems, {} profiles, {} invariants ({} skipped: "
-                          "their expressions do not parse) in {} ms",
+              fmt::format("validation: {} value sets, {} code systems, {} profiles ({} on resources, the others "
+                          "on data types and extensions), {} invariants ({} skipped: their expressions do not "
+                          "parse) in {} ms",
                           terminology->value_set_count(), terminology->code_system_count(),
-                          profiles->profiles().size(), st.constraints, st.unparsed,
+                          profiles->profiles().size(), profiles->resource_profile_count(), st.constraints, st.unparsed,
                           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
                               .count()));
   return validator;
