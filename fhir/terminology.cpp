@@ -14,6 +14,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "fhir/ucum.hpp"
+
 namespace eds::fhir {
 namespace {
 
@@ -49,6 +51,7 @@ struct Expansion {
   std::unordered_set<std::string> codes;       // system + '|' + code
   std::unordered_set<std::string> bare_codes;  // code alone, for elements of type code
   std::set<std::string> open_systems;          // systems included but not enumerable
+  std::set<std::string> whole_systems;         // of those, the ones included whole (no concepts, no filter)
   std::string open_reason;                     // set when a part could not be expanded
 };
 
@@ -150,6 +153,7 @@ struct Terminology::Impl {
         const CodeSystemData* cs = CodeSystem(system);
         if (cs == nullptr || (!cs->complete && !has_filters)) {
           open = true;
+          if (include && !has_filters && !from_value_sets) x.whole_systems.insert(system);
         } else if (has_filters) {
           std::optional<std::set<std::string>> acc;
           for (const auto& f : filters->value.GetArray()) {
@@ -300,6 +304,16 @@ Terminology::Membership Terminology::Check(std::string_view value_set, std::stri
   if (!x->open_reason.empty()) {
     if (why) *why = "the value set " + url + " cannot be fully expanded here (" + x->open_reason + ")";
     return Membership::kUnknown;
+  }
+  // all of UCUM: a code is in when it is a valid UCUM expression
+  if ((system == kUcumSystem || (system.empty() && x->open_systems.count(std::string(kUcumSystem)))) &&
+      x->whole_systems.count(std::string(kUcumSystem))) {
+    auto problem = UcumProblem(code);
+    if (!problem) return Membership::kMember;
+    if (system == kUcumSystem || x->open_systems.size() == 1) {
+      if (why) *why = *problem;
+      return Membership::kNotMember;
+    }
   }
   if ((system.empty() && !x->open_systems.empty()) || x->open_systems.count(std::string(system))) {
     if (why)

@@ -592,8 +592,10 @@ class Walker {
         auto cs = obj.FindMember("coding");
         if (cs != obj.MemberEnd() && cs->value.IsArray())
           for (const auto& c : cs->value.GetArray()) add(c);
+      } else if (const TypeInfo* quantity = v_.defs->FindType("Quantity"); quantity != nullptr && t->IsA(*quantity)) {
+        add(obj);  // system and code of the unit
       } else {
-        return;  // Quantity and other bound types: not checked
+        return;  // other bound types: not checked
       }
       if (!codings.empty()) BindingCodes(rules, codings, expr, t->name == "CodeableConcept");
     }
@@ -631,6 +633,7 @@ class Walker {
         if (why.empty()) why = reason;
       } else if (bad.empty()) {
         bad = sys.empty() ? fmt::format("'{}'", code) : fmt::format("'{}' of {}", code, sys);
+        if (!reason.empty()) bad += fmt::format(" ({})", reason);
         if (!any_of) break;
       }
       if (!any_of && m != Terminology::Membership::kMember) break;

@@ -16,6 +16,7 @@
 #include "fhir/definitions.hpp"
 #include "fhir/json.hpp"
 #include "fhir/terminology.hpp"
+#include "fhir/ucum.hpp"
 #include "fhir/validator.hpp"
 #include "test_support.hpp"
 
@@ -310,6 +311,10 @@ std::vector<Case> Cases() {
        "required"},
       {"profile root invariant", CodingObs(R"({"coding":[{"system":"http://loinc.org","code":"2345-7"}]})", ""), E,
        "Observation", "invariant"},
+      {"UCUM unit outside ucum-units (required binding)",
+       CodingObs(R"({"coding":[{"system":"http://loinc.org","code":"2345-7"}]})",
+                 R"("valueQuantity":{"value":1,"system":"http://unitsofmeasure.org","code":"mg/dx"})"),
+       E, "Observation.valueQuantity.code", "code-invalid"},
       // h. profile discriminator (references by target profile) and extension profiles
       {"profile discriminator: a reference in no slice of a closed slicing",
        Pat(kGpMeta + R"(,"generalPractitioner":[{"reference":"Practitioner/1"}])"), E,
@@ -368,6 +373,8 @@ TEST_CASE("validator: valid resources give no errors", "[fhir][validator]") {
       Pat(R"("deceasedDateTime":"2020-02-29T23:59:60.123-03:30","meta":{"lastUpdated":"2020-01-01T10:00:00Z"})"),
       CodingObs(R"({"coding":[{"system":"http://loinc.org","code":"2345-7"}]})", R"("valueString":"a")"),
       // profile discriminator: a target outside the resource counts by its type; a contained one by its content
+      CodingObs(R"({"coding":[{"system":"http://loinc.org","code":"2345-7"}]})",
+                R"("valueQuantity":{"value":1,"system":"http://unitsofmeasure.org","code":"mL/min/{1.73_m2}"})"),
       Pat(kGpMeta + "," + kGpOrg),
       Pat(kGpMeta + R"(,"generalPractitioner":[{"reference":"#o1"},{"reference":"PractitionerRole/2"}],)"
                     R"("contained":[{"resourceType":"Organization","id":"o1","identifier":[{"value":"1"}]}])"),
@@ -552,3 +559,15 @@ TEST_CASE("validator: HL7 Italia profiles (../shared/testdata/it-profiles)", "[f
   CHECK(now_valid.empty());
 }
 
+TEST_CASE("validator: UCUM unit expressions", "[fhir][validator]") {
+  for (const char* ok : {"mg/dL", "10*9/L", "10*3/uL", "mL/min/{1.73_m2}", "/[HPF]", "%", "mm[Hg]", "{score}", "1",
+                         "kg.m-2", "ug/(24.h)", "mmol/mol", "[IU]/L", "U/L", "fL", "pg", "s", "/min", "Cel", "[pH]",
+                         "g/dL", "meq/L", "mosm/kg", "[in_i]", "10^-3", "ng/mL{FEU}", "cm[H2O]", "kcal"}) {
+    INFO(ok);
+    CHECK_FALSE(eds::fhir::UcumProblem(ok).has_value());
+  }
+  for (const char* bad : {"", "mg/dx", "mg/", "xyz", "kmin", "mg{abc", "(mg", "mg)", "m g", "mg//L", "mgg"}) {
+    INFO(bad);
+    CHECK(eds::fhir::UcumProblem(bad).has_value());
+  }
+}
