@@ -992,70 +992,107 @@ class Walker {
     return at;
   }
 
-  // Whether `value` belongs to `slice` under the discriminators of the
-  // sliced element; nullopt when a discriminator cannot be evaluated.
-  std::optional<bool> InSlice(const ProfileElement& sliced, const ProfileElement& slice, const Instance& i) {
-    if (sliced.discriminators.empty()) return std::nullopt;
-    for (const auto& d : sliced.discriminators) {
-      const ProfileElement* at = AtPath(slice, d.path);
-      std::vector<const JsonValue*> values;
-      Navigate(*i.value, d.path, values);
-      if (d.type == "value" || d.type == "pattern") {
-        const JsonValue* fixed = nullptr;
-        const JsonValue* pattern = nullptr;
-        if (at != nullptr && at->rules != nullptr) {
-          fixed = at->rules->fixed_json.empty() ? nullptr : v_.Value(at->rules->fixed_json);
-          pattern = at->rules->pattern_json.empty() ? nullptr : v_.Value(at->rules->pattern_json);
-        }
-        if (fixed == nullptr && pattern == nullptr && d.path == "url" && !slice.type_profiles.empty()) {
-          // an extension slice: its url is the canonical URL of its definition
-          bool any = false;
-          for (const JsonValue* v : values)
-            for (const auto& url : slice.type_profiles) any = any || (IsString(*v) && StringOf(*v) == url);
-          if (!any) return false;
-          continue;
-        }
-        if (fixed == nullptr && pattern == nullptr) return std::nullopt;
-        bool any = false;
+  // What one discriminator says about a value and a slice: it matches, it
+  // does not, the slice does not constrain what the discriminator looks at
+  // (no fixed/pattern value, no required or forbidden element, no narrowed
+  // type or profile there), or it cannot be evaluated (a reference outside
+  // the resource, an unknown profile, an unsupported path).
+  enum class Verdict { kMatch, kNoMatch, kUnconstrained, kUnknown };
+
+  Verdict Discriminate(const ProfileElement::Discriminator& d, const ProfileElement& slice, const Instance& i) {
+    std::string_view path = d.path;
+    const bool resolve = path.size() >= 10 && path.substr(path.size() - 10) == ".resolve()";
+    if (resolve) path.remove_suffix(10);
+    if (path.find('(') != std::string_view::npos) return Verdict::kUnknown;
+    const ProfileElement* at = AtPath(slice, path);
+    std::vector<const JsonValue*> values;
+    Navigate(*i.value, path, values);
+    if (resolve) {
+      // the resources the references point to, by type (or profile)
+      if (at == nullptr) return Verdict::kUnconstrained;
+      if (at->max && *at->max == "0") return values.empty() ? Verdict::kMatch : Verdict::kNoMatch;
+      bool narrowed = false;
+      for (const auto& url : at->target_profiles)
+        narrowed = narrowed || url != "http://hl7.org/fhir/StructureDefinition/Resource";
+      if (!narrowed) return Verdict::kUnconstrained;
+      if (d.type != "type" && d.type != "profile") return Verdict::kUnknown;
+      if (values.empty()) return Verdict::kNoMatch;
+      for (const JsonValue* v : values) {
+        auto m = ProfileMatch(*at, *v, v_.defs->FindType("Reference"), i.expr);
+        if (!m) return Verdict::kUnknown;
+        if (!*m) return Verdict::kNoMatch;
+      }
+      return Verdict::kMatch;
+    }
+    if (d.type == "value" || d.type == "pattern") {
+      const JsonValue* fixed = nullptr;
+      const JsonValue* pattern = nullptr;
+      if (at != nullptr && at->rules != nullptr) {
+        fixed = at->rules->fixed_json.empty() ? nullptr : v_.Value(at->rules->fixed_json);
+        pattern = at->rules->pattern_json.empty() ? nullptr : v_.Value(at->rules->pattern_json);
+      }
+      if (fixed == nullptr && pattern == nullptr && path == "url" && !slice.type_profiles.empty()) {
+        // an extension slice: its url is the canonical URL of its definition
         for (const JsonValue* v : values)
-          any = any || (fixed != nullptr ? JsonEqual(*fixed, *v) : PatternMatches(*pattern, *v));
-        if (!any) return false;
-      } else if (d.type == "exists") {
-        if (at == nullptr) return std::nullopt;
-        bool must = at->min && *at->min > 0;
-        bool must_not = at->max && *at->max == "0";
-        if (!must && !must_not) return std::nullopt;
-        if (must && values.empty()) return false;
-        if (must_not && !values.empty()) return false;
-      } else if (d.type == "type") {
-        if (at == nullptr || at->types.empty()) return std::nullopt;
-        bool any = false;
-        for (const JsonValue* v : values) {
-          std::string_view type = i.type->name;
-          if (v->IsObject())
-            if (auto rt = v->FindMember("resourceType"); rt != v->MemberEnd() && IsString(rt->value))
-              type = StringOf(rt->value);
-          for (const auto& code : at->types) any = any || code == type;
-        }
-        if (!any) return false;
-      } else if (d.type == "profile") {
-        if (at == nullptr) return std::nullopt;
-        const TypeInfo* vt = d.path.empty() || d.path == "$this" ? i.type : nullptr;
-        if (vt == nullptr && at->types.size() == 1) vt = v_.defs->FindType(at->types.front());
-        bool any = false, unknown = false;
-        for (const JsonValue* v : values) {
-          auto m = ProfileMatch(*at, *v, vt, i.expr);
-          if (!m) unknown = true;
-          else any = any || *m;
-        }
-        if (!any) {
-          if (unknown) return std::nullopt;
-          return false;
-        }
-      } else {
-        return std::nullopt;
+          for (const auto& url : slice.type_profiles)
+            if (IsString(*v) && StringOf(*v) == url) return Verdict::kMatch;
+        return Verdict::kNoMatch;
+      }
+      if (fixed == nullptr && pattern == nullptr) return Verdict::kUnconstrained;
+      for (const JsonValue* v : values)
+        if (fixed != nullptr ? JsonEqual(*fixed, *v) : PatternMatches(*pattern, *v)) return Verdict::kMatch;
+      return Verdict::kNoMatch;
+    }
+    if (d.type == "exists") {
+      if (at == nullptr) return Verdict::kUnconstrained;
+      bool must = at->min && *at->min > 0;
+      bool must_not = at->max && *at->max == "0";
+      if (!must && !must_not) return Verdict::kUnconstrained;
+      if (must && values.empty()) return Verdict::kNoMatch;
+      if (must_not && !values.empty()) return Verdict::kNoMatch;
+      return Verdict::kMatch;
+    }
+    if (d.type == "type") {
+      if (at == nullptr || at->types.empty()) return Verdict::kUnconstrained;
+      for (const JsonValue* v : values) {
+        std::string_view type = i.type->name;
+        if (v->IsObject())
+          if (auto rt = v->FindMember("resourceType"); rt != v->MemberEnd() && IsString(rt->value))
+            type = StringOf(rt->value);
+        for (const auto& code : at->types)
+          if (code == type) return Verdict::kMatch;
+      }
+      return Verdict::kNoMatch;
+    }
+    if (d.type == "profile") {
+      if (at == nullptr || (at->type_profiles.empty() && at->target_profiles.empty())) return Verdict::kUnconstrained;
+      const TypeInfo* vt = path.empty() || path == "$this" ? i.type : nullptr;
+      if (vt == nullptr && at->types.size() == 1) vt = v_.defs->FindType(at->types.front());
+      bool unknown = false;
+      for (const JsonValue* v : values) {
+        auto m = ProfileMatch(*at, *v, vt, i.expr);
+        if (!m) unknown = true;
+        else if (*m) return Verdict::kMatch;
+      }
+      return unknown ? Verdict::kUnknown : Verdict::kNoMatch;
+    }
+    return Verdict::kUnknown;
+  }
+
+  // Whether `value` belongs to `slice` under the discriminators of the
+  // sliced element: every discriminator the slice constrains matches (and
+  // it constrains at least one); nullopt when that cannot be decided.
+  std::optional<bool> InSlice(const ProfileElement& sliced, const ProfileElement& slice, const Instance& i) {
+    bool decided = false, unknown = false;
+    for (const auto& d : sliced.discriminators) {
+      switch (Discriminate(d, slice, i)) {
+        case Verdict::kNoMatch: return false;
+        case Verdict::kMatch: decided = true; break;
+        case Verdict::kUnknown: unknown = true; break;
+        case Verdict::kUnconstrained: break;
       }
     }
+    if (unknown || !decided) return std::nullopt;
     return true;
   }
 

@@ -94,6 +94,18 @@ const std::string kFixedMeta = R"("meta":{"profile":["http://example.org/fhir/St
 const std::string kGpMeta = R"("meta":{"profile":["http://example.org/fhir/StructureDefinition/test-gp-patient"]})";
 const std::string kGpOrg = R"("generalPractitioner":[{"reference":"Organization/o1"}])";
 const std::string kNickname = R"({"url":"http://example.org/fhir/StructureDefinition/test-nickname",)";
+// A Composition under test-sections-composition (sections sliced by
+// exists, type of the resolved entries and pattern), holding a Patient and
+// an Observation its sections may point to.
+std::string SectionsComposition(const std::string& sections) {
+  return R"({"resourceType":"Composition",)" + kText +
+         R"(,"meta":{"profile":["http://example.org/fhir/StructureDefinition/test-sections-composition"]},)"
+         R"("contained":[{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"}},)"
+         R"({"resourceType":"Patient","id":"p1"}],"subject":{"reference":"#p1"},"event":[{"detail":[{"reference":"#o1"}]}],)"
+         R"("status":"final","type":{"text":"report"},"date":"2024-01-01","author":[{"display":"a"}],"title":"t",)"
+         R"("section":)" + sections + "}";
+}
+const std::string kNotesCode = R"("code":{"coding":[{"system":"http://loinc.org","code":"48767-8"}]})";
 std::string CodingObs(const std::string& code, const std::string& rest) {
   return R"({"resourceType":"Observation",)" + kText +
          R"(,"meta":{"profile":["http://example.org/fhir/StructureDefinition/test-coding-observation"]},"status":"final","code":)" +
@@ -325,6 +337,15 @@ std::vector<Case> Cases() {
       {"profile discriminator: a contained target not conforming to the target profile",
        Pat(kGpMeta + R"(,"generalPractitioner":[{"reference":"#o1"}],"contained":[{"resourceType":"Organization","id":"o1","name":"x"}])"),
        E, "Patient.generalPractitioner[0]", "structure", 2},
+      {"discriminators on resolved references: a section in no slice of a closed slicing",
+       SectionsComposition(R"([{"title":"x","entry":[{"reference":"#p1"}]},{"title":"r","entry":[{"reference":"#o1"}]}])"),
+       E, "Composition.section[0]", "structure"},
+      {"discriminators: a notes-coded section with an entry fits no slice",
+       SectionsComposition(R"([{"title":"n",)" + kNotesCode + R"(,"entry":[{"reference":"#p1"}]}])"), E,
+       "Composition.section[0]", "structure"},
+      {"discriminators: the slice a pattern chose checks its own rules (notes need text)",
+       SectionsComposition(R"([{"title":"n",)" + kNotesCode + "}]"), E, "Composition.section[0].text", "required",
+       2},  // and cmp-1: a section holds text, entries or sections
       {"extension profile: value type not allowed",
        Pat(kGpMeta + "," + kGpOrg + R"(,"extension":[)" + kNickname + R"("valueInteger":3}])"), E,
        "Patient.extension[0].valueInteger", "structure"},
@@ -375,6 +396,8 @@ TEST_CASE("validator: valid resources give no errors", "[fhir][validator]") {
       // profile discriminator: a target outside the resource counts by its type; a contained one by its content
       CodingObs(R"({"coding":[{"system":"http://loinc.org","code":"2345-7"}]})",
                 R"("valueQuantity":{"value":1,"system":"http://unitsofmeasure.org","code":"mL/min/{1.73_m2}"})"),
+      SectionsComposition(R"([{"title":"r","entry":[{"reference":"#o1"}]},{"title":"n",)" + kNotesCode +
+                          R"(,"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">n</div>"}}])"),
       Pat(kGpMeta + "," + kGpOrg),
       Pat(kGpMeta + R"(,"generalPractitioner":[{"reference":"#o1"},{"reference":"PractitionerRole/2"}],)"
                     R"("contained":[{"resourceType":"Organization","id":"o1","identifier":[{"value":"1"}]}])"),
