@@ -54,8 +54,9 @@ const rapidjson::Value* ElementList(const rapidjson::Value& sd, const char* part
 // One StructureDefinition found in a directory.
 struct SdEntry {
   std::string url, kind, derivation, type;
-  fs::path file;
-  bool candidate = false;  // found in one of the profile directories
+  fs::path file;           // empty for a stored one
+  std::string label;       // the file, or the URL of a stored one, for notes
+  bool candidate = false;  // found in one of the profile directories, or stored
   bool has_snapshot = false;
   std::unique_ptr<rapidjson::Document> doc;  // loaded on demand
   bool generating = false, generated = false, failed = false;
@@ -288,12 +289,45 @@ class Pruner {
 }  // namespace
 
 std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions& defs,
-                                                               const std::vector<std::string>& dirs) {
+                                                               const std::vector<std::string>& dirs,
+                                                               const std::vector<std::string>& stored) {
   auto store = std::make_shared<ConformanceStore>();
   std::unordered_map<std::string, SdEntry> sds;
   std::vector<std::string> order;  // candidate URLs in the order found
   std::unordered_set<std::string> base_type_profiles;
   std::set<fs::path> scanned;
+  // Registers one StructureDefinition (`file` empty: stored, kept in memory).
+  auto add = [&](std::unique_ptr<rapidjson::Document> d, const fs::path& file, bool candidate) {
+    if (Str(*d, "resourceType") != "StructureDefinition") return;
+    SdEntry e;
+    e.url = StripVersion(Str(*d, "url"));
+    e.kind = Str(*d, "kind");
+    e.derivation = Str(*d, "derivation");
+    e.type = Str(*d, "type");
+    e.file = file;
+    e.label = file.empty() ? "StructureDefinition " + e.url + " (stored)" : file.string();
+    e.candidate = candidate;
+    e.has_snapshot = ElementList(*d, "snapshot") != nullptr;
+    if (e.url.empty() || sds.count(e.url)) return;  // the first one found wins
+    if (e.derivation == "specialization" && e.has_snapshot)
+      for (const auto& el : ElementList(*d, "snapshot")->GetArray())
+        if (auto t = el.FindMember("type"); t != el.MemberEnd() && t->value.IsArray())
+          for (const auto& x : t->value.GetArray())
+            if (auto ps = x.FindMember("profile"); ps != x.MemberEnd() && ps->value.IsArray())
+              for (const auto& u : ps->value.GetArray())
+                if (u.IsString()) base_type_profiles.insert(StripVersion(u.GetString()));
+    bool wanted = candidate && e.derivation == "constraint" && (e.kind == "resource" || e.kind == "complex-type");
+    if (wanted || file.empty()) e.doc = std::move(d);  // kept: it will be built (or cannot be read again)
+    if (wanted) order.push_back(e.url);
+    std::string key = e.url;
+    sds.emplace(std::move(key), std::move(e));
+  };
+  for (const auto& text : stored) {
+    auto d = std::make_unique<rapidjson::Document>();
+    d->Parse(text.data(), text.size());
+    if (d->HasParseError() || !d->IsObject()) continue;  // stored resources were checked on write
+    add(std::move(d), {}, true);
+  }
   auto scan = [&](const std::string& dir, bool candidate) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) return;
@@ -314,30 +348,7 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
         if (candidate) store->notes_.push_back(f.string() + ": not valid JSON");
         continue;
       }
-      if (Str(*d, "resourceType") != "StructureDefinition") continue;
-      SdEntry e;
-      e.url = StripVersion(Str(*d, "url"));
-      e.kind = Str(*d, "kind");
-      e.derivation = Str(*d, "derivation");
-      e.type = Str(*d, "type");
-      e.file = f;
-      e.candidate = candidate;
-      e.has_snapshot = ElementList(*d, "snapshot") != nullptr;
-      if (e.url.empty() || sds.count(e.url)) continue;  // the first directory wins
-      if (e.derivation == "specialization" && e.has_snapshot)
-        for (const auto& el : ElementList(*d, "snapshot")->GetArray())
-          if (auto t = el.FindMember("type"); t != el.MemberEnd() && t->value.IsArray())
-            for (const auto& x : t->value.GetArray())
-              if (auto ps = x.FindMember("profile"); ps != x.MemberEnd() && ps->value.IsArray())
-                for (const auto& u : ps->value.GetArray())
-                  if (u.IsString()) base_type_profiles.insert(StripVersion(u.GetString()));
-      bool wanted = candidate && e.derivation == "constraint" && (e.kind == "resource" || e.kind == "complex-type");
-      if (wanted) {
-        e.doc = std::move(d);  // kept: it will be built
-        order.push_back(e.url);
-      }
-      std::string key = e.url;
-      sds.emplace(std::move(key), std::move(e));
+      add(std::move(d), f, candidate);
     }
   };
   for (const auto& dir : dirs) scan(dir, true);
@@ -370,11 +381,11 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
       e.generating = false;
       if (!ok) {
         e.failed = true;
-        store->notes_.push_back(e.file.string() + ": no snapshot could be generated: " + problem);
+        store->notes_.push_back(e.label + ": no snapshot could be generated: " + problem);
         return nullptr;
       }
       for (const auto& s : skipped)
-        store->notes_.push_back(e.file.string() + ": differential element " + s + " addresses no element of the base");
+        store->notes_.push_back(e.label + ": differential element " + s + " addresses no element of the base");
       e.has_snapshot = true;
       e.generated = true;
     }
@@ -393,8 +404,8 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
     SdEntry& e = sds.at(url);
     bool resource = e.kind == "resource";
     if (resource ? !defs.IsResourceType(e.type) : defs.FindType(e.type) == nullptr) {
-      store->notes_.push_back(e.file.string() + ": profiles unknown " + (resource ? "resource " : "") + "type '" +
-                              e.type + "'");
+      store->notes_.push_back(e.label + ": profiles unknown " + (resource ? "resource " : "") + "type '" + e.type +
+                              "'");
       continue;
     }
     const rapidjson::Value* sd = source(url);
@@ -404,7 +415,7 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
     std::string problem;
     auto profile = BuildProfile(*list, e.type, target_type, problem);
     if (!profile) {
-      store->notes_.push_back(e.file.string() + ": " + problem);
+      store->notes_.push_back(e.label + ": " + problem);
       continue;
     }
     profile->url = url;

@@ -176,6 +176,58 @@ TEST_CASE("PATCH entries of transactions and batches are validated like PUT", "[
   CHECK(std::string(c.Get("/fhir/Patient/" + id).Json()["gender"].GetString()) == "other");
 }
 
+TEST_CASE("StructureDefinitions and ValueSets written through the API take part in validation at once",
+          "[validate]") {
+  HttpClient c(SharedServer().port());
+  const std::string u = UniquePrefix() + "-api";
+  const std::string vs_url = "http://example.org/fhir/ValueSet/" + u + "-marital";
+  const std::string sd_url = "http://example.org/fhir/StructureDefinition/" + u + "-patient";
+  // a value set of one marital status, and a differential-only profile
+  // binding to it (required), with birthDate and name.family required (a
+  // path into HumanName that its snapshot must unroll)
+  auto vs = c.Put("/fhir/ValueSet/" + u + "-marital",
+                  R"({"resourceType":"ValueSet","id":")" + u + R"(-marital",)" + kText + R"(,"url":")" + vs_url +
+                      R"(","status":"active","compose":{"include":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","concept":[{"code":"M"}]}]}})");
+  REQUIRE(vs.status == 201);
+  auto sd = c.Put(
+      "/fhir/StructureDefinition/" + u + "-patient",
+      R"({"resourceType":"StructureDefinition","id":")" + u + R"(-patient",)" + kText + R"(,"url":")" + sd_url +
+          R"(","name":"ApiPatient","status":"active","kind":"resource","abstract":false,"type":"Patient",)"
+          R"("baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient","derivation":"constraint",)"
+          R"("differential":{"element":[{"id":"Patient.birthDate","path":"Patient.birthDate","min":1},)"
+          R"({"id":"Patient.maritalStatus","path":"Patient.maritalStatus","binding":{"strength":"required","valueSet":")" +
+          vs_url + R"("}},{"id":"Patient.name.family","path":"Patient.name.family","min":1}]}})");
+  INFO(sd.body);
+  REQUIRE(sd.status == 201);
+  auto patient = [&](const std::string& id, const std::string& rest) {
+    return R"({"resourceType":"Patient","id":")" + id + R"(","meta":{"profile":[")" + sd_url + R"("]},)" + kText +
+           (rest.empty() ? "" : "," + rest) + "}";
+  };
+  const std::string bad = R"("name":[{"given":["A"]}],"maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"S"}]})";
+  auto v = c.Post("/fhir/Patient/$validate", patient(u, bad));
+  REQUIRE(v.status == 200);
+  INFO(v.body);
+  CHECK(HasIssue(v, "error", "Patient.birthDate"));
+  CHECK(HasIssue(v, "error", "Patient.name[0].family"));
+  CHECK(HasIssue(v, "error", "Patient.maritalStatus"));
+  const std::string good = R"("name":[{"family":"Rossi"}],"birthDate":"1980-01-01","maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"M"}]})";
+  CHECK_FALSE(HasErrors(c.Post("/fhir/Patient/$validate", patient(u, good))));
+
+  // a server started later reads them from the database; writes follow the policy
+  ServerProcess server(TestDsn(), {"--validation", "base,Patient=profiles"});
+  HttpClient c2(server.port());
+  auto put = c2.Put("/fhir/Patient/" + u, patient(u, bad));
+  REQUIRE(put.status == 422);
+  CHECK(HasIssue(put, "error", "Patient.birthDate"));
+  CHECK(c2.Put("/fhir/Patient/" + u, patient(u, good)).status == 201);
+
+  // deleted: the profile is unknown again (a warning for a declared profile)
+  REQUIRE(c2.Send("DELETE", "/fhir/StructureDefinition/" + u + "-patient").status == 200);
+  auto after = c2.Post("/fhir/Patient/$validate", patient(u, bad));
+  CHECK_FALSE(HasErrors(after));
+  CHECK(HasIssue(after, "warning", "Patient.meta.profile[0]"));
+}
+
 TEST_CASE("the write policy per type: off, base, declared profiles", "[validate]") {
   ServerProcess server(TestDsn(), {"--validation", "base,Patient=profiles,Observation=off"});
   HttpClient c(server.port());
