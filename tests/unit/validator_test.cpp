@@ -594,3 +594,39 @@ TEST_CASE("validator: UCUM unit expressions", "[fhir][validator]") {
     CHECK(eds::fhir::UcumProblem(bad).has_value());
   }
 }
+
+TEST_CASE("validator: stored conformance resources win over files with their URL", "[fhir][validator]") {
+  auto defs = eds::testing::R4Definitions();
+  // test-fixed-patient as stored: birthDate required, gender bound to a stored value set of 'other' only
+  const std::string sd =
+      R"({"resourceType":"StructureDefinition","url":"http://example.org/fhir/StructureDefinition/test-fixed-patient",)"
+      R"("name":"Stored","status":"active","kind":"resource","abstract":false,"type":"Patient",)"
+      R"("baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient","derivation":"constraint",)"
+      R"("differential":{"element":[{"id":"Patient.birthDate","path":"Patient.birthDate","min":1},)"
+      R"({"id":"Patient.gender","path":"Patient.gender","binding":{"strength":"required","valueSet":"http://example.org/vs/other"}}]}})";
+  const std::string vs =
+      R"({"resourceType":"ValueSet","url":"http://example.org/vs/other","status":"active",)"
+      R"("compose":{"include":[{"system":"http://hl7.org/fhir/administrative-gender","concept":[{"code":"other"}]}]}})";
+  auto terminology = eds::fhir::Terminology::Load({eds::testing::DefinitionsDir()}, {vs});
+  auto profiles = eds::fhir::ConformanceStore::Load(*defs, {SourceDir() + "/tests/data/profiles"}, {sd});
+  const auto* p = profiles->Find("http://example.org/fhir/StructureDefinition/test-fixed-patient");
+  REQUIRE(p != nullptr);
+  CHECK(p->generated);
+  CHECK(profiles->Find("http://example.org/fhir/StructureDefinition/test-gp-patient") != nullptr);
+  eds::fhir::Validator validator(defs, terminology, profiles);
+  auto r = eds::fhir::Resource::Parse(Pat(kFixedMeta + R"(,"gender":"male")"));
+  REQUIRE(r.ok());
+  eds::fhir::ValidationOptions options;
+  options.declared_profiles = true;
+  auto outcome = validator.Validate(*r, options);
+  INFO(Describe(outcome));
+  bool birth = false, gender = false;
+  for (const auto& i : outcome.issues()) {
+    birth = birth || (i.severity == Severity::kError && i.expression == "Patient.birthDate" && i.code == "required");
+    gender = gender || (i.severity == Severity::kError && i.expression == "Patient.gender" && i.code == "code-invalid");
+  }
+  CHECK(birth);
+  CHECK(gender);
+  // the file's rule (gender fixed to female) is not the one in force
+  for (const auto& i : outcome.issues()) CHECK(i.diagnostics.find("exactly") == std::string::npos);
+}
