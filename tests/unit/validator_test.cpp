@@ -430,6 +430,12 @@ TEST_CASE("validator: explicit profiles and counts", "[fhir][validator]") {
   REQUIRE(TheValidator().profiles() != nullptr);
   CHECK(TheValidator().profiles()->Find("https://eds.fse.it/fhir/StructureDefinition/eds-patient") != nullptr);
   CHECK(TheValidator().profiles()->Find("https://eds.fse.it/fhir/StructureDefinition/eds-lab-observation") != nullptr);
+  // every profile of the package loads, the two whose snapshots slice an
+  // element they do not list included
+  for (const auto& n : TheValidator().profiles()->notes()) UNSCOPED_INFO(n);
+  CHECK(TheValidator().profiles()->notes().empty());
+  CHECK(TheValidator().profiles()->Find("http://hl7.org/fhir/StructureDefinition/catalog") != nullptr);
+  CHECK(TheValidator().profiles()->Find("http://hl7.org/fhir/StructureDefinition/familymemberhistory-genetic") != nullptr);
 }
 
 namespace {
