@@ -1,18 +1,28 @@
-// Loading profiles into element trees.
+// Loading profiles: StructureDefinitions found, snapshots generated where
+// missing, element trees built and reduced to what differs from the base.
 #include "fhir/conformance.hpp"
 
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <fstream>
+#include <set>
 #include <sstream>
-#include <unordered_map>
+#include <unordered_set>
 
 #include "fhir/definitions.hpp"
+#include "fhir/snapshot.hpp"
 
 namespace eds::fhir {
 namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kCoreSd = "http://hl7.org/fhir/StructureDefinition/";
 
 std::string Str(const rapidjson::Value& obj, const char* key) {
   if (!obj.IsObject()) return {};
@@ -21,8 +31,43 @@ std::string Str(const rapidjson::Value& obj, const char* key) {
   return {it->value.GetString(), it->value.GetStringLength()};
 }
 
-// Builds a profile's element tree from a snapshot or differential list.
-std::unique_ptr<Profile> BuildProfile(const rapidjson::Value& list, std::string type, std::string& problem) {
+std::string StripVersion(std::string url) {
+  if (auto bar = url.find('|'); bar != std::string::npos) url.resize(bar);
+  return url;
+}
+
+std::string ReadText(const fs::path& f) {
+  std::ifstream in(f, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const rapidjson::Value* ElementList(const rapidjson::Value& sd, const char* part) {
+  auto m = sd.FindMember(part);
+  if (m == sd.MemberEnd() || !m->value.IsObject()) return nullptr;
+  auto el = m->value.FindMember("element");
+  if (el == m->value.MemberEnd() || !el->value.IsArray() || el->value.Empty()) return nullptr;
+  return &el->value;
+}
+
+// One StructureDefinition found in a directory.
+struct SdEntry {
+  std::string url, kind, derivation, type;
+  fs::path file;           // empty for a stored one
+  std::string label;       // the file, or the URL of a stored one, for notes
+  bool candidate = false;  // found in one of the profile directories, or stored
+  bool has_snapshot = false;
+  std::unique_ptr<rapidjson::Document> doc;  // loaded on demand
+  bool generating = false, generated = false, failed = false;
+};
+
+// Builds a profile's element tree from its snapshot (or, failing that,
+// differential) element list. `target_type` gives the type a target
+// profile constrains ("" when unknown).
+template <typename TargetType>
+std::unique_ptr<Profile> BuildProfile(const rapidjson::Value& list, std::string type, const TargetType& target_type,
+                                      std::string& problem) {
   auto p = std::make_unique<Profile>();
   p->type = std::move(type);
   std::unordered_map<std::string, ProfileElement*> by_id;
@@ -34,7 +79,7 @@ std::unique_ptr<Profile> BuildProfile(const rapidjson::Value& list, std::string 
     std::string id = Str(e, "id");
     if (id.empty()) id = path;
     if (path.empty()) continue;
-    if (id == p->type) {  // the root element
+    if (id == p->type || path.find('.') == std::string::npos) {  // the root element
       root.rules = ReadElementRules(e);
       continue;
     }
@@ -51,8 +96,29 @@ std::unique_ptr<Profile> BuildProfile(const rapidjson::Value& list, std::string 
     if (auto m = e.FindMember("min"); m != e.MemberEnd() && m->value.IsInt()) pe.min = m->value.GetInt();
     if (std::string max = Str(e, "max"); !max.empty()) pe.max = max;
     if (auto t = e.FindMember("type"); t != e.MemberEnd() && t->value.IsArray())
-      for (const auto& x : t->value.GetArray()) pe.types.push_back(Str(x, "code"));
+      for (const auto& x : t->value.GetArray()) {
+        pe.types.push_back(Str(x, "code"));
+        for (const char* key : {"profile", "targetProfile"})
+          if (auto ps = x.FindMember(key); ps != x.MemberEnd() && ps->value.IsArray())
+            for (const auto& u : ps->value.GetArray())
+              if (u.IsString())
+                (key[0] == 'p' ? pe.type_profiles : pe.target_profiles).push_back(StripVersion(u.GetString()));
+      }
     pe.rules = ReadElementRules(e);
+    // reference targets named by profile: the type each constrains
+    if (pe.rules != nullptr && !pe.target_profiles.empty()) {
+      auto rules = std::make_shared<ElementRules>(*pe.rules);
+      rules->target_types.clear();
+      bool all_known = true;
+      for (const auto& url : pe.target_profiles) {
+        std::string t = target_type(url);
+        if (t.empty()) all_known = false;
+        else if (std::find(rules->target_types.begin(), rules->target_types.end(), t) == rules->target_types.end())
+          rules->target_types.push_back(t);
+      }
+      if (!all_known) rules->target_types.clear();  // unknown profiles: no check rather than a wrong one
+      pe.rules = rules->Empty() ? nullptr : rules;
+    }
     if (auto s = e.FindMember("slicing"); s != e.MemberEnd() && s->value.IsObject()) {
       pe.sliced = true;
       pe.closed = Str(s->value, "rules") == "closed";
@@ -63,98 +129,339 @@ std::unique_ptr<Profile> BuildProfile(const rapidjson::Value& list, std::string 
     // the id up to its last '.'
     std::string last = id.substr(id.rfind('.') == std::string::npos ? 0 : id.rfind('.') + 1);
     std::string parent_id;
-    bool is_slice = !pe.slice_name.empty() && last.find(':') != std::string::npos;
+    bool is_slice = last.find(':') != std::string::npos;
     if (is_slice) {
       parent_id = id.substr(0, id.size() - last.size()) + last.substr(0, last.find(':'));
+      if (pe.slice_name.empty()) pe.slice_name = last.substr(last.find(':') + 1);
     } else {
       auto pd = id.rfind('.');
       if (pd == std::string::npos) continue;
       parent_id = id.substr(0, pd);
     }
     auto parent = by_id.find(parent_id);
+    std::string alias;
+    if (parent == by_id.end() && is_slice) {
+      // A snapshot that slices an element without listing the element (the
+      // core profiles catalog and familymemberhistory-genetic slice the
+      // single Composition.date): the slice stands for the element.
+      auto pd = parent_id.rfind('.');
+      auto up = pd == std::string::npos ? by_id.end() : by_id.find(parent_id.substr(0, pd));
+      if (up != by_id.end()) {
+        alias = parent_id;
+        parent = up;
+        is_slice = false;
+        pe.slice_name.clear();
+      }
+    }
     if (parent == by_id.end()) {
       problem = "element " + id + " comes before its parent " + parent_id;
       return nullptr;
     }
     ProfileElement& stored = p->elements.emplace_back(std::move(pe));
     by_id[stored.id] = &stored;
+    if (!alias.empty()) by_id[alias] = &stored;
     (is_slice ? parent->second->slices : parent->second->children).push_back(&stored);
   }
+  // extensions sliced without a stated slicing: by url, open
+  for (auto& pe : p->elements)
+    if (!pe.slices.empty() && !pe.sliced && (pe.name == "extension" || pe.name == "modifierExtension")) {
+      pe.sliced = true;
+      pe.discriminators.push_back({"value", "url"});
+    }
   return p;
 }
+
+// Marks the elements each discriminator path leads to in each slice.
+void PinDiscriminators(Profile& p) {
+  for (auto& pe : p.elements) {
+    if (pe.discriminators.empty()) continue;
+    for (ProfileElement* slice : pe.slices)
+      for (const auto& d : pe.discriminators) {
+        std::string_view path = d.path;
+        if (path.substr(0, 6) == "$this.") path.remove_prefix(6);
+        if (path == "$this") continue;
+        ProfileElement* at = slice;
+        while (at != nullptr && !path.empty()) {
+          auto dot = path.find('.');
+          std::string_view head = path.substr(0, dot);
+          path = dot == std::string_view::npos ? std::string_view() : path.substr(dot + 1);
+          ProfileElement* next = nullptr;
+          for (ProfileElement* c : at->children)
+            if (c->name == head) next = c;
+          if (next != nullptr) next->pinned = true;
+          at = next;
+        }
+      }
+  }
+}
+
+bool Contains(const ElementRules* rules, const std::string& key) {
+  if (rules == nullptr) return false;
+  for (const auto& c : rules->constraints)
+    if (c.key == key) return true;
+  return false;
+}
+
+// What `own` adds to the base element `base` of type `type`; nullptr when nothing.
+std::shared_ptr<const ElementRules> Delta(const std::shared_ptr<const ElementRules>& own, const ElementInfo* base,
+                                          const TypeInfo* type) {
+  if (own == nullptr) return nullptr;
+  auto d = std::make_shared<ElementRules>();
+  const ElementRules* b = base != nullptr ? base->rules : nullptr;
+  for (const auto& c : own->constraints) {
+    bool known = Contains(b, c.key) || (type != nullptr && Contains(type->rules, c.key));
+    if (base != nullptr)
+      for (const TypeInfo* t : base->types) known = known || Contains(t->rules, c.key);
+    if (!known) d->constraints.push_back(c);
+  }
+  if (b == nullptr || b->binding_strength != own->binding_strength || b->value_set != own->value_set) {
+    d->binding_strength = own->binding_strength;
+    d->value_set = own->value_set;
+  }
+  if (b == nullptr || b->max_length != own->max_length) d->max_length = own->max_length;
+  d->fixed_json = own->fixed_json;
+  d->pattern_json = own->pattern_json;
+  if (b == nullptr || b->target_types != own->target_types) d->target_types = own->target_types;
+  if (d->Empty()) return nullptr;
+  return d;
+}
+
+class Pruner {
+ public:
+  Pruner(const Definitions& defs, const std::unordered_set<std::string>& base_type_profiles)
+      : defs_(defs), base_type_profiles_(base_type_profiles) {}
+
+  void Run(Profile& p) {
+    ProfileElement& root = p.elements.front();
+    const TypeInfo* t = defs_.FindType(p.type);
+    root.rules = Delta(root.rules, nullptr, nullptr);
+    if (root.rules != nullptr && t != nullptr) {
+      // the root's invariants the type has are checked by the base walk
+      auto r = std::make_shared<ElementRules>();
+      for (const auto& c : root.rules->constraints)
+        if (!Contains(t->rules, c.key)) r->constraints.push_back(c);
+      root.rules = r->constraints.empty() ? nullptr : r;
+    }
+    Children(root, nullptr, t);
+  }
+
+ private:
+  const Definitions& defs_;
+  const std::unordered_set<std::string>& base_type_profiles_;
+
+  const TypeInfo* TypeOf(const ProfileElement& pe, const ElementInfo* base) const {
+    if (pe.types.size() == 1)
+      if (const TypeInfo* t = defs_.FindType(pe.types.front())) return t;
+    if (base != nullptr && base->types.size() == 1) return base->types.front();
+    return nullptr;
+  }
+
+  // Prunes the children of `pe` (whose base element is `base`, values of
+  // type `type`); returns whether any is left.
+  void Children(ProfileElement& pe, const ElementInfo* base, const TypeInfo* type) {
+    const std::vector<ElementInfo>* scope =
+        base != nullptr && base->children != nullptr ? base->children : type != nullptr ? type->elements : nullptr;
+    std::vector<ProfileElement*> kept;
+    for (ProfileElement* c : pe.children) {
+      const ElementInfo* cb = scope != nullptr ? FindElementIn(*scope, c->name) : nullptr;
+      if (Keep(*c, cb)) kept.push_back(c);
+    }
+    pe.children = std::move(kept);
+  }
+
+  bool Keep(ProfileElement& pe, const ElementInfo* base) {
+    const TypeInfo* type = TypeOf(pe, base);
+    Children(pe, base, type);
+    for (ProfileElement* s : pe.slices) Keep(*s, base);
+    pe.rules = Delta(pe.rules, base, type);
+    if (base == nullptr || pe.pinned || !pe.children.empty() || !pe.slices.empty() || pe.sliced || pe.rules)
+      return true;
+    if (!pe.slice_name.empty()) return true;
+    if (pe.min && *pe.min != base->min) return true;
+    if (pe.max && *pe.max != base->max) return true;
+    if (pe.choice && !pe.types.empty() && pe.types.size() != base->types.size()) return true;
+    for (const auto& url : pe.type_profiles)
+      if (!base_type_profiles_.count(url)) return true;
+    return false;
+  }
+};
 
 }  // namespace
 
 std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions& defs,
-                                                               const std::vector<std::string>& dirs) {
-  namespace fs = std::filesystem;
+                                                               const std::vector<std::string>& dirs,
+                                                               const std::vector<std::string>& stored) {
   auto store = std::make_shared<ConformanceStore>();
-  for (const auto& dir : dirs) {
+  std::unordered_map<std::string, SdEntry> sds;
+  std::vector<std::string> order;  // candidate URLs in the order found
+  std::unordered_set<std::string> base_type_profiles;
+  std::set<fs::path> scanned;
+  // Registers one StructureDefinition (`file` empty: stored, kept in memory).
+  auto add = [&](std::unique_ptr<rapidjson::Document> d, const fs::path& file, bool candidate) {
+    if (Str(*d, "resourceType") != "StructureDefinition") return;
+    SdEntry e;
+    e.url = StripVersion(Str(*d, "url"));
+    e.kind = Str(*d, "kind");
+    e.derivation = Str(*d, "derivation");
+    e.type = Str(*d, "type");
+    e.file = file;
+    e.label = file.empty() ? "StructureDefinition " + e.url + " (stored)" : file.string();
+    e.candidate = candidate;
+    e.has_snapshot = ElementList(*d, "snapshot") != nullptr;
+    if (e.url.empty() || sds.count(e.url)) return;  // the first one found wins
+    if (e.derivation == "specialization" && e.has_snapshot)
+      for (const auto& el : ElementList(*d, "snapshot")->GetArray())
+        if (auto t = el.FindMember("type"); t != el.MemberEnd() && t->value.IsArray())
+          for (const auto& x : t->value.GetArray())
+            if (auto ps = x.FindMember("profile"); ps != x.MemberEnd() && ps->value.IsArray())
+              for (const auto& u : ps->value.GetArray())
+                if (u.IsString()) base_type_profiles.insert(StripVersion(u.GetString()));
+    bool wanted = candidate && e.derivation == "constraint" && (e.kind == "resource" || e.kind == "complex-type");
+    if (wanted || file.empty()) e.doc = std::move(d);  // kept: it will be built (or cannot be read again)
+    if (wanted) order.push_back(e.url);
+    std::string key = e.url;
+    sds.emplace(std::move(key), std::move(e));
+  };
+  for (const auto& text : stored) {
+    auto d = std::make_unique<rapidjson::Document>();
+    d->Parse(text.data(), text.size());
+    if (d->HasParseError() || !d->IsObject()) continue;  // stored resources were checked on write
+    add(std::move(d), {}, true);
+  }
+  auto scan = [&](const std::string& dir, bool candidate) {
     std::error_code ec;
-    if (!fs::is_directory(dir, ec)) continue;
+    if (!fs::is_directory(dir, ec)) return;
+    fs::path canonical = fs::weakly_canonical(dir, ec);
+    if (!scanned.insert(canonical).second) return;
     std::vector<fs::path> files;
     for (const auto& entry : fs::directory_iterator(dir, ec))
       if (entry.path().extension() == ".json" && entry.path().filename() != "package.json")
         files.push_back(entry.path());
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      std::string text = ss.str();
+      std::string text = ReadText(f);
       // cheap filter before parsing: package directories hold thousands of files
-      if (text.find("\"StructureDefinition\"") == std::string::npos || text.find("constraint") == std::string::npos)
-        continue;
-      rapidjson::Document d;
-      d.Parse(text.data(), text.size());
-      if (d.HasParseError() || !d.IsObject()) {
-        store->notes_.push_back(f.string() + ": not valid JSON");
-        continue;
-      }
-      if (Str(d, "resourceType") != "StructureDefinition" || Str(d, "derivation") != "constraint" ||
-          Str(d, "kind") != "resource")
-        continue;
-      std::string type = Str(d, "type");
-      if (!defs.IsResourceType(type)) {
-        store->notes_.push_back(f.string() + ": profiles unknown resource type '" + type + "'");
+      if (text.find("\"StructureDefinition\"") == std::string::npos) continue;
+      auto d = std::make_unique<rapidjson::Document>();
+      d->Parse(text.data(), text.size());
+      if (d->HasParseError() || !d->IsObject()) {
+        if (candidate) store->notes_.push_back(f.string() + ": not valid JSON");
         continue;
       }
-      const rapidjson::Value* list = nullptr;
-      bool snapshot = false;
-      for (const char* part : {"snapshot", "differential"}) {
-        auto m = d.FindMember(part);
-        if (m == d.MemberEnd() || !m->value.IsObject()) continue;
-        auto el = m->value.FindMember("element");
-        if (el == m->value.MemberEnd() || !el->value.IsArray()) continue;
-        list = &el->value;
-        snapshot = std::string_view(part) == "snapshot";
-        break;
-      }
-      if (list == nullptr) {
-        store->notes_.push_back(f.string() + ": neither snapshot nor differential");
-        continue;
-      }
-      std::string problem;
-      auto profile = BuildProfile(*list, type, problem);
-      if (!profile) {
-        store->notes_.push_back(f.string() + ": " + problem);
-        continue;
-      }
-      profile->url = Str(d, "url");
-      profile->name = Str(d, "name");
-      profile->from_snapshot = snapshot;
-      if (store->Find(profile->url) != nullptr) continue;  // the first directory wins
-      store->profiles_.push_back(std::move(profile));
+      add(std::move(d), f, candidate);
     }
+  };
+  for (const auto& dir : dirs) scan(dir, true);
+  scan(defs.package_dir(), false);
+
+  // The StructureDefinition of a URL with its snapshot, generated when missing.
+  std::function<const rapidjson::Value*(std::string_view)> source = [&](std::string_view url) -> const rapidjson::Value* {
+    auto it = sds.find(std::string(url));
+    if (it == sds.end()) return nullptr;
+    SdEntry& e = it->second;
+    if (e.failed || e.generating) return nullptr;
+    if (e.doc == nullptr) {
+      std::string text = ReadText(e.file);
+      e.doc = std::make_unique<rapidjson::Document>();
+      e.doc->Parse(text.data(), text.size());
+      if (e.doc->HasParseError()) {
+        e.failed = true;
+        return nullptr;
+      }
+    }
+    if (!e.has_snapshot) {
+      if (e.derivation != "constraint") {
+        e.failed = true;
+        return nullptr;
+      }
+      e.generating = true;
+      std::string problem;
+      std::vector<std::string> skipped;
+      bool ok = GenerateSnapshot(*e.doc, source, problem, &skipped);
+      e.generating = false;
+      if (!ok) {
+        e.failed = true;
+        store->notes_.push_back(e.label + ": no snapshot could be generated: " + problem);
+        return nullptr;
+      }
+      for (const auto& s : skipped)
+        store->notes_.push_back(e.label + ": differential element " + s + " addresses no element of the base");
+      e.has_snapshot = true;
+      e.generated = true;
+    }
+    return e.doc.get();
+  };
+  auto target_type = [&](const std::string& url) -> std::string {
+    if (url.compare(0, kCoreSd.size(), kCoreSd) == 0 && defs.IsResourceType(url.substr(kCoreSd.size())))
+      return url.substr(kCoreSd.size());
+    auto it = sds.find(url);
+    if (it == sds.end() || it->second.kind != "resource") return {};
+    return it->second.type;
+  };
+
+  Pruner pruner(defs, base_type_profiles);
+  for (const auto& url : order) {
+    SdEntry& e = sds.at(url);
+    bool resource = e.kind == "resource";
+    if (resource ? !defs.IsResourceType(e.type) : defs.FindType(e.type) == nullptr) {
+      store->notes_.push_back(e.label + ": profiles unknown " + (resource ? "resource " : "") + "type '" + e.type +
+                              "'");
+      continue;
+    }
+    const rapidjson::Value* sd = source(url);
+    if (sd == nullptr) continue;  // noted
+    const rapidjson::Value* list = ElementList(*sd, "snapshot");
+    if (list == nullptr) continue;
+    std::string problem;
+    auto profile = BuildProfile(*list, e.type, target_type, problem);
+    if (!profile) {
+      store->notes_.push_back(e.label + ": " + problem);
+      continue;
+    }
+    profile->url = url;
+    profile->name = Str(*sd, "name");
+    profile->resource = resource;
+    profile->from_snapshot = !e.generated;
+    profile->generated = e.generated;
+    PinDiscriminators(*profile);
+    pruner.Run(*profile);
+    if (e.generated) {
+      rapidjson::StringBuffer buf;
+      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+      sd->Accept(w);
+      store->generated_.emplace(url, std::string(buf.GetString(), buf.GetSize()));
+    }
+    store->by_url_.emplace(url, profile.get());
+    store->profiles_.push_back(std::move(profile));
   }
+  // type profiles, now that every profile is known
+  for (auto& p : store->profiles_)
+    for (auto& pe : p->elements)
+      for (const auto& url : pe.type_profiles) {
+        if (base_type_profiles.count(url)) continue;
+        if (const Profile* tp = store->Find(url); tp != nullptr && tp != p.get()) {
+          pe.type_profile = tp;
+          break;
+        }
+      }
   return store;
 }
 
 const Profile* ConformanceStore::Find(std::string_view url) const {
   if (auto bar = url.find('|'); bar != std::string_view::npos) url = url.substr(0, bar);
-  for (const auto& p : profiles_)
-    if (p->url == url) return p.get();
-  return nullptr;
+  auto it = by_url_.find(std::string(url));
+  return it == by_url_.end() ? nullptr : it->second;
+}
+
+std::size_t ConformanceStore::resource_profile_count() const {
+  std::size_t n = 0;
+  for (const auto& p : profiles_) n += p->resource;
+  return n;
+}
+
+const std::string* ConformanceStore::GeneratedSnapshot(std::string_view url) const {
+  auto it = generated_.find(std::string(url));
+  return it == generated_.end() ? nullptr : &it->second;
 }
 
 }  // namespace eds::fhir

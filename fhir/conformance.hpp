@@ -1,13 +1,17 @@
-// Profiles (constraining StructureDefinitions) the validator checks
-// resources against: loaded from FHIR package directories and profiles/,
-// each read from its snapshot or, when it has none, its differential (the
-// base checks run anyway, so what a profile adds is what gets checked).
+// Profiles (constraining StructureDefinitions on resources, data types and
+// extensions) the validator checks resources against: loaded from FHIR
+// package directories and profiles/, each from its snapshot, generated from
+// its differential when it ships none (fhir/snapshot.hpp). The element
+// tree keeps only what differs from the base R4 definitions (which are
+// checked anyway), so a profile walk visits what the profile adds.
 #pragma once
 
 #include <deque>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "fhir/element_rules.hpp"
@@ -15,6 +19,7 @@
 namespace eds::fhir {
 
 class Definitions;
+struct Profile;
 
 // One element of a profile, linked into a tree by its id
 // (Patient.identifier:cf.system is child `system` of slice `cf` of
@@ -27,7 +32,18 @@ struct ProfileElement {
   std::string slice_name;  // set on slices
   std::optional<int> min;
   std::optional<std::string> max;
-  std::vector<std::string> types;  // allowed type codes, when the profile narrows them
+  std::vector<std::string> types;  // allowed type codes
+  // type[].profile and type[].targetProfile canonical URLs (without |version)
+  std::vector<std::string> type_profiles;
+  std::vector<std::string> target_profiles;
+  // The profile the values must also conform to (the first type profile
+  // this store holds, unless it is one the base definitions already use,
+  // such as SimpleQuantity); nullptr when none.
+  const Profile* type_profile = nullptr;
+  // What the element adds to the base definition: invariants the base does
+  // not have, a different binding, fixed/pattern, maxLength, reference
+  // targets (resource types, profiles resolved to the type they constrain);
+  // nullptr when nothing.
   std::shared_ptr<const ElementRules> rules;
   struct Discriminator {
     std::string type;  // value, pattern, exists, type, profile
@@ -36,15 +52,18 @@ struct ProfileElement {
   bool sliced = false;
   std::vector<Discriminator> discriminators;
   bool closed = false;  // slicing.rules = closed
-  std::vector<const ProfileElement*> children;
-  std::vector<const ProfileElement*> slices;
+  bool pinned = false;  // named by a discriminator: kept even when it adds nothing
+  std::vector<ProfileElement*> children;
+  std::vector<ProfileElement*> slices;
 };
 
 struct Profile {
   std::string url;
   std::string name;
-  std::string type;  // the resource type it constrains
-  bool from_snapshot = false;
+  std::string type;  // the type it constrains: a resource, a data type, Extension
+  bool resource = true;  // kind resource (else a data type or an extension)
+  bool from_snapshot = false;  // shipped with a snapshot
+  bool generated = false;      // snapshot generated from the differential
   std::deque<ProfileElement> elements;  // [0] is the root
   const ProfileElement& root() const { return elements.front(); }
 };
@@ -52,19 +71,31 @@ struct Profile {
 class ConformanceStore {
  public:
   // Loads every StructureDefinition with derivation `constraint` on a
-  // resource type from the *.json files of `dirs` (missing directories are
-  // skipped). Files that are not such profiles are ignored; problems
-  // (unreadable JSON, unknown base type) are listed in notes().
-  static std::shared_ptr<const ConformanceStore> Load(const Definitions& defs, const std::vector<std::string>& dirs);
+  // resource, a data type or Extension from `stored` (JSON texts, such as
+  // the resources written through the API) and the *.json files of `dirs`
+  // (missing directories are skipped; for a URL found twice the stored one,
+  // then the first directory wins). Bases and type profiles are looked up there and in the
+  // definitions' package; a profile without a snapshot gets one generated
+  // (its base's first). Files that are not such profiles are ignored;
+  // problems (unreadable JSON, unknown base, differential elements that
+  // address nothing) are listed in notes().
+  static std::shared_ptr<const ConformanceStore> Load(const Definitions& defs, const std::vector<std::string>& dirs,
+                                                      const std::vector<std::string>& stored = {});
 
   // The profile with canonical URL `url` (a |version suffix is ignored);
   // nullptr when unknown.
   const Profile* Find(std::string_view url) const;
   const std::vector<std::unique_ptr<Profile>>& profiles() const { return profiles_; }
+  std::size_t resource_profile_count() const;
   const std::vector<std::string>& notes() const { return notes_; }
+  // The StructureDefinition (JSON) with the snapshot generated for a
+  // profile that shipped without one; nullptr for other URLs.
+  const std::string* GeneratedSnapshot(std::string_view url) const;
 
  private:
   std::vector<std::unique_ptr<Profile>> profiles_;
+  std::unordered_map<std::string, const Profile*> by_url_;
+  std::unordered_map<std::string, std::string> generated_;
   std::vector<std::string> notes_;
 };
 

@@ -144,6 +144,7 @@ struct Definitions::Impl {
   std::vector<std::string> resource_types;
   std::unordered_set<std::string> resource_type_set;
   std::string fhir_version = "4.0.1";
+  std::string package_dir;
   // The linked model behind TypeInfo and ElementInfo (BuildModel). Both maps
   // are node-based, so the addresses handed out stay valid.
   std::unordered_map<std::string, std::unique_ptr<TypeInfo>, StringHash, std::equal_to<>> type_infos;
@@ -287,6 +288,7 @@ std::shared_ptr<const Definitions> Definitions::Load(const std::string& package_
                              " (run deploy/fetch_definitions.sh)");
   std::shared_ptr<Definitions> defs(new Definitions());
   auto& impl = *defs->impl_;
+  impl.package_dir = package_dir;
   {
     rapidjson::Document pkg;
     std::string text = ReadFile(fs::path(package_dir) / "package.json");
@@ -327,6 +329,7 @@ bool Definitions::IsResourceType(std::string_view name) const {
 }
 
 const std::string& Definitions::fhir_version() const { return impl_->fhir_version; }
+const std::string& Definitions::package_dir() const { return impl_->package_dir; }
 
 const TypeInfo* Definitions::FindType(std::string_view name) const { return impl_->FindTypeInfo(name); }
 

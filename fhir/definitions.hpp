@@ -84,6 +84,8 @@ class Definitions {
   bool IsResourceType(std::string_view name) const;
   // FHIR version of the package, e.g. "4.0.1".
   const std::string& fhir_version() const;
+  // The package directory the definitions were loaded from.
+  const std::string& package_dir() const;
 
   // The type named `name` ("Patient", "HumanName", "dateTime", "Resource"),
   // including abstract ones; nullptr when unknown.

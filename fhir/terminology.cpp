@@ -14,6 +14,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "fhir/ucum.hpp"
+
 namespace eds::fhir {
 namespace {
 
@@ -49,14 +51,23 @@ struct Expansion {
   std::unordered_set<std::string> codes;       // system + '|' + code
   std::unordered_set<std::string> bare_codes;  // code alone, for elements of type code
   std::set<std::string> open_systems;          // systems included but not enumerable
+  std::set<std::string> whole_systems;         // of those, the ones included whole (no concepts, no filter)
   std::string open_reason;                     // set when a part could not be expanded
 };
 
 }  // namespace
 
+// Where a value set or code system is read from: a file, or the text of a
+// resource stored in the database.
+struct Source {
+  std::filesystem::path file;
+  std::string text;
+  std::string Text() const { return file.empty() ? text : ReadText(file); }
+};
+
 struct Terminology::Impl {
-  std::unordered_map<std::string, std::filesystem::path> value_set_files;
-  std::unordered_map<std::string, std::filesystem::path> code_system_files;
+  std::unordered_map<std::string, Source> value_set_files;
+  std::unordered_map<std::string, Source> code_system_files;
   mutable std::shared_mutex mu;
   mutable std::unordered_map<std::string, std::unique_ptr<Expansion>> expansions;
   mutable std::unordered_map<std::string, std::unique_ptr<CodeSystemData>> code_systems;
@@ -66,7 +77,7 @@ struct Terminology::Impl {
     std::unique_ptr<CodeSystemData> cs;
     if (auto f = code_system_files.find(url); f != code_system_files.end()) {
       rapidjson::Document d;
-      std::string text = ReadText(f->second);
+      std::string text = f->second.Text();
       d.Parse(text.data(), text.size());
       if (!d.HasParseError() && d.IsObject()) {
         cs = std::make_unique<CodeSystemData>();
@@ -150,6 +161,7 @@ struct Terminology::Impl {
         const CodeSystemData* cs = CodeSystem(system);
         if (cs == nullptr || (!cs->complete && !has_filters)) {
           open = true;
+          if (include && !has_filters && !from_value_sets) x.whole_systems.insert(system);
         } else if (has_filters) {
           std::optional<std::set<std::string>> acc;
           for (const auto& f : filters->value.GetArray()) {
@@ -225,7 +237,7 @@ struct Terminology::Impl {
     expansions.emplace(url, std::make_unique<Expansion>());
     if (auto f = value_set_files.find(url); f != value_set_files.end()) {
       rapidjson::Document d;
-      std::string text = ReadText(f->second);
+      std::string text = f->second.Text();
       d.Parse(text.data(), text.size());
       auto compose = d.IsObject() ? d.FindMember("compose") : d.MemberEnd();
       if (!d.HasParseError() && d.IsObject() && compose != d.MemberEnd() && compose->value.IsObject()) {
@@ -246,9 +258,18 @@ struct Terminology::Impl {
 Terminology::Terminology() : impl_(std::make_unique<Impl>()) {}
 Terminology::~Terminology() = default;
 
-std::shared_ptr<const Terminology> Terminology::Load(const std::vector<std::string>& dirs) {
+std::shared_ptr<const Terminology> Terminology::Load(const std::vector<std::string>& dirs,
+                                                     const std::vector<std::string>& stored) {
   namespace fs = std::filesystem;
   std::shared_ptr<Terminology> t(new Terminology());
+  for (const auto& text : stored) {
+    rapidjson::Document d;
+    d.Parse(text.data(), text.size());
+    if (d.HasParseError() || !d.IsObject()) continue;
+    std::string type = Str(d, "resourceType"), url = Str(d, "url");
+    if (url.empty() || (type != "ValueSet" && type != "CodeSystem")) continue;
+    (type == "ValueSet" ? t->impl_->value_set_files : t->impl_->code_system_files).emplace(url, Source{{}, text});
+  }
   for (const auto& dir : dirs) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) continue;
@@ -264,7 +285,7 @@ std::shared_ptr<const Terminology> Terminology::Load(const std::vector<std::stri
       if (d.HasParseError() || !d.IsObject()) continue;
       std::string url = Str(d, "url");
       if (url.empty()) continue;
-      (vs ? t->impl_->value_set_files : t->impl_->code_system_files).emplace(url, entry.path());
+      (vs ? t->impl_->value_set_files : t->impl_->code_system_files).emplace(url, Source{entry.path(), {}});
     }
   }
   return t;
@@ -300,6 +321,16 @@ Terminology::Membership Terminology::Check(std::string_view value_set, std::stri
   if (!x->open_reason.empty()) {
     if (why) *why = "the value set " + url + " cannot be fully expanded here (" + x->open_reason + ")";
     return Membership::kUnknown;
+  }
+  // all of UCUM: a code is in when it is a valid UCUM expression
+  if ((system == kUcumSystem || (system.empty() && x->open_systems.count(std::string(kUcumSystem)))) &&
+      x->whole_systems.count(std::string(kUcumSystem))) {
+    auto problem = UcumProblem(code);
+    if (!problem) return Membership::kMember;
+    if (system == kUcumSystem || x->open_systems.size() == 1) {
+      if (why) *why = *problem;
+      return Membership::kNotMember;
+    }
   }
   if ((system.empty() && !x->open_systems.empty()) || x->open_systems.count(std::string(system))) {
     if (why)

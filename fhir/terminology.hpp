@@ -18,10 +18,13 @@ class Terminology {
   Terminology(const Terminology&) = delete;
   Terminology& operator=(const Terminology&) = delete;
 
-  // Indexes the CodeSystem-*.json and ValueSet-*.json files of `dirs` by
-  // canonical URL (directories that do not exist are skipped). Expansions
-  // are computed on first use and kept. Thread-safe.
-  static std::shared_ptr<const Terminology> Load(const std::vector<std::string>& dirs);
+  // Indexes the CodeSystem-*.json and ValueSet-*.json files of `dirs` and
+  // the ValueSet and CodeSystem resources in `stored` (JSON texts, such as
+  // the ones written through the API; they win over files with their URL)
+  // by canonical URL (directories that do not exist are skipped).
+  // Expansions are computed on first use and kept. Thread-safe.
+  static std::shared_ptr<const Terminology> Load(const std::vector<std::string>& dirs,
+                                                 const std::vector<std::string>& stored = {});
 
   enum class Membership { kMember, kNotMember, kUnknown };
 

@@ -592,8 +592,10 @@ class Walker {
         auto cs = obj.FindMember("coding");
         if (cs != obj.MemberEnd() && cs->value.IsArray())
           for (const auto& c : cs->value.GetArray()) add(c);
+      } else if (const TypeInfo* quantity = v_.defs->FindType("Quantity"); quantity != nullptr && t->IsA(*quantity)) {
+        add(obj);  // system and code of the unit
       } else {
-        return;  // Quantity and other bound types: not checked
+        return;  // other bound types: not checked
       }
       if (!codings.empty()) BindingCodes(rules, codings, expr, t->name == "CodeableConcept");
     }
@@ -631,6 +633,7 @@ class Walker {
         if (why.empty()) why = reason;
       } else if (bad.empty()) {
         bad = sys.empty() ? fmt::format("'{}'", code) : fmt::format("'{}' of {}", code, sys);
+        if (!reason.empty()) bad += fmt::format(" ({})", reason);
         if (!any_of) break;
       }
       if (!any_of && m != Terminology::Membership::kMember) break;
@@ -649,14 +652,6 @@ class Walker {
 
   // ---- profiles ---------------------------------------------------------
 
-  void ProfileRoot(const Profile& p, const JsonValue& resource) {
-    const TypeInfo* t = v_.defs->FindType(p.type);
-    if (t == nullptr) return;
-    resource_ = &resource;
-    profile_ = &p;
-    ProfileNode(p.root(), resource, nullptr, t, t->elements, p.type);
-  }
-
   // The instances of child `pe` in `obj`: values with their type and expression.
   struct Instance {
     const JsonValue* value = nullptr;
@@ -665,6 +660,163 @@ class Walker {
     const ElementInfo* base = nullptr;
     std::string expr;
   };
+
+  void ProfileRoot(const Profile& p, const JsonValue& resource) {
+    const TypeInfo* t = v_.defs->FindType(p.type);
+    if (t == nullptr) return;
+    resource_ = &resource;
+    root_ = &resource;
+    profile_ = &p;
+    RootRules(p, &resource, t, p.type);
+    ProfileNode(p.root(), resource, nullptr, t, t->elements, p.type);
+  }
+
+  // The invariants a profile adds on its root element.
+  void RootRules(const Profile& p, const JsonValue* value, const TypeInfo* t, const std::string& expr) {
+    if (p.root().rules == nullptr) return;
+    for (const auto& c : p.root().rules->constraints) Evaluate(c, value, nullptr, t, nullptr, expr);
+  }
+
+  // Walks profile `p` (a resource, data type or extension profile) over
+  // the value `i`.
+  void WalkProfile(const Profile& p, const Instance& i) {
+    if (i.value == nullptr || !i.value->IsObject() || depth_ >= kMaxProfileDepth) return;
+    const Profile* saved_profile = profile_;
+    const JsonValue* saved_resource = resource_;
+    const TypeInfo* t = i.type;
+    if (p.resource) {
+      auto rt = i.value->FindMember("resourceType");
+      if (rt == i.value->MemberEnd() || !IsString(rt->value) || StringOf(rt->value) != p.type) return;
+      t = v_.defs->FindType(p.type);
+      if (t == nullptr) return;
+      resource_ = i.value;
+    }
+    profile_ = &p;
+    ++depth_;
+    RootRules(p, i.value, t, i.expr);
+    ProfileNode(p.root(), *i.value, nullptr, t, t->elements, i.expr);
+    --depth_;
+    profile_ = saved_profile;
+    resource_ = saved_resource;
+  }
+
+  // The profile the element's values must conform to, walked over `i`.
+  void TypeProfile(const ProfileElement& pe, const Instance& i) {
+    if (pe.type_profile != nullptr) WalkProfile(*pe.type_profile, i);
+  }
+
+  // Whether `i` conforms to profile `p` (its walk gives no error).
+  bool Conforms(const Profile& p, const Instance& i) {
+    Outcome scratch;
+    Walker sub(v_, scratch);
+    sub.root_ = root_;
+    sub.resource_ = resource_;
+    sub.depth_ = depth_ + 1;
+    sub.unsupported_reported_ = true;
+    sub.WalkProfile(p, i);
+    return !scratch.HasErrors();
+  }
+
+  // The resource a reference points to inside the resource being validated
+  // (contained, `#id`) or inside the Bundle it is in (by fullUrl, or Type/id);
+  // nullptr when it is not there.
+  const JsonValue* Resolve(std::string_view ref) const {
+    if (ref.empty()) return nullptr;
+    auto id_of = [](const JsonValue& r, std::string_view key) -> std::string_view {
+      if (!r.IsObject()) return {};
+      auto it = r.FindMember(rapidjson::StringRef(key.data(), key.size()));
+      return it != r.MemberEnd() && IsString(it->value) ? StringOf(it->value) : std::string_view();
+    };
+    if (ref[0] == '#') {
+      if (resource_ == nullptr) return nullptr;
+      auto c = resource_->FindMember("contained");
+      if (c == resource_->MemberEnd() || !c->value.IsArray()) return nullptr;
+      for (const auto& r : c->value.GetArray())
+        if (id_of(r, "id") == ref.substr(1)) return &r;
+      return nullptr;
+    }
+    if (root_ == nullptr || id_of(*root_, "resourceType") != "Bundle") return nullptr;
+    auto entries = root_->FindMember("entry");
+    if (entries == root_->MemberEnd() || !entries->value.IsArray()) return nullptr;
+    auto [type, id] = ReferenceTarget(ref);
+    for (const auto& e : entries->value.GetArray()) {
+      if (!e.IsObject()) continue;
+      auto r = e.FindMember("resource");
+      if (r == e.MemberEnd() || !r->value.IsObject()) continue;
+      std::string_view full = id_of(e, "fullUrl");
+      if (!full.empty() && full == ref) return &r->value;
+      if (!type.empty() && id_of(r->value, "resourceType") == type && id_of(r->value, "id") == id) return &r->value;
+    }
+    return nullptr;
+  }
+
+  // The resource type a profile URL constrains: the profile's, or a core
+  // resource definition's name; empty when unknown.
+  std::string_view ProfileType(const std::string& url) const {
+    if (const Profile* p = v_.profiles ? v_.profiles->Find(url) : nullptr) return p->type;
+    constexpr std::string_view kCore = "http://hl7.org/fhir/StructureDefinition/";
+    if (url.compare(0, kCore.size(), kCore) == 0 && v_.defs->IsResourceType(std::string_view(url).substr(kCore.size())))
+      return std::string_view(url).substr(kCore.size());
+    return {};
+  }
+
+  // The `profile` discriminator: whether `value` (of slice element `at`)
+  // conforms to one of its profiles; for a reference, whether the resource
+  // it points to conforms to one of the target profiles (a target outside
+  // the resource or Bundle: whether its type is the one a target profile
+  // constrains). nullopt when a profile is unknown.
+  std::optional<bool> ProfileMatch(const ProfileElement& at, const JsonValue& value, const TypeInfo* type,
+                                   const std::string& expr) {
+    if (!at.target_profiles.empty() && value.IsObject() && type != nullptr && type->name == "Reference") {
+      auto ref = value.FindMember("reference");
+      std::string_view r = ref != value.MemberEnd() && IsString(ref->value) ? StringOf(ref->value) : "";
+      const JsonValue* target = Resolve(r);
+      bool unknown = false;
+      if (target != nullptr) {
+        auto rt = target->FindMember("resourceType");
+        std::string_view target_type = rt != target->MemberEnd() && IsString(rt->value) ? StringOf(rt->value) : "";
+        for (const auto& url : at.target_profiles) {
+          const Profile* p = v_.profiles ? v_.profiles->Find(url) : nullptr;
+          if (p == nullptr) {
+            std::string_view t = ProfileType(url);
+            if (t.empty()) unknown = true;
+            else if (t == target_type) return true;
+            continue;
+          }
+          if (p->type != target_type) continue;
+          Instance ti{target, nullptr, v_.defs->FindType(p->type), nullptr, expr};
+          if (ti.type != nullptr && Conforms(*p, ti)) return true;
+        }
+        if (unknown) return std::nullopt;
+        return false;
+      }
+      std::string_view type_name = ReferenceTarget(r).first;
+      if (type_name.empty())
+        if (auto t = value.FindMember("type"); t != value.MemberEnd() && IsString(t->value)) type_name = StringOf(t->value);
+      if (type_name.empty()) return std::nullopt;
+      for (const auto& url : at.target_profiles) {
+        std::string_view t = ProfileType(url);
+        if (t.empty()) unknown = true;
+        else if (t == type_name) return true;
+      }
+      if (unknown) return std::nullopt;
+      return false;
+    }
+    if (at.type_profiles.empty() || type == nullptr) return std::nullopt;
+    bool unknown = false;
+    for (const auto& url : at.type_profiles) {
+      const Profile* p = v_.profiles ? v_.profiles->Find(url) : nullptr;
+      if (p == nullptr) {
+        unknown = true;
+        continue;
+      }
+      Instance vi{&value, nullptr, type, nullptr, expr};
+      if (Conforms(*p, vi)) return true;
+    }
+    if (unknown) return std::nullopt;
+    return false;
+  }
+
 
   void Instances(const ProfileElement& pe, const JsonValue& obj, const std::vector<ElementInfo>& scope,
                  const std::string& expr, std::vector<Instance>& out) {
@@ -718,7 +870,10 @@ class Walker {
             Report(Severity::kError, "structure",
                    fmt::format("the type {} is not allowed by the profile {}", i.type->name, profile_->url), i.expr);
         }
-      for (const auto& i : found) InstanceRules(*child, i);
+      for (const auto& i : found) {
+        InstanceRules(*child, i);
+        TypeProfile(*child, i);
+      }
       if (child->sliced || !child->slices.empty()) Slicing(*child, found, at);
       if (!child->children.empty())
         for (const auto& i : found) Descend(*child, i);
@@ -789,6 +944,7 @@ class Walker {
 
   // Values at a dotted path below a JSON node (arrays flattened).
   static void Navigate(const JsonValue& node, std::string_view path, std::vector<const JsonValue*>& out) {
+    if (path.substr(0, 6) == "$this.") path.remove_prefix(6);
     if (path.empty() || path == "$this") {
       if (node.IsArray()) {
         for (const auto& v : node.GetArray()) out.push_back(&v);
@@ -814,7 +970,10 @@ class Walker {
   }
 
   // The element of slice `slice` at a discriminator path.
+  // (Where the slice does not name the element, the slice's type profile
+  // is looked into: Patient.extension:x by url finds the extension's url.)
   static const ProfileElement* AtPath(const ProfileElement& slice, std::string_view path) {
+    if (path.substr(0, 6) == "$this.") path.remove_prefix(6);
     if (path.empty() || path == "$this") return &slice;
     const ProfileElement* at = &slice;
     while (!path.empty()) {
@@ -824,51 +983,116 @@ class Walker {
       const ProfileElement* next = nullptr;
       for (const ProfileElement* c : at->children)
         if (c->name == head) next = c;
+      if (next == nullptr && at->type_profile != nullptr)
+        for (const ProfileElement* c : at->type_profile->root().children)
+          if (c->name == head) next = c;
       if (next == nullptr) return nullptr;
       at = next;
     }
     return at;
   }
 
-  // Whether `value` belongs to `slice` under the discriminators of the
-  // sliced element; nullopt when a discriminator cannot be evaluated.
-  std::optional<bool> InSlice(const ProfileElement& sliced, const ProfileElement& slice, const Instance& i) {
-    if (sliced.discriminators.empty()) return std::nullopt;
-    for (const auto& d : sliced.discriminators) {
-      const ProfileElement* at = AtPath(slice, d.path);
-      std::vector<const JsonValue*> values;
-      Navigate(*i.value, d.path, values);
-      if (d.type == "value" || d.type == "pattern") {
-        if (at == nullptr || at->rules == nullptr) return std::nullopt;
-        const JsonValue* fixed = at->rules->fixed_json.empty() ? nullptr : v_.Value(at->rules->fixed_json);
-        const JsonValue* pattern = at->rules->pattern_json.empty() ? nullptr : v_.Value(at->rules->pattern_json);
-        if (fixed == nullptr && pattern == nullptr) return std::nullopt;
-        bool any = false;
+  // What one discriminator says about a value and a slice: it matches, it
+  // does not, the slice does not constrain what the discriminator looks at
+  // (no fixed/pattern value, no required or forbidden element, no narrowed
+  // type or profile there), or it cannot be evaluated (a reference outside
+  // the resource, an unknown profile, an unsupported path).
+  enum class Verdict { kMatch, kNoMatch, kUnconstrained, kUnknown };
+
+  Verdict Discriminate(const ProfileElement::Discriminator& d, const ProfileElement& slice, const Instance& i) {
+    std::string_view path = d.path;
+    const bool resolve = path.size() >= 10 && path.substr(path.size() - 10) == ".resolve()";
+    if (resolve) path.remove_suffix(10);
+    if (path.find('(') != std::string_view::npos) return Verdict::kUnknown;
+    const ProfileElement* at = AtPath(slice, path);
+    std::vector<const JsonValue*> values;
+    Navigate(*i.value, path, values);
+    if (resolve) {
+      // the resources the references point to, by type (or profile)
+      if (at == nullptr) return Verdict::kUnconstrained;
+      if (at->max && *at->max == "0") return values.empty() ? Verdict::kMatch : Verdict::kNoMatch;
+      bool narrowed = false;
+      for (const auto& url : at->target_profiles)
+        narrowed = narrowed || url != "http://hl7.org/fhir/StructureDefinition/Resource";
+      if (!narrowed) return Verdict::kUnconstrained;
+      if (d.type != "type" && d.type != "profile") return Verdict::kUnknown;
+      if (values.empty()) return Verdict::kNoMatch;
+      for (const JsonValue* v : values) {
+        auto m = ProfileMatch(*at, *v, v_.defs->FindType("Reference"), i.expr);
+        if (!m) return Verdict::kUnknown;
+        if (!*m) return Verdict::kNoMatch;
+      }
+      return Verdict::kMatch;
+    }
+    if (d.type == "value" || d.type == "pattern") {
+      const JsonValue* fixed = nullptr;
+      const JsonValue* pattern = nullptr;
+      if (at != nullptr && at->rules != nullptr) {
+        fixed = at->rules->fixed_json.empty() ? nullptr : v_.Value(at->rules->fixed_json);
+        pattern = at->rules->pattern_json.empty() ? nullptr : v_.Value(at->rules->pattern_json);
+      }
+      if (fixed == nullptr && pattern == nullptr && path == "url" && !slice.type_profiles.empty()) {
+        // an extension slice: its url is the canonical URL of its definition
         for (const JsonValue* v : values)
-          any = any || (fixed != nullptr ? JsonEqual(*fixed, *v) : PatternMatches(*pattern, *v));
-        if (!any) return false;
-      } else if (d.type == "exists") {
-        if (at == nullptr) return std::nullopt;
-        bool must = at->min && *at->min > 0;
-        bool must_not = at->max && *at->max == "0";
-        if (!must && !must_not) return std::nullopt;
-        if (must && values.empty()) return false;
-        if (must_not && !values.empty()) return false;
-      } else if (d.type == "type") {
-        if (at == nullptr || at->types.empty()) return std::nullopt;
-        bool any = false;
-        for (const JsonValue* v : values) {
-          std::string_view type = i.type->name;
-          if (v->IsObject())
-            if (auto rt = v->FindMember("resourceType"); rt != v->MemberEnd() && IsString(rt->value))
-              type = StringOf(rt->value);
-          for (const auto& code : at->types) any = any || code == type;
-        }
-        if (!any) return false;
-      } else {
-        return std::nullopt;  // profile discriminators need the referenced profiles
+          for (const auto& url : slice.type_profiles)
+            if (IsString(*v) && StringOf(*v) == url) return Verdict::kMatch;
+        return Verdict::kNoMatch;
+      }
+      if (fixed == nullptr && pattern == nullptr) return Verdict::kUnconstrained;
+      for (const JsonValue* v : values)
+        if (fixed != nullptr ? JsonEqual(*fixed, *v) : PatternMatches(*pattern, *v)) return Verdict::kMatch;
+      return Verdict::kNoMatch;
+    }
+    if (d.type == "exists") {
+      if (at == nullptr) return Verdict::kUnconstrained;
+      bool must = at->min && *at->min > 0;
+      bool must_not = at->max && *at->max == "0";
+      if (!must && !must_not) return Verdict::kUnconstrained;
+      if (must && values.empty()) return Verdict::kNoMatch;
+      if (must_not && !values.empty()) return Verdict::kNoMatch;
+      return Verdict::kMatch;
+    }
+    if (d.type == "type") {
+      if (at == nullptr || at->types.empty()) return Verdict::kUnconstrained;
+      for (const JsonValue* v : values) {
+        std::string_view type = i.type->name;
+        if (v->IsObject())
+          if (auto rt = v->FindMember("resourceType"); rt != v->MemberEnd() && IsString(rt->value))
+            type = StringOf(rt->value);
+        for (const auto& code : at->types)
+          if (code == type) return Verdict::kMatch;
+      }
+      return Verdict::kNoMatch;
+    }
+    if (d.type == "profile") {
+      if (at == nullptr || (at->type_profiles.empty() && at->target_profiles.empty())) return Verdict::kUnconstrained;
+      const TypeInfo* vt = path.empty() || path == "$this" ? i.type : nullptr;
+      if (vt == nullptr && at->types.size() == 1) vt = v_.defs->FindType(at->types.front());
+      bool unknown = false;
+      for (const JsonValue* v : values) {
+        auto m = ProfileMatch(*at, *v, vt, i.expr);
+        if (!m) unknown = true;
+        else if (*m) return Verdict::kMatch;
+      }
+      return unknown ? Verdict::kUnknown : Verdict::kNoMatch;
+    }
+    return Verdict::kUnknown;
+  }
+
+  // Whether `value` belongs to `slice` under the discriminators of the
+  // sliced element: every discriminator the slice constrains matches (and
+  // it constrains at least one); nullopt when that cannot be decided.
+  std::optional<bool> InSlice(const ProfileElement& sliced, const ProfileElement& slice, const Instance& i) {
+    bool decided = false, unknown = false;
+    for (const auto& d : sliced.discriminators) {
+      switch (Discriminate(d, slice, i)) {
+        case Verdict::kNoMatch: return false;
+        case Verdict::kMatch: decided = true; break;
+        case Verdict::kUnknown: unknown = true; break;
+        case Verdict::kUnconstrained: break;
       }
     }
+    if (unknown || !decided) return std::nullopt;
     return true;
   }
 
@@ -903,6 +1127,7 @@ class Walker {
       }
       ++counts[index];
       InstanceRules(*match, i);
+      TypeProfile(*match, i);
       if (!match->children.empty()) Descend(*match, i);
     }
     for (std::size_t k = 0; k < sliced.slices.size(); ++k)
@@ -912,8 +1137,11 @@ class Walker {
  private:
   const Validator::Impl& v_;
   Outcome& out_;
+  static constexpr int kMaxProfileDepth = 8;  // profiles within profiles (extensions of extensions)
   const JsonValue* resource_ = nullptr;
+  const JsonValue* root_ = nullptr;  // the resource validated (a Bundle: where references resolve)
   const Profile* profile_ = nullptr;
+  int depth_ = 0;
   bool unsupported_reported_ = false;
   fhirpath::EvalOptions now_;
 

@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cstdio>
 #include <optional>
+#include <mutex>
 #include <random>
 #include <vector>
 
@@ -192,8 +193,15 @@ struct FhirApi::Impl {
   storage::ResourceStore& store;
   std::shared_ptr<fhir::IndexerHolder> indexers;
   std::unique_ptr<ReindexJob> reindex;
-  std::shared_ptr<const fhir::Validator> validator;
-  TransactionProcessor processor{defs, indexers, config.json_max_depth};
+  // The validator in force: replaced when conformance resources are written
+  // (ReloadValidator); read once per request, so it stays alive while used.
+  std::shared_ptr<const fhir::Validator> validator_initial;
+  mutable std::mutex validator_mu;
+  mutable std::shared_ptr<const fhir::Validator> validator_current = validator_initial;
+  std::function<std::shared_ptr<const fhir::Validator>()> validator_factory;
+  mutable std::mutex rebuild_mu;  // one rebuild at a time, each from what is stored then
+  TransactionProcessor processor{defs, indexers, config.json_max_depth,
+                                 [this](const fhir::Resource& r) { return CheckWrite(r); }};
   DocumentApi documents{defs, store, processor, std::max(1, config.pool_size - 1),
                         [this](const fhir::TransactionPlan& plan) { return CheckTransaction(plan); },
                         config.analytics_hash_key};
@@ -242,7 +250,24 @@ struct FhirApi::Impl {
 
   // Validation on write, as the policy says for the resource's type: the
   // OperationOutcome (422) when it finds errors. Structure is checked before.
+  std::shared_ptr<const fhir::Validator> CurrentValidator() const {
+    std::lock_guard<std::mutex> lock(validator_mu);
+    return validator_current;
+  }
+
+  // Rebuilds the validator after StructureDefinition, ValueSet or CodeSystem
+  // resources changed, so what was written is used by the next request.
+  void ReloadValidator() const {
+    if (!validator_factory) return;
+    std::lock_guard<std::mutex> rebuild(rebuild_mu);
+    auto next = validator_factory();
+    if (!next) return;
+    std::lock_guard<std::mutex> lock(validator_mu);
+    validator_current = std::move(next);
+  }
+
   std::optional<Error> CheckWrite(const fhir::Resource& resource) const {
+    auto validator = CurrentValidator();
     if (!validator) return std::nullopt;
     const ValidationMode mode = config.validation.For(resource.type());
     if (mode == ValidationMode::kOff) return std::nullopt;
@@ -1098,6 +1123,7 @@ struct FhirApi::Impl {
   // POST [type]/$validate, POST [type]/[id]/$validate: 200 with the outcome
   // whenever validation ran; 400 only when there is nothing to validate.
   HttpResponse Validate(const HttpRequest& req, const Parsed& p) const {
+    auto validator = CurrentValidator();
     if (!validator)
       return ErrorResponse(MakeError(ErrorKind::kNotSupported, "validation is not available"), p.format);
     std::string_view ct = req.Header("content-type");
@@ -1247,6 +1273,18 @@ struct FhirApi::Impl {
          (p.match.route->interaction == Interaction::kTransaction &&
           req.body.find("\"SearchParameter\"") != std::string::npos)))
       ReloadSearchParameters();
+    // profiles and terminology written: they take part in validation at once
+    if (writes && r.status < 300 && validator_factory && p.match.route->interaction != Interaction::kValidate) {
+      static constexpr std::string_view kConformance[] = {"StructureDefinition", "ValueSet", "CodeSystem"};
+      bool conformance = false;
+      for (std::string_view t : kConformance) {
+        conformance = conformance || p.match.type == t;
+        if (p.match.route->interaction == Interaction::kTransaction ||
+            p.match.route->interaction == Interaction::kImport)
+          conformance = conformance || req.body.find(fmt::format("\"{}\"", t)) != std::string::npos;
+      }
+      if (conformance) ReloadValidator();
+    }
     return r;
   }
 
@@ -1524,6 +1562,10 @@ HttpResponse FhirApi::CompleteRead(const HttpRequest& request, const ReadPlan& p
 void FhirApi::InFlight(int delta) const { impl_->metrics.InFlight(delta); }
 
 void FhirApi::SetAuditSink(storage::AuditSink* sink) { impl_->audit = sink; }
+
+void FhirApi::SetValidatorFactory(std::function<std::shared_ptr<const fhir::Validator>()> factory) {
+  impl_->validator_factory = std::move(factory);
+}
 
 void FhirApi::Observe(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx) const {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.start).count();

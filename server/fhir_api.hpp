@@ -3,6 +3,7 @@
 // errors to HTTP. One pipeline for every request; runs without sockets.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +51,11 @@ class FhirApi {
   // Audit rows of every request go to `sink` (nullptr: auditing off); when
   // its queue is full, requests are refused with 503.
   void SetAuditSink(storage::AuditSink* sink);
+  // Successful writes of StructureDefinition, ValueSet or CodeSystem
+  // resources (also in transactions and $import) replace the validator with
+  // what `factory` builds then (nullptr: the current one stays). Call before
+  // serving.
+  void SetValidatorFactory(std::function<std::shared_ptr<const fhir::Validator>()> factory);
 
   // True when the request only needs CPU (no database), so it may run on an
   // I/O thread.

@@ -140,20 +140,40 @@ int Reindex(const server::ServerConfig& c) {
   return 0;
 }
 
-// The validator over the package's terminology and profiles and profiles/.
+// The validator over the package's terminology and profiles, profiles/ and,
+// given a store, the StructureDefinitions, ValueSets and CodeSystems written
+// through the API (which win over files with their URL). nullptr when the
+// store cannot be read.
 std::shared_ptr<const fhir::Validator> MakeValidator(const server::ServerConfig& c,
-                                                     std::shared_ptr<const fhir::Definitions> defs) {
+                                                     std::shared_ptr<const fhir::Definitions> defs,
+                                                     storage::ResourceStore* store = nullptr) {
   auto t0 = std::chrono::steady_clock::now();
-  auto terminology = fhir::Terminology::Load({c.definitions_dir, c.profiles_dir});
-  auto profiles = fhir::ConformanceStore::Load(*defs, {c.profiles_dir, c.definitions_dir});
+  std::vector<std::string> stored_terminology, stored_profiles;
+  if (store != nullptr) {
+    for (const char* type : {"ValueSet", "CodeSystem", "StructureDefinition"}) {
+      auto contents = store->CurrentContents(type);
+      if (!contents) {
+        server::Log(server::LogLevel::kError,
+                    fmt::format("validation: the stored {} resources could not be read; the validator is unchanged",
+                                type));
+        return nullptr;
+      }
+      auto& into = std::string_view(type) == "StructureDefinition" ? stored_profiles : stored_terminology;
+      for (auto& text : *contents) into.push_back(std::move(text));
+    }
+  }
+  auto terminology = fhir::Terminology::Load({c.definitions_dir, c.profiles_dir}, stored_terminology);
+  auto profiles = fhir::ConformanceStore::Load(*defs, {c.profiles_dir, c.definitions_dir}, stored_profiles);
   for (const auto& n : profiles->notes()) server::Log(server::LogLevel::kWarn, "profile ignored: " + n);
   auto validator = std::make_shared<const fhir::Validator>(defs, terminology, profiles);
   const auto& st = validator->stats();
   server::Log(server::LogLevel::kInfo,
-              fmt::format("validation: {} value sets, {} code systems, {} profiles, {} invariants ({} skipped: "
-                          "their expressions do not parse) in {} ms",
+              fmt::format("validation: {} value sets, {} code systems, {} profiles ({} on resources, the others "
+                          "on data types and extensions; {} stored conformance resources), {} invariants ({} "
+                          "skipped: their expressions do not parse) in {} ms",
                           terminology->value_set_count(), terminology->code_system_count(),
-                          profiles->profiles().size(), st.constraints, st.unparsed,
+                          profiles->profiles().size(), profiles->resource_profile_count(),
+                          stored_terminology.size() + stored_profiles.size(), st.constraints, st.unparsed,
                           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
                               .count()));
   return validator;
@@ -372,7 +392,10 @@ int Serve(const server::ServerConfig& c) {
   });
   auto indexers = std::make_shared<fhir::IndexerHolder>(nullptr);
   storage::PgResourceStore store(StoreOptions(c, defs, indexers));
-  server::FhirApi api(config, defs, store, indexers, MakeValidator(c, defs));
+  auto validator = MakeValidator(c, defs, &store);
+  if (!validator) return 1;
+  server::FhirApi api(config, defs, store, indexers, validator);
+  api.SetValidatorFactory([&c, defs, &store] { return MakeValidator(c, defs, &store); });
   LoadCustomSearchParameters(defs, store, *indexers);
   std::unique_ptr<storage::AuditSink> audit;
   if (c.audit) {

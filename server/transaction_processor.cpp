@@ -32,6 +32,7 @@ struct TransactionProcessor::Impl {
   std::shared_ptr<fhir::IndexerHolder> indexers;
   fhir::fhirpath::Engine engine;
   std::size_t max_depth;
+  TransactionProcessor::WriteCheck check;
 
   fhir::Result<fhir::SearchQuery> Criteria(const std::string& type,
                                            const std::vector<std::pair<std::string, std::string>>& params) const {
@@ -235,6 +236,18 @@ class Run {
     patch.fhirpath_patch = e.fhirpath_patch ? &*e.fhirpath_patch : nullptr;
     auto patched = fhir::PatchResource(impl_.engine, current->content, e.type, e.id, patch, impl_.max_depth);
     if (!patched) return std::move(patched.error());
+    // the patched resource is held to the write policy like a PUT's
+    if (impl_.check)
+      if (auto err = impl_.check(*patched)) {
+        fhir::Outcome located;
+        const std::string prefix = fmt::format("Bundle.entry[{}].resource", e.index);
+        for (auto issue : err->outcome.issues()) {
+          if (issue.expression.rfind(e.type, 0) == 0) issue.expression = prefix + issue.expression.substr(e.type.size());
+          else if (issue.expression.empty()) issue.expression = prefix;
+          located.Add(std::move(issue));
+        }
+        return Error{err->kind, std::move(located)};
+      }
     auto w = scope_.Update(*patched, e.id, current->version);
     if (!w) return std::move(w.error());
     return EntryResult{200, std::move(w->record), true};
@@ -274,8 +287,9 @@ Error Describe(const Failure& f, const std::vector<TransactionEntry>& entries) {
 
 TransactionProcessor::TransactionProcessor(std::shared_ptr<const fhir::Definitions> defs,
                                            std::shared_ptr<fhir::IndexerHolder> indexers,
-                                           std::size_t max_json_depth)
-    : impl_(std::make_unique<Impl>(Impl{defs, std::move(indexers), fhir::fhirpath::Engine(defs), max_json_depth})) {}
+                                           std::size_t max_json_depth, WriteCheck check)
+    : impl_(std::make_unique<Impl>(
+          Impl{defs, std::move(indexers), fhir::fhirpath::Engine(defs), max_json_depth, std::move(check)})) {}
 
 TransactionProcessor::~TransactionProcessor() = default;
 TransactionProcessor::TransactionProcessor(TransactionProcessor&&) noexcept = default;

@@ -15,6 +15,7 @@
 
 namespace eds::fhir {
 class Definitions;
+class Resource;
 class IndexerHolder;
 struct TransactionPlan;
 namespace fhirpath {
@@ -37,9 +38,16 @@ struct EntryResult {
 
 class TransactionProcessor {
  public:
-  // `indexers` may be null: conditional entries and references then answer 501.
+  // The write policy's check of a resource about to be stored: the error
+  // (422 with the OperationOutcome) when it must not be written.
+  using WriteCheck = std::function<std::optional<fhir::Error>(const fhir::Resource&)>;
+
+  // `indexers` may be null: conditional entries and references then answer
+  // 501. `check` (may be empty) validates what PATCH entries produce, as the
+  // caller validated the other entries' resources before the run.
   TransactionProcessor(std::shared_ptr<const fhir::Definitions> defs,
-                       std::shared_ptr<fhir::IndexerHolder> indexers, std::size_t max_json_depth);
+                       std::shared_ptr<fhir::IndexerHolder> indexers, std::size_t max_json_depth,
+                       WriteCheck check = {});
   ~TransactionProcessor();
   TransactionProcessor(TransactionProcessor&&) noexcept;
   TransactionProcessor& operator=(TransactionProcessor&&) noexcept;

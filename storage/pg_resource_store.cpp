@@ -707,6 +707,19 @@ Result<std::vector<StoredSearchParameter>> PgResourceStore::SearchParameters() {
   });
 }
 
+Result<std::vector<std::string>> PgResourceStore::CurrentContents(const std::string& type) {
+  return impl_->Run<std::vector<std::string>>([&](pqxx::connection& c) -> Result<std::vector<std::string>> {
+    pqxx::work tx(c);
+    auto rows = tx.exec_params(
+        "SELECT content::text FROM resource WHERE res_type = $1 AND NOT deleted ORDER BY res_id", type);
+    tx.commit();
+    std::vector<std::string> out;
+    out.reserve(rows.size());
+    for (const auto& row : rows) out.emplace_back(row[0].c_str(), row[0].size());
+    return out;
+  });
+}
+
 Result<ReindexProgress> PgResourceStore::ReindexBatch(int batch) {
   if (!impl_->indexers) return MakeError(ErrorKind::kNotSupported, "this store keeps no search index");
   auto indexer = impl_->indexers->Current();

@@ -47,6 +47,7 @@ class PgResourceStore final : public ResourceStore {
   std::optional<fhir::Error> RunTransaction(
       const std::function<std::optional<fhir::Error>(TxScope&)>& body) override;
   Result<std::vector<StoredSearchParameter>> SearchParameters() override;
+  Result<std::vector<std::string>> CurrentContents(const std::string& type) override;
   Result<ReindexProgress> ReindexBatch(int batch) override;
   std::string MetricsText() override;
   std::optional<std::string> NotReady() override;

@@ -272,6 +272,13 @@ class ResourceStore {
   virtual Result<std::vector<StoredSearchParameter>> SearchParameters() {
     return fhir::MakeError(fhir::ErrorKind::kNotSupported, "custom search parameters are not supported");
   }
+  // The content of every current (not deleted) resource of `type`, for
+  // the few types the server reads whole: the StructureDefinitions,
+  // ValueSets and CodeSystems written through the API, which validation uses.
+  virtual Result<std::vector<std::string>> CurrentContents(const std::string& type) {
+    (void)type;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "this store cannot list resources");
+  }
   // Re-extracts the search index of up to `batch` resources indexed by an
   // older parameter set than the current indexer's, each batch one
   // transaction.

@@ -126,6 +126,108 @@ TEST_CASE("transactions fail whole, batch entries on their own", "[validate]") {
   CHECK(std::string(d["entry"][1]["response"]["status"].GetString()).substr(0, 3) == "422");
 }
 
+TEST_CASE("PATCH entries of transactions and batches are validated like PUT", "[validate]") {
+  HttpClient c(SharedServer().port());
+  const std::string id = UniquePrefix() + "-txpatch";
+  const std::string other = id + "-2";
+  for (const auto& pid : {id, other})
+    REQUIRE(c.Put("/fhir/Patient/" + pid, R"({"resourceType":"Patient","id":")" + pid + R"(",)" + kText +
+                                              R"(,"gender":"female"})")
+                .status == 201);
+  auto replace_gender = [](const std::string& code) {
+    return R"({"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},)"
+           R"({"name":"path","valueString":"Patient.gender"},{"name":"value","valueCode":")" +
+           code + R"("}]}]})";
+  };
+  auto bundle = [&](const char* type, const std::string& first, const std::string& second) {
+    return std::string(R"({"resourceType":"Bundle","type":")") + type + R"(","entry":[{"resource":)" + first +
+           R"(,"request":{"method":"PATCH","url":"Patient/)" + other + R"("}},{"resource":)" + second +
+           R"(,"request":{"method":"PATCH","url":"Patient/)" + id + R"("}}]})";
+  };
+  // the second entry's result has a gender outside its required value set
+  auto tx = c.Post("/fhir", bundle("transaction", replace_gender("male"), replace_gender("nope")));
+  REQUIRE(tx.status == 422);
+  CHECK(HasIssue(tx, "error", "Bundle.entry[1].resource.gender"));
+  // nothing written: both still female, version 1
+  for (const auto& pid : {id, other}) {
+    auto r = c.Get("/fhir/Patient/" + pid);
+    REQUIRE(r.status == 200);
+    CHECK(std::string(r.Json()["gender"].GetString()) == "female");
+    CHECK(std::string(r.Json()["meta"]["versionId"].GetString()) == "1");
+  }
+  // a JSON Patch in a Binary is held to the same rules
+  // base64 of [{"op":"replace","path":"/gender","value":"nope"}]
+  std::string binary = R"({"resourceType":"Binary","contentType":"application/json-patch+json","data":")"
+                       "W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9nZW5kZXIiLCJ2YWx1ZSI6Im5vcGUifV0=" R"("})";
+  auto tx2 = c.Post("/fhir", bundle("transaction", replace_gender("male"), binary));
+  REQUIRE(tx2.status == 422);
+  CHECK(HasIssue(tx2, "error", "Bundle.entry[1].resource.gender"));
+  // a batch answers the bad entry alone
+  auto batch = c.Post("/fhir", bundle("batch", replace_gender("male"), replace_gender("nope")));
+  REQUIRE(batch.status == 200);
+  auto d = batch.Json();
+  CHECK(std::string(d["entry"][0]["response"]["status"].GetString()).substr(0, 3) == "200");
+  CHECK(std::string(d["entry"][1]["response"]["status"].GetString()).substr(0, 3) == "422");
+  CHECK(std::string(c.Get("/fhir/Patient/" + other).Json()["gender"].GetString()) == "male");
+  CHECK(std::string(c.Get("/fhir/Patient/" + id).Json()["gender"].GetString()) == "female");
+  // valid patches go through
+  auto ok = c.Post("/fhir", bundle("transaction", replace_gender("female"), replace_gender("other")));
+  CHECK(ok.status == 200);
+  CHECK(std::string(c.Get("/fhir/Patient/" + id).Json()["gender"].GetString()) == "other");
+}
+
+TEST_CASE("StructureDefinitions and ValueSets written through the API take part in validation at once",
+          "[validate]") {
+  HttpClient c(SharedServer().port());
+  const std::string u = UniquePrefix() + "-api";
+  const std::string vs_url = "http://example.org/fhir/ValueSet/" + u + "-marital";
+  const std::string sd_url = "http://example.org/fhir/StructureDefinition/" + u + "-patient";
+  // a value set of one marital status, and a differential-only profile
+  // binding to it (required), with birthDate and name.family required (a
+  // path into HumanName that its snapshot must unroll)
+  auto vs = c.Put("/fhir/ValueSet/" + u + "-marital",
+                  R"({"resourceType":"ValueSet","id":")" + u + R"(-marital",)" + kText + R"(,"url":")" + vs_url +
+                      R"(","status":"active","compose":{"include":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","concept":[{"code":"M"}]}]}})");
+  REQUIRE(vs.status == 201);
+  auto sd = c.Put(
+      "/fhir/StructureDefinition/" + u + "-patient",
+      R"({"resourceType":"StructureDefinition","id":")" + u + R"(-patient",)" + kText + R"(,"url":")" + sd_url +
+          R"(","name":"ApiPatient","status":"active","kind":"resource","abstract":false,"type":"Patient",)"
+          R"("baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient","derivation":"constraint",)"
+          R"("differential":{"element":[{"id":"Patient.birthDate","path":"Patient.birthDate","min":1},)"
+          R"({"id":"Patient.maritalStatus","path":"Patient.maritalStatus","binding":{"strength":"required","valueSet":")" +
+          vs_url + R"("}},{"id":"Patient.name.family","path":"Patient.name.family","min":1}]}})");
+  INFO(sd.body);
+  REQUIRE(sd.status == 201);
+  auto patient = [&](const std::string& id, const std::string& rest) {
+    return R"({"resourceType":"Patient","id":")" + id + R"(","meta":{"profile":[")" + sd_url + R"("]},)" + kText +
+           (rest.empty() ? "" : "," + rest) + "}";
+  };
+  const std::string bad = R"("name":[{"given":["A"]}],"maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"S"}]})";
+  auto v = c.Post("/fhir/Patient/$validate", patient(u, bad));
+  REQUIRE(v.status == 200);
+  INFO(v.body);
+  CHECK(HasIssue(v, "error", "Patient.birthDate"));
+  CHECK(HasIssue(v, "error", "Patient.name[0].family"));
+  CHECK(HasIssue(v, "error", "Patient.maritalStatus"));
+  const std::string good = R"("name":[{"family":"Rossi"}],"birthDate":"1980-01-01","maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"M"}]})";
+  CHECK_FALSE(HasErrors(c.Post("/fhir/Patient/$validate", patient(u, good))));
+
+  // a server started later reads them from the database; writes follow the policy
+  ServerProcess server(TestDsn(), {"--validation", "base,Patient=profiles"});
+  HttpClient c2(server.port());
+  auto put = c2.Put("/fhir/Patient/" + u, patient(u, bad));
+  REQUIRE(put.status == 422);
+  CHECK(HasIssue(put, "error", "Patient.birthDate"));
+  CHECK(c2.Put("/fhir/Patient/" + u, patient(u, good)).status == 201);
+
+  // deleted: the profile is unknown again (a warning for a declared profile)
+  REQUIRE(c2.Send("DELETE", "/fhir/StructureDefinition/" + u + "-patient").status == 200);
+  auto after = c2.Post("/fhir/Patient/$validate", patient(u, bad));
+  CHECK_FALSE(HasErrors(after));
+  CHECK(HasIssue(after, "warning", "Patient.meta.profile[0]"));
+}
+
 TEST_CASE("the write policy per type: off, base, declared profiles", "[validate]") {
   ServerProcess server(TestDsn(), {"--validation", "base,Patient=profiles,Observation=off"});
   HttpClient c(server.port());
