@@ -109,7 +109,13 @@ class Translator {
   // searched type whose index rows name the candidates (index rows exist
   // for current resources only).
   static bool CanDrive(const fhir::SearchCriterion& c) {
-    if (c.param == nullptr || !c.chain.empty() || !c.reverse.empty()) return false;
+    return c.chain.empty() && c.reverse.empty() && PositiveIndexCriterion(c);
+  }
+
+  // True when `c`'s parameter itself is matched by the presence of index
+  // rows (no :missing, :not or ne, a parameter with index rows of its own).
+  static bool PositiveIndexCriterion(const fhir::SearchCriterion& c) {
+    if (c.param == nullptr) return false;
     const auto& p = *c.param;
     if (p.code == "_id" || p.code == "_lastUpdated" || p.type == SearchParamType::kComposite) return false;
     if (TableOf(p.type) == nullptr) return false;
@@ -154,6 +160,25 @@ class Translator {
              ".deleted WHERE " + ref + ".res_type = " + sql_.Param(link.resource_type) + " AND " + ref +
              ".param = " + sql_.Param(link.param->code) + " AND " + ref + ".target_type = " + r + ".res_type AND " +
              ref + ".target_id = " + r + ".res_id AND " + *inner + ")";
+    }
+    if (chain + 1 == c.chain.size() && reverse == c.reverse.size() && PositiveIndexCriterion(c)) {
+      // the last link to a positive criterion: index rows exist for current
+      // resources only, so the target's rows are looked up from the
+      // reference row itself, without joining the target resource
+      const auto& link = c.chain[chain];
+      const std::string ref = Alias("cr");
+      type_hint_ = link.target_types.empty() ? std::string()
+                                             : "ANY(" + sql_.Param(TextArray(link.target_types)) + "::text[])";
+      direct_columns_ = {ref + ".target_type", ref + ".target_id"};
+      auto inner = Direct(c, "");
+      direct_columns_.reset();
+      if (!inner) return inner;
+      return "EXISTS (SELECT 1 FROM search_reference " + ref + " WHERE " + ref + ".res_type = " + r +
+             ".res_type AND " + ref + ".res_id = " + r + ".res_id AND " + ref + ".param = " +
+             sql_.Param(link.param->code) + " AND " + ref +
+             (link.target_types.empty() ? ".target_type = " + sql_.Param(link.target_type)
+                                        : ".target_type = ANY(" + sql_.Param(TextArray(link.target_types)) + "::text[])") +
+             " AND " + *inner + ")";
     }
     if (chain < c.chain.size()) {
       const auto& link = c.chain[chain];
@@ -207,8 +232,10 @@ class Translator {
       return MakeError(ErrorKind::kNotSupported, fmt::format("searching {} parameters ('{}') is not supported yet",
                                                              fhir::SearchParamTypeCode(p.type), c.name));
     const std::string a = Alias("i");
+    const std::string rt = direct_columns_ ? direct_columns_->first : r + ".res_type";
+    const std::string ri = direct_columns_ ? direct_columns_->second : r + ".res_id";
     std::string exists = "EXISTS (SELECT 1 FROM " + std::string(table) + " " + a + " WHERE " + a +
-                         ".res_type = " + r + ".res_type AND " + a + ".res_id = " + r + ".res_id AND " + a +
+                         ".res_type = " + rt + " AND " + a + ".res_id = " + ri + " AND " + a +
                          ".param = " + sql_.Param(param);
     if (!type_hint_.empty()) exists += " AND " + a + ".res_type = " + std::exchange(type_hint_, {});
     if (c.modifier == "missing") return (c.values[0].text == "true" ? "NOT " : "") + exists + ")";
@@ -389,6 +416,8 @@ class Translator {
   SqlBuilder& sql_;
   int aliases_ = 0;
   std::string type_hint_;  // see Linked
+  // Direct: the columns naming the resource when it is not joined (see Linked)
+  std::optional<std::pair<std::string, std::string>> direct_columns_;
 };
 
 // A record from columns type, id, version, last update (ms), content.
