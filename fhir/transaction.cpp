@@ -417,7 +417,12 @@ void RewriteEntryReferences(std::vector<TransactionEntry>& entries, const std::m
   for (auto& e : entries) {
     if (e.resource) e.resource->RewriteReferences(map);
     if (e.fhirpath_patch) e.fhirpath_patch->RewriteReferences(map);
-    if (e.method == EntryMethod::kGet) RewriteQueryReferences(e.read_url, map);
+    if (e.method == EntryMethod::kGet) {
+      // GET urn:uuid:... (or another entry's fullUrl) reads what that entry wrote
+      const std::size_t q = std::min(e.read_url.find('?'), e.read_url.size());
+      if (auto to = map(std::string_view(e.read_url).substr(0, q))) e.read_url = *to + e.read_url.substr(q);
+      RewriteQueryReferences(e.read_url, map);
+    }
   }
 }
 

@@ -78,7 +78,9 @@ std::optional<Error> CheckDistinctTargets(const std::vector<TransactionEntry>& e
 // what that entry writes, and a reference that is a key of `resolved` (a
 // conditional reference) becomes its value. Search parameter values of GET
 // entries (Observation?subject=urn:uuid:...) that name another entry's
-// fullUrl are rewritten the same way, each comma-separated value on its own.
+// fullUrl are rewritten the same way, each comma-separated value on its own,
+// and a GET entry whose URL is another entry's fullUrl reads that entry's
+// Type/id.
 void RewriteEntryReferences(std::vector<TransactionEntry>& entries,
                             const std::map<std::string, std::string>& resolved);
 

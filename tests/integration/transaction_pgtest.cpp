@@ -173,12 +173,13 @@ TEST_CASE("GET entries of a transaction run after its writes and see them", "[tr
                       Entry("", "GET", "Patient/" + p + "-old/_history", ""),
                       Entry("", "HEAD", "Patient/" + p + "-old", ""),
                       Entry(uuid, "POST", "Patient", patient),
-                      Entry("", "POST", "Observation", observation)});
+                      Entry("", "POST", "Observation", observation),
+                      Entry("", "GET", uuid, "")});
   auto r = c.Post("/fhir", body);
   INFO(r.body);
   REQUIRE(r.status == 200);
   auto d = r.Json();
-  REQUIRE(d["entry"].Size() == 8);
+  REQUIRE(d["entry"].Size() == 9);
   for (const auto& e : d["entry"].GetArray()) CHECK(std::string(e["response"]["status"].GetString()).rfind("20", 0) == 0);
   const std::string patient_id = d["entry"][6]["resource"]["id"].GetString();
   const std::string observation_id = d["entry"][7]["resource"]["id"].GetString();
@@ -201,6 +202,8 @@ TEST_CASE("GET entries of a transaction run after its writes and see them", "[tr
   CHECK(d["entry"][4]["resource"]["entry"].Size() == 2);
   CHECK_FALSE(d["entry"][5].HasMember("resource"));
   CHECK(std::string(d["entry"][5]["response"]["status"].GetString()) == "200 OK");
+  // GET of an entry's fullUrl reads what that entry wrote
+  CHECK(std::string(d["entry"][8]["resource"]["id"].GetString()) == patient_id);
 }
 
 TEST_CASE("a failing GET entry fails the transaction with its status", "[transaction]") {
