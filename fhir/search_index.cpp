@@ -219,6 +219,9 @@ SearchIndexer::SearchIndexer(std::shared_ptr<const Definitions> definitions,
       if (def->code == "_id" || def->code == "_lastUpdated") continue;
       if (!SqlHandles(def->type) && def->type != SearchParamType::kComposite) continue;
       std::string text = impl_->registry->ExpressionFor(*def, type);
+      // rows another parameter writes anyway are not written again under
+      // this one (searches read both codes): only the rest is evaluated
+      if (auto shared = impl_->registry->SharedRowsOf(*def)) text = shared->rest;
       if (text.empty()) continue;
       auto parsed = fhirpath::Expression::Parse(text);
       if (!parsed) continue;
