@@ -209,7 +209,7 @@ class Run {
       case EntryMethod::kGet: {
         if (get_) return get_(scope_, e);
         if (e.id.empty())
-          return MakeError(ErrorKind::kNotSupported, fmt::format("'{}': only reads (Type/id) are answered here", e.url));
+          return MakeError(ErrorKind::kInvalid, fmt::format("'{}': only reads (Type/id) are answered here", e.url));
         auto r = scope_.Read(e.type, e.id);
         if (!r) return std::move(r.error());
         return EntryResult{200, std::move(*r), false};

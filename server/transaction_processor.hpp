@@ -64,7 +64,7 @@ class TransactionProcessor {
       std::function<std::optional<fhir::Error>(storage::TxScope&, const std::vector<std::optional<EntryResult>>&)>;
   // `get` answers GET and HEAD entries (reads, searches, history) in the
   // transaction, after every write; without it only Type/id reads are
-  // answered and other GET entries are kNotSupported.
+  // answered and other GET entries are kInvalid.
   using GetHook = std::function<fhir::Result<EntryResult>(storage::TxScope&, const fhir::TransactionEntry&)>;
   fhir::Result<std::vector<EntryResult>> RunTransaction(storage::ResourceStore& store,
                                                         const fhir::TransactionPlan& plan,
