@@ -5,8 +5,11 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <map>
 
 #include "fhir/json_internal.hpp"
+#include "fhir/primitives.hpp"
 
 namespace eds::fhir {
 namespace {
@@ -58,18 +61,57 @@ Result<std::vector<BundleEntryResource>> BundleEntryResources(const Resource& bu
     const std::size_t index = i++;
     if (!e.IsObject()) {
       out.push_back({index, MakeError(ErrorKind::kInvalid, "the entry is not a JSON object",
-                                      fmt::format("Bundle.entry[{}]", index))});
+                                      fmt::format("Bundle.entry[{}]", index)), {}});
       continue;
     }
     auto r = e.FindMember("resource");
     if (r == e.MemberEnd()) {
       out.push_back({index, MakeError(ErrorKind::kInvalid, "the entry has no resource",
-                                      fmt::format("Bundle.entry[{}]", index))});
+                                      fmt::format("Bundle.entry[{}]", index)), {}});
       continue;
     }
-    out.push_back({index, Resource::Parse(SerializeJson(r->value), limits)});
+    std::string full_url;
+    if (auto f = e.FindMember("fullUrl"); f != e.MemberEnd() && f->value.IsString())
+      full_url.assign(f->value.GetString(), f->value.GetStringLength());
+    out.push_back({index, Resource::Parse(SerializeJson(r->value), limits), std::move(full_url)});
   }
   return out;
+}
+
+std::optional<std::string> FullUrlId(std::string_view full_url, std::string_view type) {
+  if (full_url.find("://") == std::string_view::npos) return std::nullopt;
+  const std::string marker = "/" + std::string(type) + "/";
+  auto pos = full_url.rfind(marker);
+  if (pos == std::string_view::npos) return std::nullopt;
+  std::string id(full_url.substr(pos + marker.size()));
+  if (!IsValidId(id)) return std::nullopt;
+  return id;
+}
+
+int RewriteBundleReferences(std::vector<BundleEntryResource>& entries) {
+  std::map<std::string, std::string, std::less<>> targets;
+  for (const auto& e : entries) {
+    if (e.full_url.empty() || !e.resource) continue;
+    auto id = e.resource->id();
+    if (!id) continue;
+    const std::string target = e.resource->type() + "/" + *id;
+    targets.emplace(e.full_url, target);
+    // an absolute RESTful fullUrl also names the entry by its relative form
+    const std::string marker = "/" + e.resource->type() + "/";
+    auto pos = e.full_url.rfind(marker);
+    if (pos != std::string::npos && e.full_url.find("://") != std::string::npos)
+      targets.emplace(e.full_url.substr(pos + 1), target);
+  }
+  if (targets.empty()) return 0;
+  auto map = [&targets](std::string_view ref) -> std::optional<std::string> {
+    auto it = targets.find(ref);
+    if (it == targets.end() || it->second == ref) return std::nullopt;
+    return it->second;
+  };
+  int rewritten = 0;
+  for (auto& e : entries)
+    if (e.resource && e.resource->id()) rewritten += e.resource->RewriteReferences(map);
+  return rewritten;
 }
 
 std::string ContentDerivedId(const Resource& resource) {

@@ -219,6 +219,9 @@ SearchIndexer::SearchIndexer(std::shared_ptr<const Definitions> definitions,
       if (def->code == "_id" || def->code == "_lastUpdated") continue;
       if (!SqlHandles(def->type) && def->type != SearchParamType::kComposite) continue;
       std::string text = impl_->registry->ExpressionFor(*def, type);
+      // rows another parameter writes anyway are not written again under
+      // this one (searches read both codes): only the rest is evaluated
+      if (auto shared = impl_->registry->SharedRowsOf(*def)) text = shared->rest;
       if (text.empty()) continue;
       auto parsed = fhirpath::Expression::Parse(text);
       if (!parsed) continue;
@@ -311,8 +314,16 @@ IndexRows SearchIndexer::Extract(const Resource& resource) const {
           break;
         }
         const std::size_t rows_before = out.size();
+        const std::size_t tokens_before = out.tokens.size();
         for (const auto& v : *values)
           if (!v.IsReferenceTarget() && v.node != nullptr) AddIndexValues(comp.def, v.TypeName(), *v.node, out);
+        // a composite's token component is matched by system|code: its
+        // text-only rows (CodeableConcept.text) could never match
+        if (comp.def.type == SearchParamType::kToken)
+          out.tokens.erase(std::remove_if(out.tokens.begin() + static_cast<std::ptrdiff_t>(tokens_before),
+                                          out.tokens.end(),
+                                          [](const auto& t) { return t.system.empty() && t.code.empty(); }),
+                           out.tokens.end());
         if (out.size() == rows_before) {
           complete = false;
           break;
@@ -479,10 +490,13 @@ void AddIndexValues(const SearchParamDef& def, std::string_view t, const JsonVal
         AddCoding(p, node, {}, out);
       } else if (t == "CodeableConcept") {
         std::string text = Text(Member(node, "text"));
-        bool text_kept = false;  // as the display of a coding without one
+        // kept as the display of a coding without one, or a coding's display
+        // is the same text (then a row of its own would match nothing more)
+        bool text_kept = false;
         if (const auto* a = Member(node, "coding"); a && a->IsArray())
           for (const auto& c : a->GetArray()) {
-            text_kept = text_kept || Text(Member(c, "display")).empty();
+            const std::string display = Text(Member(c, "display"));
+            text_kept = text_kept || display.empty() || display == text;
             AddCoding(p, c, text, out);
           }
         // :text searches CodeableConcept.text too, not only the displays

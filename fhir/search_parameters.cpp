@@ -117,6 +117,9 @@ struct SearchParameterRegistry::Impl {
   std::shared_ptr<const std::map<std::string, std::map<std::string, std::vector<std::string>, std::less<>>, std::less<>>>
       compartments;
 
+  // parameter -> the rows it shares (SharedRowsOf)
+  std::unordered_map<const SearchParamDef*, SharedRows> shared;
+
   void Add(const SearchParamDef* p, bool replace) {
     if (!p->url.empty()) by_url[p->url] = p;
     for (const auto& b : p->base) {
@@ -132,6 +135,80 @@ struct SearchParameterRegistry::Impl {
     }
   }
 };
+
+namespace {
+
+bool Shareable(SearchParamType t) {
+  return t == SearchParamType::kToken || t == SearchParamType::kQuantity || t == SearchParamType::kString ||
+         t == SearchParamType::kNumber || t == SearchParamType::kUri || t == SearchParamType::kComposite;
+}
+
+std::vector<std::string> Branches(const std::string& expression) {
+  std::vector<std::string> out;
+  for (auto& b : SplitTopLevelUnion(expression))
+    if (!b.empty()) out.push_back(std::move(b));
+  return out;
+}
+
+}  // namespace
+
+// Finds, for every parameter of a single resource type, another parameter
+// of that type whose expression branches are a strict part of its own and
+// whose rows would be the same (same type; for composites the same
+// component types and expressions): the largest such one.
+void SearchParameterRegistry::ComputeSharedRows() {
+  auto& impl = *impl_;
+  impl.shared.clear();
+  for (const auto& [type, params] : impl.by_type) {
+    for (const auto& [code, p] : params) {
+      if (p->base.size() != 1 || p->base[0] != type || !Shareable(p->type)) continue;
+      const auto mine = Branches(ExpressionFor(*p, type));
+      if (mine.size() < 2) continue;
+      const SearchParamDef* best = nullptr;
+      std::vector<std::string> best_branches;
+      for (const auto& [other_code, q] : params) {
+        if (q == p || q->type != p->type) continue;
+        auto theirs = Branches(ExpressionFor(*q, type));
+        if (theirs.empty() || theirs.size() >= mine.size() || theirs.size() <= best_branches.size()) continue;
+        bool inside = true;
+        for (const auto& b : theirs) inside = inside && std::find(mine.begin(), mine.end(), b) != mine.end();
+        if (!inside) continue;
+        if (p->type == SearchParamType::kComposite) {
+          bool same = p->components.size() == q->components.size() && !p->components.empty();
+          for (std::size_t k = 0; same && k < p->components.size(); ++k) {
+            const SearchParamDef* a = FindByUrl(p->components[k].definition);
+            const SearchParamDef* b = FindByUrl(q->components[k].definition);
+            same = a != nullptr && b != nullptr && a->type == b->type &&
+                   Trim(p->components[k].expression) == Trim(q->components[k].expression);
+          }
+          if (!same) continue;
+        }
+        best = q;
+        best_branches = std::move(theirs);
+      }
+      if (best == nullptr) continue;
+      std::string rest;
+      for (const auto& b : mine)
+        if (std::find(best_branches.begin(), best_branches.end(), b) == best_branches.end())
+          rest += (rest.empty() ? "" : " | ") + b;
+      impl.shared[p] = SharedRows{best->code, std::move(rest)};
+    }
+  }
+  // a parameter whose rows are shared by another writes them all itself
+  for (auto it = impl.shared.begin(); it != impl.shared.end();) {
+    bool target_shares = false;
+    for (const auto& [def, rows] : impl.shared)
+      target_shares = target_shares || (def->code == it->second.shared && def->base == it->first->base);
+    it = target_shares ? impl.shared.erase(it) : std::next(it);
+  }
+}
+
+std::optional<SearchParameterRegistry::SharedRows> SearchParameterRegistry::SharedRowsOf(
+    const SearchParamDef& def) const {
+  auto it = impl_->shared.find(&def);
+  if (it == impl_->shared.end()) return std::nullopt;
+  return it->second;
+}
 
 namespace {
 
@@ -250,6 +327,7 @@ std::shared_ptr<const SearchParameterRegistry> SearchParameterRegistry::Load(
     }
   }
   impl.compartments = std::move(compartments);
+  reg->ComputeSharedRows();
   return reg;
 }
 
@@ -266,6 +344,7 @@ std::shared_ptr<const SearchParameterRegistry> SearchParameterRegistry::WithCust
     impl.custom.push_back(std::make_unique<SearchParamDef>(std::move(c)));
     impl.Add(impl.custom.back().get(), true);
   }
+  reg->ComputeSharedRows();
   return reg;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,6 +71,21 @@ class SearchParameterRegistry {
   // the 31 branches of clinical-patient). Empty when none applies.
   std::string ExpressionFor(const SearchParamDef& def, std::string_view resource_type) const;
 
+  // Parameters that are another parameter plus more, such as Observation's
+  // combo-code (code | component.code) or combo-code-value-quantity (the
+  // code-value-quantity of the Observation and of each component): their
+  // rows for the shared part would repeat the other parameter's rows. For
+  // such a parameter of one resource type, `shared` is the other's code
+  // and `rest` the branches of its expression the other does not have; the
+  // indexer writes rows for `rest` only, and a search reads the rows of both
+  // codes. nullopt for every other parameter (several types, dates and
+  // references, which sort walks and includes read by code alone).
+  struct SharedRows {
+    std::string shared;
+    std::string rest;
+  };
+  std::optional<SharedRows> SharedRowsOf(const SearchParamDef& def) const;
+
   std::size_t size() const;
 
   // A registry with the package's parameters plus `custom` ones (a custom
@@ -90,6 +106,7 @@ class SearchParameterRegistry {
 
  private:
   SearchParameterRegistry();
+  void ComputeSharedRows();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

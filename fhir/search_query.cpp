@@ -186,6 +186,8 @@ class Parser {
       }
       k.code = key;
       k.param = type.empty() ? nullptr : reg_.Find(type, key);
+      if (k.param != nullptr)
+        if (auto shared = reg_.SharedRowsOf(*k.param)) k.shared_rows = shared->shared;
       if (k.param == nullptr && key != "_id" && key != "_lastUpdated")
         return Invalid("_sort", "unknown search parameter '" + key + "'");
       if (k.param != nullptr && (k.param->type == SearchParamType::kComposite ||
@@ -339,6 +341,7 @@ class Parser {
         return Invalid(name, fmt::format("modifier ':{}' is not supported for {} parameters", modifier,
                                          SearchParamTypeCode(p->type)));
       c.param = p;
+      if (auto shared = reg_.SharedRowsOf(*p)) c.shared_rows = shared->shared;
       c.modifier = modifier;
       c.resource_type = q_.resource_type.empty() && c.chain.empty() && c.reverse.empty() ? "" : type;
     }

@@ -61,6 +61,9 @@ struct SearchCriterion {
   std::vector<ChainLink> chain;       // forward chain, in order
   std::string resource_type;          // type `param` applies to (after the links)
   const SearchParamDef* param = nullptr;
+  // the code of a parameter whose index rows `param` shares
+  // (SearchParameterRegistry::SharedRowsOf): its rows are read too
+  std::string shared_rows;
   std::string modifier;               // missing exact contains text not above below identifier of-type, or a type
   std::vector<SearchValue> values;    // OR
   std::vector<const SearchParamDef*> components;  // composite: the component parameters, in order
@@ -68,6 +71,7 @@ struct SearchCriterion {
 
 struct SortKey {
   const SearchParamDef* param = nullptr;  // nullptr for _id / _lastUpdated handled by code
+  std::string shared_rows;                // as SearchCriterion::shared_rows
   std::string code;
   bool descending = false;
 };

@@ -45,6 +45,63 @@ std::optional<int64_t> ParseVersionTag(std::string_view s) {
   return v > 0 ? std::optional<int64_t>(v) : std::nullopt;
 }
 
+bool Unreserved(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_' || c == '~' || c == ':' || c == '/' || c == '|' || c == '$' || c == '@';
+}
+
+std::string PercentEncode(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (Unreserved(c)) out += c;
+    else out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+  }
+  return out;
+}
+
+// The target of a GET or HEAD entry: request.url relative to the base, its
+// type and id when it is Type/id. Everything else (which interaction, valid
+// parameters) is decided when the entry is routed.
+std::optional<Error> ReadGetTarget(TransactionEntry& e, const Definitions& defs) {
+  const std::string where = fmt::format("Bundle.entry[{}].request.url", e.index);
+  std::string_view url = e.url;
+  if (url.empty()) return MakeError(ErrorKind::kInvalid, "the entry has no request.url", where);
+  std::string_view query;
+  if (auto q = url.find('?'); q != std::string_view::npos) {
+    query = url.substr(q);
+    url = url.substr(0, q);
+  }
+  const bool absolute = url.find("://") != std::string_view::npos;
+  if (absolute) {
+    url.remove_prefix(url.find("://") + 3);
+    auto slash = url.find('/');
+    url = slash == std::string_view::npos ? std::string_view() : url.substr(slash);
+  }
+  std::vector<std::string> segs;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= url.size(); ++i)
+    if (i == url.size() || url[i] == '/') {
+      if (i > start) segs.emplace_back(url.substr(start, i - start));
+      start = i + 1;
+    }
+  if (absolute) {
+    // an absolute URL carries the base before the part that names the interaction
+    std::size_t first = 0;
+    while (first < segs.size() && !defs.IsResourceType(segs[first]) && segs[first] != "_history" &&
+           segs[first] != "metadata")
+      ++first;
+    segs.erase(segs.begin(), segs.begin() + static_cast<long>(first));
+  }
+  e.read_url.clear();
+  for (std::size_t i = 0; i < segs.size(); ++i) e.read_url += (i ? "/" : "") + segs[i];
+  e.read_url += query;
+  if (!segs.empty() && defs.IsResourceType(segs[0])) {
+    e.type = segs[0];
+    if (segs.size() == 2 && query.empty()) e.id = segs[1];
+  }
+  return std::nullopt;
+}
+
 // Fills type/id (and, for a conditional entry, the criteria) from
 // request.url: "Patient", "Patient/1", "Patient?identifier=...", or an
 // absolute URL ending in one of these. Returns the error for this entry.
@@ -56,9 +113,6 @@ std::optional<Error> ReadTarget(TransactionEntry& e, const Definitions& defs) {
   if (auto q = url.find('?'); q != std::string_view::npos) {
     query = url.substr(q + 1);
     url = url.substr(0, q);
-    if (e.method == EntryMethod::kGet)
-      return MakeError(ErrorKind::kNotSupported, fmt::format("'{}': searches in bundles are not supported yet", e.url),
-                       where);
     if (e.method == EntryMethod::kPost)
       return MakeError(ErrorKind::kInvalid,
                        fmt::format("'{}': POST takes a type; a conditional create uses request.ifNoneExist", e.url),
@@ -167,7 +221,10 @@ std::optional<Error> ReadEntry(const JsonValue& entry, TransactionEntry& e, cons
   const JsonValue* request = Member(entry, "request");
   if (request == nullptr) return MakeError(ErrorKind::kInvalid, "the entry has no request", at + ".request");
   std::string method = Text(Member(*request, "method"));
-  if (method == "GET" || method == "HEAD") e.method = EntryMethod::kGet;
+  if (method == "GET" || method == "HEAD") {
+    e.method = EntryMethod::kGet;
+    e.head = method == "HEAD";
+  }
   else if (method == "POST") e.method = EntryMethod::kPost;
   else if (method == "PUT") e.method = EntryMethod::kPut;
   else if (method == "DELETE") e.method = EntryMethod::kDelete;
@@ -177,6 +234,12 @@ std::optional<Error> ReadEntry(const JsonValue& entry, TransactionEntry& e, cons
   if (const JsonValue* im = Member(*request, "ifMatch")) {
     e.if_match = ParseVersionTag(Text(im));
     if (!e.if_match) return MakeError(ErrorKind::kInvalid, "ifMatch is not a version ETag such as W/\"3\"", at + ".request.ifMatch");
+  }
+  if (e.method == EntryMethod::kGet) {
+    if (Member(*request, "ifNoneExist") != nullptr)
+      return MakeError(ErrorKind::kInvalid, "ifNoneExist belongs to POST entries (conditional create)",
+                       at + ".request.ifNoneExist");
+    return ReadGetTarget(e, defs);
   }
   if (auto err = ReadTarget(e, defs)) return err;
   if (const JsonValue* ine = Member(*request, "ifNoneExist")) {
@@ -211,6 +274,42 @@ std::optional<Error> ReadEntry(const JsonValue& entry, TransactionEntry& e, cons
   return std::nullopt;
 }
 
+// Rewrites the parameter values of `url`'s query that `map` knows (each
+// comma-separated value on its own); the query is re-encoded only when one
+// changed.
+template <class Map>
+void RewriteQueryReferences(std::string& url, const Map& map) {
+  auto q = url.find('?');
+  if (q == std::string::npos) return;
+  auto params = ParseQueryString(std::string_view(url).substr(q + 1));
+  if (!params) return;
+  bool changed = false;
+  for (auto& [key, value] : *params) {
+    std::string rewritten;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i <= value.size(); ++i) {
+      if (i < value.size() && !(value[i] == ',' && (i == 0 || value[i - 1] != '\\'))) continue;
+      std::string_view part = std::string_view(value).substr(start, i - start);
+      if (auto to = map(part)) {
+        rewritten += *to;
+        changed = true;
+      } else {
+        rewritten += part;
+      }
+      if (i < value.size()) rewritten += ',';
+      start = i + 1;
+    }
+    value = std::move(rewritten);
+  }
+  if (!changed) return;
+  std::string out = url.substr(0, q + 1);
+  for (std::size_t i = 0; i < params->size(); ++i) {
+    if (i) out += '&';
+    out += PercentEncode((*params)[i].first) + "=" + PercentEncode((*params)[i].second);
+  }
+  url = std::move(out);
+}
+
 }  // namespace
 
 const char* EntryMethodCode(EntryMethod m) {
@@ -238,6 +337,8 @@ TransactionEntry TransactionEntry::Clone() const {
   if (fhirpath_patch) e.fhirpath_patch = fhirpath_patch->Clone();
   e.json_patch = json_patch;
   e.error = error;
+  e.read_url = read_url;
+  e.head = head;
   return e;
 }
 
@@ -316,6 +417,12 @@ void RewriteEntryReferences(std::vector<TransactionEntry>& entries, const std::m
   for (auto& e : entries) {
     if (e.resource) e.resource->RewriteReferences(map);
     if (e.fhirpath_patch) e.fhirpath_patch->RewriteReferences(map);
+    if (e.method == EntryMethod::kGet) {
+      // GET urn:uuid:... (or another entry's fullUrl) reads what that entry wrote
+      const std::size_t q = std::min(e.read_url.find('?'), e.read_url.size());
+      if (auto to = map(std::string_view(e.read_url).substr(0, q))) e.read_url = *to + e.read_url.substr(q);
+      RewriteQueryReferences(e.read_url, map);
+    }
   }
 }
 

@@ -40,6 +40,11 @@ struct TransactionEntry {
   std::optional<Resource> fhirpath_patch;  // PATCH with a Parameters resource
   std::optional<std::string> json_patch;   // PATCH with a Binary holding a JSON Patch
   std::optional<Error> error;              // this entry cannot be processed (batch: its own response)
+  // GET and HEAD: request.url relative to the base (path and query), to be
+  // routed like a request (read, vread, history, search); type and id are
+  // set only for Type/id. `head`: answered without the resource.
+  std::string read_url;
+  bool head = false;
 
   bool conditional() const { return criteria.has_value(); }
   // A deep copy (execution may have to start over from the plan).
@@ -58,8 +63,8 @@ struct TransactionPlan {
 // two entries writing the same resource by id (400, naming both); POST
 // entries get new ids. For a batch, entry errors stay on their entries.
 // References are not rewritten here (RewriteEntryReferences does that once
-// conditional entries are resolved). Searches (GET with a query) are
-// kNotSupported.
+// conditional entries are resolved). GET and HEAD entries keep their URL
+// (read_url) for the caller to route: any read, vread, history or search.
 Result<TransactionPlan> PlanTransaction(const Resource& bundle, const Definitions& defs);
 
 // kInvalid naming both entries when two entries that write (every method
@@ -71,7 +76,11 @@ std::optional<Error> CheckDistinctTargets(const std::vector<TransactionEntry>& e
 // another entry's fullUrl (in its urn:uuid:, urn:oid: or absolute form, and
 // an absolute RESTful fullUrl also by its relative form) becomes Type/id of
 // what that entry writes, and a reference that is a key of `resolved` (a
-// conditional reference) becomes its value.
+// conditional reference) becomes its value. Search parameter values of GET
+// entries (Observation?subject=urn:uuid:...) that name another entry's
+// fullUrl are rewritten the same way, each comma-separated value on its own,
+// and a GET entry whose URL is another entry's fullUrl reads that entry's
+// Type/id.
 void RewriteEntryReferences(std::vector<TransactionEntry>& entries,
                             const std::map<std::string, std::string>& resolved);
 

@@ -220,23 +220,31 @@ struct BulkLoader::Impl {
     fhir::JsonLimits limits;
   };
 
+  // Checks the type and id of a resource and gives an id-less one its id:
+  // the id of a RESTful `full_url`, else the one derived from its content.
+  // Returns why the resource is refused.
+  std::optional<std::string> Identify(fhir::Resource& resource, bool in_bundle, std::string_view full_url) const {
+    const std::string& type = resource.type();
+    if (type == "Bundle" && in_bundle) return std::string("a Bundle inside a Bundle is not loaded");
+    if (!defs->IsResourceType(type)) return fmt::format("unknown resource type '{}'", type);
+    if (type == storage::kAuditEventType)
+      return std::string("AuditEvent resources are recorded by the server and cannot be loaded");
+    if (auto given = resource.id()) {
+      if (!fhir::IsValidId(*given))
+        return fmt::format("'{}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)", *given);
+      return std::nullopt;
+    }
+    auto from_url = fhir::FullUrlId(full_url, type);
+    resource.SetId(from_url ? *from_url : fhir::ContentDerivedId(resource));
+    return std::nullopt;
+  }
+
   void PrepareResource(const Context& ctx, fhir::Resource resource, int64_t line, std::optional<std::size_t> entry,
                        Prepared& out) const {
     auto reject = [&](std::string reason) { out.rejections.push_back({line, entry, std::move(reason)}); };
+    if (auto problem = Identify(resource, entry.has_value(), {})) return reject(std::move(*problem));
     const std::string type = resource.type();
-    if (type == "Bundle" && entry) return reject("a Bundle inside a Bundle is not loaded");
-    if (!defs->IsResourceType(type)) return reject(fmt::format("unknown resource type '{}'", type));
-    if (type == storage::kAuditEventType)
-      return reject("AuditEvent resources are recorded by the server and cannot be loaded");
-    std::string id;
-    if (auto given = resource.id()) {
-      if (!fhir::IsValidId(*given))
-        return reject(fmt::format("'{}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)", *given));
-      id = std::move(*given);
-    } else {
-      id = fhir::ContentDerivedId(resource);
-      resource.SetId(id);
-    }
+    std::string id = *resource.id();
     auto issues = defs->CheckStructure(resource);
     if (issues.HasErrors()) return reject(Reason(issues));
     storage::BulkItem item;
@@ -272,6 +280,16 @@ struct BulkLoader::Impl {
       out.rejections.push_back({line, std::nullopt, Reason(entries.error().outcome)});
       return;
     }
+    // Every entry gets its id first, so that references between entries
+    // (urn:uuid: and other fullUrls) can be rewritten to Type/id as a
+    // transaction would; the ids do not depend on the rewriting, so loading
+    // the Bundle again finds the same ones.
+    for (auto& e : *entries) {
+      if (!e.resource) continue;
+      if (auto problem = Identify(*e.resource, true, e.full_url))
+        e.resource = MakeError(ErrorKind::kInvalid, std::move(*problem));  // neither a target nor rewritten
+    }
+    fhir::RewriteBundleReferences(*entries);
     for (auto& e : *entries) {
       if (!e.resource) out.rejections.push_back({line, e.index, Reason(e.resource.error().outcome)});
       else PrepareResource(ctx, std::move(*e.resource), line, e.index, out);

@@ -185,6 +185,65 @@ std::optional<int64_t> ParseETag(std::string_view s) {
   return ParsePositive(s);
 }
 
+// Where the read interactions read: the store (a request of its own), or the
+// database transaction of a Bundle, whose GET entries see its writes.
+class Reads {
+ public:
+  virtual ~Reads() = default;
+  virtual fhir::Result<fhir::VersionRecord> ReadVersion(const std::string& type, const std::string& id,
+                                                        int64_t version) = 0;
+  virtual fhir::Result<storage::HistoryPage> History(const storage::HistoryQuery& query) = 0;
+  virtual fhir::Result<storage::SearchPage> Search(const fhir::SearchQuery& query) = 0;
+};
+
+class StoreReads final : public Reads {
+ public:
+  explicit StoreReads(storage::ResourceStore& store) : store_(store) {}
+  fhir::Result<fhir::VersionRecord> ReadVersion(const std::string& type, const std::string& id,
+                                                int64_t version) override {
+    return store_.ReadVersion(type, id, version);
+  }
+  fhir::Result<storage::HistoryPage> History(const storage::HistoryQuery& query) override {
+    return store_.History(query);
+  }
+  fhir::Result<storage::SearchPage> Search(const fhir::SearchQuery& query) override { return store_.Search(query); }
+
+ private:
+  storage::ResourceStore& store_;
+};
+
+class ScopeReads final : public Reads {
+ public:
+  explicit ScopeReads(storage::TxScope& scope) : scope_(scope) {}
+  fhir::Result<fhir::VersionRecord> ReadVersion(const std::string& type, const std::string& id,
+                                                int64_t version) override {
+    return scope_.ReadVersion(type, id, version);
+  }
+  fhir::Result<storage::HistoryPage> History(const storage::HistoryQuery& query) override {
+    return scope_.History(query);
+  }
+  fhir::Result<storage::SearchPage> Search(const fhir::SearchQuery& query) override { return scope_.Search(query); }
+
+ private:
+  storage::TxScope& scope_;
+};
+
+// `url` (a Bundle entry's request.url) as an origin-form target: characters
+// clients leave unencoded in search values ('|', spaces, quotes) encoded,
+// escapes already there kept.
+std::string EncodeTarget(std::string_view url) {
+  static constexpr std::string_view kKeep = "-._~!$&'()*+,;=:@/?%";
+  std::string out;
+  for (char c : url) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+        kKeep.find(c) != std::string_view::npos)
+      out += c;
+    else
+      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+  }
+  return out;
+}
+
 }  // namespace
 
 struct FhirApi::Impl {
@@ -718,7 +777,15 @@ struct FhirApi::Impl {
     return r;
   }
 
+  // GET [type]/[id]/_history, [type]/_history, _history: the history Bundle.
   HttpResponse History(const Parsed& p) const {
+    StoreReads reads(store);
+    auto bundle = HistoryBundle(reads, p);
+    if (!bundle) return ErrorResponse(bundle.error(), p.format);
+    return Json(200, std::move(*bundle), p.format);
+  }
+
+  fhir::Result<std::string> HistoryBundle(Reads& reads, const Parsed& p) const {
     storage::HistoryQuery q;
     q.count = config.history_default_count;
     std::vector<std::pair<std::string, std::string>> echoed;
@@ -728,9 +795,7 @@ struct FhirApi::Impl {
         int64_t n = 0;
         auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
         if (ec != std::errc() || ptr != v.data() + v.size() || n < 0)
-          return ErrorResponse(MakeError(ErrorKind::kInvalid,
-                                         fmt::format("_count must be a whole number >= 0, got '{}'", v)),
-                               p.format);
+          return MakeError(ErrorKind::kInvalid, fmt::format("_count must be a whole number >= 0, got '{}'", v));
         q.count = static_cast<int>(std::min<int64_t>(n, config.history_max_count));
         continue;  // echoed below with the value actually used
       }
@@ -738,25 +803,22 @@ struct FhirApi::Impl {
         std::replace(v.begin(), v.end(), ' ', '+');  // an unescaped '+' in a zone offset
         auto range = fhir::ParseDateTimeRange(v);
         if (!range)
-          return ErrorResponse(MakeError(ErrorKind::kInvalid,
-                                         fmt::format("{} must be a FHIR instant or dateTime, got '{}'", k, v)),
-                               p.format);
+          return MakeError(ErrorKind::kInvalid, fmt::format("{} must be a FHIR instant or dateTime, got '{}'", k, v));
         if (k == "_since") q.since_ms = range->low_ms;
         else q.at = *range;
         echoed.emplace_back(k, v);
       } else if (k == "_cursor") {
         auto c = ParsePositive(v);
         if (!c)
-          return ErrorResponse(MakeError(ErrorKind::kInvalid, "_cursor is not a valid paging cursor"),
-                               p.format);
+          return MakeError(ErrorKind::kInvalid, "_cursor is not a valid paging cursor");
         q.before_seq = *c;
       }
     }
     if (!p.match.type.empty()) q.type = p.match.type;
     if (!p.match.id.empty()) q.id = p.match.id;
 
-    auto page = store.History(q);
-    if (!page) return ErrorResponse(page.error(), p.format);
+    auto page = reads.History(q);
+    if (!page) return std::move(page.error());
 
     std::string path = p.base_url;
     if (q.type) path += "/" + *q.type;
@@ -772,7 +834,7 @@ struct FhirApi::Impl {
     links.push_back({"self", link(q.before_seq)});
     if (q.before_seq) links.push_back({"first", link(std::nullopt)});
     if (page->next_before_seq) links.push_back({"next", link(page->next_before_seq)});
-    return Json(200, fhir::BuildHistoryBundle(p.base_url, page->entries, links), p.format);
+    return fhir::BuildHistoryBundle(p.base_url, page->entries, links);
   }
 
   static const char* ReasonPhrase(int status) {
@@ -805,6 +867,10 @@ struct FhirApi::Impl {
       out += R"("resource":)";
       out += rec->content;
       out += ",";
+    } else if (r != nullptr && r->bundle && with_resource) {
+      out += R"("resource":)";
+      out += *r->bundle;
+      out += ",";
     }
     out += R"("response":{"status":)";
     fhir::AppendJsonString(out, fmt::format("{} {}", status, ReasonPhrase(status)));
@@ -823,6 +889,66 @@ struct FhirApi::Impl {
       out += error->outcome.ToJson();
     }
     out += "}}";
+  }
+
+  // A GET or HEAD entry of a Bundle, routed like a request and run in the
+  // Bundle's database transaction: read, vread, history or search (or the
+  // CapabilityStatement). Errors as the request would answer them; other
+  // interactions are kInvalid.
+  fhir::Result<EntryResult> BundleGet(storage::TxScope& scope, const fhir::TransactionEntry& entry,
+                                      const std::string& base_url, bool strict) const {
+    HttpRequest sub;
+    sub.method = "GET";
+    sub.target = config.base_path + "/" + EncodeTarget(entry.read_url);
+    Parsed p;
+    RequestContext ctx;
+    std::string allow;
+    bool plain = false;
+    if (auto e = Match(sub, p, ctx, allow, plain)) return std::move(*e);
+    p.base_url = base_url;
+    ScopeReads reads(scope);
+    EntryResult result;
+    switch (p.match.route->interaction) {
+      case Interaction::kRead: {
+        auto r = scope.Read(p.match.type, p.match.id);
+        if (!r) return std::move(r.error());
+        result.record = std::move(*r);
+        return result;
+      }
+      case Interaction::kVread: {
+        auto r = reads.ReadVersion(p.match.type, p.match.id, *ParsePositive(p.match.vid));
+        if (!r) return std::move(r.error());
+        if (r->deleted)
+          return MakeError(ErrorKind::kGone, fmt::format("version {} of {}/{} is its deletion", r->version,
+                                                         p.match.type, p.match.id));
+        result.record = std::move(*r);
+        return result;
+      }
+      case Interaction::kHistorySystem:
+      case Interaction::kHistoryType:
+      case Interaction::kHistoryInstance: {
+        auto b = HistoryBundle(reads, p);
+        if (!b) return std::move(b.error());
+        result.bundle = std::move(*b);
+        return result;
+      }
+      case Interaction::kSearchType:
+      case Interaction::kSearchSystem:
+      case Interaction::kSearchCompartment: {
+        auto b = SearchBundle(reads, p, p.params, strict);
+        if (!b) return std::move(b.error());
+        result.bundle = std::move(*b);
+        return result;
+      }
+      case Interaction::kCapabilities: {
+        result.bundle = Capabilities(p).body;
+        return result;
+      }
+      default:
+        return MakeError(ErrorKind::kInvalid,
+                         fmt::format("'{}' is not a read, search or history; a Bundle's GET entries run only those",
+                                     entry.url));
+    }
   }
 
   // POST [base] with a transaction (all or nothing) or batch (each entry on
@@ -874,17 +1000,23 @@ struct FhirApi::Impl {
       entry.error = std::move(located);
     }
     const bool with_resource = Prefer(req) == PreferReturn::kRepresentation;
+    const std::string base_url = p.base_url;
+    const bool strict = req.Header("prefer").find("handling=strict") != std::string_view::npos;
+    const TransactionProcessor::GetHook get = [this, &base_url, strict](storage::TxScope& scope,
+                                                                        const fhir::TransactionEntry& entry) {
+      return BundleGet(scope, entry, base_url, strict);
+    };
     std::vector<fhir::Result<EntryResult>> results;
     results.reserve(entries.size());
     if (plan->batch) {
       std::vector<std::optional<fhir::Result<EntryResult>>> by_entry(entries.size());
       for (std::size_t i : plan->order)
         by_entry[i] = entries[i].error ? fhir::Result<EntryResult>(*entries[i].error)
-                                       : processor.RunBatchEntry(store, *plan, i);
+                                       : processor.RunBatchEntry(store, *plan, i, get);
       for (auto& r : by_entry) results.push_back(std::move(*r));
     } else {
       std::optional<std::size_t> failed;
-      auto done = processor.RunTransaction(store, *plan, failed);
+      auto done = processor.RunTransaction(store, *plan, failed, {}, {}, get);
       if (!done) return ErrorResponse(done.error(), p.format);
       for (auto& r : *done) results.emplace_back(std::move(r));
     }
@@ -894,7 +1026,7 @@ struct FhirApi::Impl {
     for (std::size_t i = 0; i < entries.size(); ++i) {
       if (i) out += ",";
       const auto& r = results[i];
-      if (r) AppendEntryResponse(out, &*r, nullptr, with_resource);
+      if (r) AppendEntryResponse(out, &*r, nullptr, with_resource && !entries[i].head);
       else AppendEntryResponse(out, nullptr, &r.error(), false);
     }
     out += "]}";
@@ -970,8 +1102,6 @@ struct FhirApi::Impl {
   // POST [base]/_search across types (_type), GET [base]/Patient/[id]/[type]
   // within a compartment: a searchset Bundle.
   HttpResponse Search(const HttpRequest& req, const Parsed& p) const {
-    auto indexer = Indexer();
-    if (!indexer) return ErrorResponse(MakeError(ErrorKind::kNotSupported, "search is not available"), p.format);
     auto params = p.params;
     if (req.method == "POST") {
       std::string mt = MediaType(req.Header("content-type"));
@@ -985,6 +1115,20 @@ struct FhirApi::Impl {
       for (auto param : form->params(boost::urls::encoding_opts(true)))
         params.emplace_back(std::string(param.key), std::string(param.value));
     }
+    StoreReads reads(store);
+    auto bundle = SearchBundle(reads, p, params, req.Header("prefer").find("handling=strict") != std::string_view::npos);
+    if (!bundle) return ErrorResponse(bundle.error(), p.format);
+    return Json(200, std::move(*bundle), p.format);
+  }
+
+  // The searchset Bundle of a search with `params` (p names the type or
+  // compartment); `strict`: unknown parameters are an error (Prefer:
+  // handling=strict).
+  fhir::Result<std::string> SearchBundle(Reads& reads, const Parsed& p,
+                                         const std::vector<std::pair<std::string, std::string>>& params,
+                                         bool strict) const {
+    auto indexer = Indexer();
+    if (!indexer) return MakeError(ErrorKind::kNotSupported, "search is not available");
     const auto interaction = p.match.route->interaction;
     const auto& registry = indexer->registry();
     std::string search_type = interaction == Interaction::kSearchSystem ? "" : p.match.type;
@@ -993,19 +1137,16 @@ struct FhirApi::Impl {
     if (interaction == Interaction::kSearchCompartment) {
       const std::string& target = p.match.compartment_target;
       if (!registry.IsCompartment(p.match.type))
-        return ErrorResponse(MakeError(ErrorKind::kNotFound, fmt::format("{} is not a compartment", p.match.type)),
-                             p.format);
+        return MakeError(ErrorKind::kNotFound, fmt::format("{} is not a compartment", p.match.type));
       compartment_types = registry.CompartmentTypes(p.match.type);
       if (std::find(compartment_types.begin(), compartment_types.end(), p.match.type) == compartment_types.end())
         compartment_types.push_back(p.match.type);  // the compartment's own resource
       if (target != "*") {
         if (!defs->IsResourceType(target))
-          return ErrorResponse(MakeError(ErrorKind::kNotFound, fmt::format("unknown resource type '{}'", target)),
-                               p.format);
+          return MakeError(ErrorKind::kNotFound, fmt::format("unknown resource type '{}'", target));
         if (std::find(compartment_types.begin(), compartment_types.end(), target) == compartment_types.end())
-          return ErrorResponse(MakeError(ErrorKind::kInvalid, fmt::format("{} resources are not in the {} compartment",
-                                                                          target, p.match.type)),
-                               p.format);
+          return MakeError(ErrorKind::kInvalid,
+                           fmt::format("{} resources are not in the {} compartment", target, p.match.type));
         compartment_types = {target};
       }
       search_type = target == "*" ? "" : target;
@@ -1018,10 +1159,9 @@ struct FhirApi::Impl {
       if (type == storage::kAuditEventType) return storage::IsAuditEventSearchParam(d.code);
       return indexer->IsIndexed(type, d);
     };
-    std::string_view prefer = req.Header("prefer");
-    options.strict = prefer.find("handling=strict") != std::string_view::npos;
+    options.strict = strict;
     auto query = fhir::ParseSearch(search_type, params, registry, options);
-    if (!query) return ErrorResponse(query.error(), p.format);
+    if (!query) return std::move(query.error());
     if (interaction == Interaction::kSearchCompartment) {
       fhir::CompartmentFilter filter{p.match.type, p.match.id, {}};
       for (const auto& t : compartment_types) {
@@ -1037,8 +1177,8 @@ struct FhirApi::Impl {
       }
       query->compartment = std::move(filter);
     }
-    auto page = store.Search(*query);
-    if (!page) return ErrorResponse(page.error(), p.format);
+    auto page = reads.Search(*query);
+    if (!page) return std::move(page.error());
 
     auto link = [&](const std::optional<std::string>& cursor, std::optional<long> offset) {
       std::string url = p.base_url + path + "?";
@@ -1104,7 +1244,7 @@ struct FhirApi::Impl {
       out += R"(,"search":{"mode":"outcome"}})";
     }
     out += "]}";
-    return Json(200, std::move(out), p.format);
+    return out;
   }
 
   static std::string UrlEncode(std::string_view s) {
@@ -1171,19 +1311,22 @@ struct FhirApi::Impl {
 
   // ---- pipeline --------------------------------------------------------
 
-  // Parses the target and routes it; on failure returns the error response.
-  std::optional<HttpResponse> Route(const HttpRequest& req, Parsed& p, RequestContext& ctx) const {
+  // Parses the target and routes it; on failure returns the error (`allow`:
+  // the methods the path takes, for 405; `plain`: answer in the default
+  // format, the requested one being the problem).
+  std::optional<Error> Match(const HttpRequest& req, Parsed& p, RequestContext& ctx, std::string& allow,
+                             bool& plain) const {
     if (req.target.size() > config.url_limit)
-      return ErrorResponse(MakeError(ErrorKind::kUriTooLong,
-                                     fmt::format("the URL is longer than {} bytes", config.url_limit)),
-                           p.format);
+      return MakeError(ErrorKind::kUriTooLong, fmt::format("the URL is longer than {} bytes", config.url_limit));
     auto url = boost::urls::parse_origin_form(req.target);
     if (!url)
-      return ErrorResponse(MakeError(ErrorKind::kInvalid, "the request target is not a valid URL"),
-                           p.format);
+      return MakeError(ErrorKind::kInvalid, "the request target is not a valid URL");
     for (auto param : url->params(boost::urls::encoding_opts(true)))
       p.params.emplace_back(std::string(param.key), std::string(param.value));
-    if (auto e = Negotiate(req, p.format, p.params)) return ErrorResponse(*e, Format{});
+    if (auto e = Negotiate(req, p.format, p.params)) {
+      plain = true;
+      return e;
+    }
 
     std::vector<std::string> segs;
     for (auto s : url->segments()) segs.emplace_back(s);
@@ -1192,9 +1335,8 @@ struct FhirApi::Impl {
     if (under_base) segs.erase(segs.begin(), segs.begin() + static_cast<long>(base.size()));
     if (!segs.empty() && segs.back().empty()) segs.pop_back();  // trailing slash
     if (!under_base)
-      return ErrorResponse(MakeError(ErrorKind::kNotFound,
-                                     fmt::format("no FHIR endpoint here; the FHIR base is {}", config.base_path)),
-                           p.format);
+      return MakeError(ErrorKind::kNotFound,
+                       fmt::format("no FHIR endpoint here; the FHIR base is {}", config.base_path));
 
     std::vector<std::string> allowed;
     for (const auto& r : Routes()) {
@@ -1217,45 +1359,37 @@ struct FhirApi::Impl {
       if (allowed.empty()) {
         std::string what = segs.empty() ? std::string("/") : segs[0];
         if (!segs.empty() && fhir::IsTypeNameSyntax(segs[0]) && !defs->IsResourceType(segs[0]))
-          return ErrorResponse(MakeError(ErrorKind::kNotFound,
-                                         fmt::format("unknown resource type '{}'", segs[0])),
-                               p.format);
-        return ErrorResponse(MakeError(ErrorKind::kNotFound,
-                                       fmt::format("no FHIR interaction matches the path {}",
-                                                   url->path())),
-                             p.format);
+          return MakeError(ErrorKind::kNotFound, fmt::format("unknown resource type '{}'", segs[0]));
+        return MakeError(ErrorKind::kNotFound, fmt::format("no FHIR interaction matches the path {}", url->path()));
       }
       if (!segs.empty() && fhir::IsTypeNameSyntax(segs[0]) && !defs->IsResourceType(segs[0]))
-        return ErrorResponse(MakeError(ErrorKind::kNotFound,
-                                       fmt::format("unknown resource type '{}'", segs[0])),
-                             p.format);
-      std::string allow;
+        return MakeError(ErrorKind::kNotFound, fmt::format("unknown resource type '{}'", segs[0]));
       for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
-      HttpResponse r = ErrorResponse(
-          MakeError(ErrorKind::kMethodNotAllowed,
-                    fmt::format("method {} is not allowed on {}; allowed: {}", req.method, url->path(), allow)),
-          p.format);
-      r.SetHeader("Allow", allow);
-      return r;
+      return MakeError(ErrorKind::kMethodNotAllowed,
+                       fmt::format("method {} is not allowed on {}; allowed: {}", req.method, url->path(), allow));
     }
     ctx.interaction = p.match.route->code;
     ctx.resource_type = p.match.type;
     ctx.resource_id = p.match.id;
     if (!p.match.type.empty() && !defs->IsResourceType(p.match.type))
-      return ErrorResponse(MakeError(ErrorKind::kNotFound,
-                                     fmt::format("unknown resource type '{}'", p.match.type)),
-                           p.format);
+      return MakeError(ErrorKind::kNotFound, fmt::format("unknown resource type '{}'", p.match.type));
     if (!p.match.id.empty() && !fhir::IsValidId(p.match.id))
-      return ErrorResponse(MakeError(ErrorKind::kInvalid,
-                                     fmt::format("'{}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)",
-                                                 p.match.id)),
-                           p.format);
+      return MakeError(ErrorKind::kInvalid, fmt::format("'{}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)",
+                                                 p.match.id));
     if (!p.match.vid.empty() && !ParsePositive(p.match.vid))
-      return ErrorResponse(MakeError(ErrorKind::kNotFound,
-                                     fmt::format("'{}' is not a version id of {}/{}", p.match.vid,
-                                                 p.match.type, p.match.id)),
-                           p.format);
+      return MakeError(ErrorKind::kNotFound, fmt::format("'{}' is not a version id of {}/{}", p.match.vid,
+                                                 p.match.type, p.match.id));
     return std::nullopt;
+  }
+
+  std::optional<HttpResponse> Route(const HttpRequest& req, Parsed& p, RequestContext& ctx) const {
+    std::string allow;
+    bool plain = false;
+    auto e = Match(req, p, ctx, allow, plain);
+    if (!e) return std::nullopt;
+    HttpResponse r = ErrorResponse(*e, plain ? Format{} : p.format);
+    if (!allow.empty()) r.SetHeader("Allow", allow);
+    return r;
   }
 
   HttpResponse Dispatch(const HttpRequest& req, RequestContext& ctx) const {

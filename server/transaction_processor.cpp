@@ -57,8 +57,8 @@ struct Failure {
 class Run {
  public:
   Run(const TransactionProcessor::Impl& impl, storage::TxScope& scope, std::vector<TransactionEntry> entries,
-      const std::vector<std::size_t>& order, bool transaction)
-      : impl_(impl), scope_(scope), entries_(std::move(entries)), order_(order), transaction_(transaction) {}
+      const std::vector<std::size_t>& order, bool transaction, const TransactionProcessor::GetHook& get)
+      : impl_(impl), scope_(scope), entries_(std::move(entries)), order_(order), transaction_(transaction), get_(get) {}
 
   // Fills results[i] for every entry run; returns the first failure.
   std::optional<Failure> Execute(std::vector<std::optional<EntryResult>>& results) {
@@ -208,6 +208,9 @@ class Run {
       }
       case EntryMethod::kPatch: return Patch(e);
       case EntryMethod::kGet: {
+        if (get_) return get_(scope_, e);
+        if (e.id.empty())
+          return MakeError(ErrorKind::kInvalid, fmt::format("'{}': only reads (Type/id) are answered here", e.url));
         auto r = scope_.Read(e.type, e.id);
         if (!r) return std::move(r.error());
         return EntryResult{200, std::move(*r), false};
@@ -258,6 +261,7 @@ class Run {
   std::vector<TransactionEntry> entries_;
   const std::vector<std::size_t>& order_;
   const bool transaction_;
+  const TransactionProcessor::GetHook& get_;
   std::map<std::size_t, fhir::SearchQuery> queries_;        // conditional entries' criteria
   std::map<std::size_t, fhir::VersionRecord> existing_;     // POST entries whose ifNoneExist matched
 };
@@ -299,7 +303,7 @@ const fhir::fhirpath::Engine& TransactionProcessor::engine() const { return impl
 
 fhir::Result<std::vector<EntryResult>> TransactionProcessor::RunTransaction(
     storage::ResourceStore& store, const fhir::TransactionPlan& plan, std::optional<std::size_t>& failed_entry,
-    const BeforeHook& before, const AfterHook& after) const {
+    const BeforeHook& before, const AfterHook& after, const GetHook& get) const {
   std::vector<std::optional<EntryResult>> results;
   std::optional<Failure> failure;
   auto body = [&](storage::TxScope& scope) -> std::optional<Error> {
@@ -307,7 +311,7 @@ fhir::Result<std::vector<EntryResult>> TransactionProcessor::RunTransaction(
     failure.reset();
     if (before)
       if (auto e = before(scope)) return e;
-    Run run(*impl_, scope, CloneEntries(plan), plan.order, true);
+    Run run(*impl_, scope, CloneEntries(plan), plan.order, true, get);
     failure = run.Execute(results);
     if (failure) return Describe(*failure, plan.entries);
     if (after) return after(scope, results);
@@ -325,7 +329,7 @@ fhir::Result<std::vector<EntryResult>> TransactionProcessor::RunTransaction(
 
 fhir::Result<EntryResult> TransactionProcessor::RunBatchEntry(storage::ResourceStore& store,
                                                               const fhir::TransactionPlan& plan,
-                                                              std::size_t index) const {
+                                                              std::size_t index, const GetHook& get) const {
   std::vector<std::optional<EntryResult>> results;
   const std::vector<std::size_t> order{index};
   std::optional<Failure> failure;
@@ -334,7 +338,7 @@ fhir::Result<EntryResult> TransactionProcessor::RunBatchEntry(storage::ResourceS
     std::vector<TransactionEntry> entries;
     entries.reserve(plan.entries.size());
     for (const auto& e : plan.entries) entries.push_back(e.index == index ? e.Clone() : TransactionEntry{});
-    Run run(*impl_, scope, std::move(entries), order, false);
+    Run run(*impl_, scope, std::move(entries), order, false, get);
     failure = run.Execute(results);
     if (!failure) return std::nullopt;
     return failure->error;

@@ -8,6 +8,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "fhir/bundle.hpp"
@@ -18,6 +20,7 @@ class Definitions;
 class Resource;
 class IndexerHolder;
 struct TransactionPlan;
+struct TransactionEntry;
 namespace fhirpath {
 class Engine;
 }
@@ -31,9 +34,14 @@ namespace eds::server {
 
 // What one entry did, for its response.
 struct EntryResult {
+  EntryResult() = default;
+  EntryResult(int status_code, std::optional<fhir::VersionRecord> what, bool with_location)
+      : status(status_code), record(std::move(what)), location(with_location) {}
+
   int status = 200;
   std::optional<fhir::VersionRecord> record;  // what it read or wrote (nothing: a conditional delete without match)
   bool location = false;                      // answered with a location (create, update, patch)
+  std::optional<std::string> bundle;          // a GET entry's search or history: the Bundle (JSON text)
 };
 
 class TransactionProcessor {
@@ -62,16 +70,21 @@ class TransactionProcessor {
   using BeforeHook = std::function<std::optional<fhir::Error>(storage::TxScope&)>;
   using AfterHook =
       std::function<std::optional<fhir::Error>(storage::TxScope&, const std::vector<std::optional<EntryResult>>&)>;
+  // `get` answers GET and HEAD entries (reads, searches, history) in the
+  // transaction, after every write; without it only Type/id reads are
+  // answered and other GET entries are kInvalid.
+  using GetHook = std::function<fhir::Result<EntryResult>(storage::TxScope&, const fhir::TransactionEntry&)>;
   fhir::Result<std::vector<EntryResult>> RunTransaction(storage::ResourceStore& store,
                                                         const fhir::TransactionPlan& plan,
                                                         std::optional<std::size_t>& failed_entry,
                                                         const BeforeHook& before = {},
-                                                        const AfterHook& after = {}) const;
+                                                        const AfterHook& after = {},
+                                                        const GetHook& get = {}) const;
 
   // Entry `index` of a batch plan on its own, in its own database
-  // transaction.
+  // transaction (`get` as for RunTransaction).
   fhir::Result<EntryResult> RunBatchEntry(storage::ResourceStore& store, const fhir::TransactionPlan& plan,
-                                          std::size_t index) const;
+                                          std::size_t index, const GetHook& get = {}) const;
 
   // The FHIRPath engine of the loaded definitions (FHIRPath Patch).
   const fhir::fhirpath::Engine& engine() const;

@@ -135,6 +135,62 @@ Result<WriteResult> PreconditionFailed(std::optional<int64_t> expected, std::opt
                                          expected.value_or(0)));
 }
 
+// A page of history (newest first) read in `tx`.
+HistoryPage HistoryIn(pqxx::transaction_base& tx, const HistoryQuery& q) {
+  std::string sql =
+      "SELECT h.seq, h.res_type, h.res_id, h.version_id, " EDS_MS("h.last_updated")
+      ", h.method, h.deleted, h.content::text FROM resource_history h";
+  std::vector<std::string> params;
+  std::vector<std::string> where;
+  auto param = [&params](std::string v) {
+    params.push_back(std::move(v));
+    return "$" + std::to_string(params.size());
+  };
+  if (q.at)
+    sql += " LEFT JOIN resource_history n ON n.res_type = h.res_type AND n.res_id = h.res_id"
+           " AND n.version_id = h.version_id + 1";
+  if (q.type) where.push_back("h.res_type = " + param(*q.type));
+  if (q.id) where.push_back("h.res_id = " + param(*q.id));
+  if (q.since_ms)
+    where.push_back("h.last_updated >= (timestamptz 'epoch' + " + param(std::to_string(*q.since_ms)) +
+                    "::bigint * interval '1 millisecond')");
+  if (q.at) {
+    where.push_back("h.last_updated < (timestamptz 'epoch' + " + param(std::to_string(q.at->high_ms)) +
+                    "::bigint * interval '1 millisecond')");
+    where.push_back("(n.last_updated IS NULL OR n.last_updated > (timestamptz 'epoch' + " +
+                    param(std::to_string(q.at->low_ms)) + "::bigint * interval '1 millisecond'))");
+  }
+  if (q.before_seq) where.push_back("h.seq < " + param(std::to_string(*q.before_seq)) + "::bigint");
+  for (std::size_t i = 0; i < where.size(); ++i) sql += (i == 0 ? " WHERE " : " AND ") + where[i];
+  sql += " ORDER BY h.seq DESC LIMIT " + param(std::to_string(q.count + 1)) + "::bigint";
+
+  auto r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+  HistoryPage page;
+  const auto n = std::min<std::size_t>(r.size(), static_cast<std::size_t>(q.count));
+  page.entries.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& row = r[static_cast<pqxx::result::size_type>(i)];
+    VersionRecord rec{row[1].c_str(), row[2].c_str(), row[3].as<int64_t>(), row[4].as<int64_t>(),
+                      MethodFromSql(row[5].c_str()), row[6].as<bool>(), {}};
+    if (!row[7].is_null()) rec.content.assign(row[7].c_str(), row[7].size());
+    page.entries.push_back(std::move(rec));
+  }
+  if (r.size() > n && n > 0) page.next_before_seq = r[static_cast<pqxx::result::size_type>(n - 1)][0].as<int64_t>();
+  return page;
+}
+
+// One version, read in `tx`.
+Result<VersionRecord> ReadVersionIn(pqxx::transaction_base& tx, const std::string& type, const std::string& id,
+                                    int64_t version) {
+  auto r = tx.exec_prepared(kSelectVersion.name, type, id, version);
+  if (r.empty()) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} has no version {}", type, id, version));
+  const auto& row = r[0];
+  VersionRecord rec{type, id, row[0].as<int64_t>(), row[2].as<int64_t>(), MethodFromSql(row[4].c_str()),
+                    row[1].as<bool>(), {}};
+  if (!row[3].is_null()) rec.content.assign(row[3].c_str(), row[3].size());
+  return rec;
+}
+
 }  // namespace
 
 struct PgResourceStore::Impl {
@@ -267,15 +323,7 @@ Result<VersionRecord> PgResourceStore::ReadVersion(const std::string& type, cons
   }
   return impl_->Run<VersionRecord>([&](pqxx::connection& c) -> Result<VersionRecord> {
     pqxx::nontransaction tx(c);
-    auto r = tx.exec_prepared(kSelectVersion.name, type, id, version);
-    if (r.empty())
-      return MakeError(ErrorKind::kNotFound,
-                       fmt::format("{}/{} has no version {}", type, id, version));
-    const auto& row = r[0];
-    VersionRecord rec{type, id, row[0].as<int64_t>(), row[2].as<int64_t>(),
-                      MethodFromSql(row[4].c_str()), row[1].as<bool>(), {}};
-    if (!row[3].is_null()) rec.content.assign(row[3].c_str(), row[3].size());
-    return rec;
+    return ReadVersionIn(tx, type, id, version);
   });
 }
 
@@ -524,6 +572,11 @@ class PgTxScope final : public TxScope {
   Result<WriteResult> Delete(const std::string& type, const std::string& id, std::optional<int64_t> if_match) override {
     return DeleteIn(tx_, impl_.Indexer(), type, id, if_match);
   }
+  Result<VersionRecord> ReadVersion(const std::string& type, const std::string& id, int64_t version) override {
+    return ReadVersionIn(tx_, type, id, version);
+  }
+  Result<HistoryPage> History(const HistoryQuery& query) override { return HistoryIn(tx_, query); }
+  Result<SearchPage> Search(const fhir::SearchQuery& query) override { return RunSearchIn(tx_, query); }
 
   Result<std::optional<DocumentRecord>> GetDocument(const std::string& identifier) override {
     return DocumentFrom(tx_.exec_params(std::string(kDocumentColumns) + " WHERE identifier = $1 FOR UPDATE", identifier));
@@ -633,49 +686,9 @@ Result<SearchPage> PgResourceStore::Search(const fhir::SearchQuery& query) {
 }
 
 Result<HistoryPage> PgResourceStore::History(const HistoryQuery& q) {
-  std::string sql =
-      "SELECT h.seq, h.res_type, h.res_id, h.version_id, " EDS_MS("h.last_updated")
-      ", h.method, h.deleted, h.content::text FROM resource_history h";
-  std::vector<std::string> params;
-  std::vector<std::string> where;
-  auto param = [&params](std::string v) {
-    params.push_back(std::move(v));
-    return "$" + std::to_string(params.size());
-  };
-  if (q.at)
-    sql += " LEFT JOIN resource_history n ON n.res_type = h.res_type AND n.res_id = h.res_id"
-           " AND n.version_id = h.version_id + 1";
-  if (q.type) where.push_back("h.res_type = " + param(*q.type));
-  if (q.id) where.push_back("h.res_id = " + param(*q.id));
-  if (q.since_ms)
-    where.push_back("h.last_updated >= (timestamptz 'epoch' + " + param(std::to_string(*q.since_ms)) +
-                    "::bigint * interval '1 millisecond')");
-  if (q.at) {
-    where.push_back("h.last_updated < (timestamptz 'epoch' + " + param(std::to_string(q.at->high_ms)) +
-                    "::bigint * interval '1 millisecond')");
-    where.push_back("(n.last_updated IS NULL OR n.last_updated > (timestamptz 'epoch' + " +
-                    param(std::to_string(q.at->low_ms)) + "::bigint * interval '1 millisecond'))");
-  }
-  if (q.before_seq) where.push_back("h.seq < " + param(std::to_string(*q.before_seq)) + "::bigint");
-  for (std::size_t i = 0; i < where.size(); ++i) sql += (i == 0 ? " WHERE " : " AND ") + where[i];
-  sql += " ORDER BY h.seq DESC LIMIT " + param(std::to_string(q.count + 1)) + "::bigint";
-
   return impl_->Run<HistoryPage>([&](pqxx::connection& c) -> Result<HistoryPage> {
     pqxx::nontransaction tx(c);
-    auto r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
-    HistoryPage page;
-    const auto n = std::min<std::size_t>(r.size(), static_cast<std::size_t>(q.count));
-    page.entries.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto& row = r[static_cast<pqxx::result::size_type>(i)];
-      VersionRecord rec{row[1].c_str(), row[2].c_str(), row[3].as<int64_t>(), row[4].as<int64_t>(),
-                        MethodFromSql(row[5].c_str()), row[6].as<bool>(), {}};
-      if (!row[7].is_null()) rec.content.assign(row[7].c_str(), row[7].size());
-      page.entries.push_back(std::move(rec));
-    }
-    if (r.size() > n && n > 0)
-      page.next_before_seq = r[static_cast<pqxx::result::size_type>(n - 1)][0].as<int64_t>();
-    return page;
+    return HistoryIn(tx, q);
   });
 }
 

@@ -129,10 +129,10 @@ class Translator {
   // its index table alone.
   fhir::Result<std::string> Driver(const fhir::SearchCriterion& c, const std::string& type) {
     SearchParamType t = c.param->type;
-    std::string param = c.param->code;
+    std::string suffix;
     if (c.modifier == "identifier" || c.modifier == "of-type") {
       t = SearchParamType::kToken;
-      param += ":" + c.modifier;
+      suffix = ":" + c.modifier;
     }
     std::string any;
     for (const auto& v : c.values) {
@@ -141,7 +141,15 @@ class Translator {
       any += (any.empty() ? "" : " OR ") + *cond;
     }
     return "SELECT DISTINCT d.res_type, d.res_id FROM " + std::string(TableOf(t)) + " d WHERE d.res_type = " +
-           sql_.Param(type) + " AND d.param = " + sql_.Param(param) + " AND (" + any + ")";
+           sql_.Param(type) + " AND " + ParamIs("d", c.param->code, c.shared_rows, suffix) + " AND (" + any + ")";
+  }
+
+  // `a`.param naming the rows of parameter `code` (+ `suffix`), and those of
+  // the parameter whose rows it shares, if any.
+  std::string ParamIs(const std::string& a, const std::string& code, const std::string& shared,
+                      const std::string& suffix) {
+    if (shared.empty()) return a + ".param = " + sql_.Param(code + suffix);
+    return a + ".param = ANY(" + sql_.Param(TextArray({code + suffix, shared + suffix})) + "::text[])";
   }
 
  private:
@@ -222,10 +230,10 @@ class Translator {
     if (p.type == SearchParamType::kComposite) return Composite(c, r);
     // :identifier and :of-type have token rows of their own (see search_index.hpp)
     SearchParamType type = p.type;
-    std::string param = p.code;
+    std::string suffix;
     if (c.modifier == "identifier" || c.modifier == "of-type") {
       type = SearchParamType::kToken;
-      param += ":" + c.modifier;
+      suffix = ":" + c.modifier;
     }
     const char* table = TableOf(type);
     if (table == nullptr)
@@ -235,8 +243,8 @@ class Translator {
     const std::string rt = direct_columns_ ? direct_columns_->first : r + ".res_type";
     const std::string ri = direct_columns_ ? direct_columns_->second : r + ".res_id";
     std::string exists = "EXISTS (SELECT 1 FROM " + std::string(table) + " " + a + " WHERE " + a +
-                         ".res_type = " + rt + " AND " + a + ".res_id = " + ri + " AND " + a +
-                         ".param = " + sql_.Param(param);
+                         ".res_type = " + rt + " AND " + a + ".res_id = " + ri + " AND " +
+                         ParamIs(a, p.code, c.shared_rows, suffix);
     if (!type_hint_.empty()) exists += " AND " + a + ".res_type = " + std::exchange(type_hint_, {});
     if (c.modifier == "missing") return (c.values[0].text == "true" ? "NOT " : "") + exists + ")";
     std::vector<std::string> ors;
@@ -264,16 +272,16 @@ class Translator {
         const char* table = TableOf(c.components[k]->type);
         if (table == nullptr) return MakeError(ErrorKind::kNotSupported, "unsupported composite component");
         const std::string a = Alias("k");
-        const std::string param = sql_.Param(p.code + "$" + std::to_string(k));
+        // the rows of one group all come from one composite (group numbers
+        // are unique within a resource), also when the rows are shared
+        const std::string param = ParamIs(a, p.code, c.shared_rows, "$" + std::to_string(k));
         if (k == 0) {
           first = a;
           from = std::string(table) + " " + a;
-          where = a + ".res_type = " + r + ".res_type AND " + a + ".res_id = " + r + ".res_id AND " + a +
-                  ".param = " + param;
+          where = a + ".res_type = " + r + ".res_type AND " + a + ".res_id = " + r + ".res_id AND " + param;
         } else {
           from += " JOIN " + std::string(table) + " " + a + " ON " + a + ".res_type = " + first + ".res_type AND " +
-                  a + ".res_id = " + first + ".res_id AND " + a + ".grp = " + first + ".grp AND " + a +
-                  ".param = " + param;
+                  a + ".res_id = " + first + ".res_id AND " + a + ".grp = " + first + ".grp AND " + param;
         }
         if (v != nullptr) {
           auto cond = Value(c.components[k]->type, "", v->components[k], a);
@@ -774,9 +782,12 @@ fhir::Result<SearchPage> RunSearchImpl(pqxx::transaction_base& tx, const fhir::S
       keys.push_back({"s." + name, cast, key.descending, false});
       continue;
     }
+    const std::string param = key.shared_rows.empty()
+                                  ? "= " + sql.Param(key.param->code)
+                                  : "= ANY(" + sql.Param(TextArray({key.param->code, key.shared_rows})) + "::text[])";
     computed += fmt::format(", (SELECT {}(x.{}) FROM {} x WHERE x.res_type = r.res_type AND x.res_id = r.res_id"
-                            " AND x.param = {} AND x.grp = 0) AS {}",
-                            key.descending ? "max" : "min", column, table, sql.Param(key.param->code), name);
+                            " AND x.param {} AND x.grp = 0) AS {}",
+                            key.descending ? "max" : "min", column, table, param, name);
     keys.push_back({"s." + name, cast, key.descending, true});
   }
   const bool first_desc = !keys.empty() && keys.front().desc;

@@ -180,6 +180,24 @@ class TxScope {
   virtual Result<WriteResult> Delete(const std::string& type, const std::string& id,
                                      std::optional<int64_t> if_match) = 0;
 
+  // Reads of a Bundle's GET entries, seeing this transaction's writes; as
+  // ResourceStore::ReadVersion, History and Search. kNotSupported by
+  // default (a store that cannot read inside its transactions).
+  virtual Result<VersionRecord> ReadVersion(const std::string& type, const std::string& id, int64_t version) {
+    (void)type;
+    (void)id;
+    (void)version;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "this store cannot read versions inside a transaction");
+  }
+  virtual Result<HistoryPage> History(const HistoryQuery& query) {
+    (void)query;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "this store cannot read history inside a transaction");
+  }
+  virtual Result<SearchPage> Search(const fhir::SearchQuery& query) {
+    (void)query;
+    return fhir::MakeError(fhir::ErrorKind::kNotSupported, "this store cannot search inside a transaction");
+  }
+
   // The registry of FSE documents, in this transaction. Get locks the row
   // it returns until the transaction ends.
   virtual Result<std::optional<DocumentRecord>> GetDocument(const std::string& identifier) {

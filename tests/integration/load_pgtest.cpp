@@ -362,3 +362,67 @@ TEST_CASE("eds load of changed resources writes new versions as PUT does", "[loa
   CHECK(Count(dsn, "SELECT count(*) FROM resource r JOIN resource_history h USING (res_type, res_id, version_id)"
                    " WHERE h.last_updated = r.last_updated") == 5);
 }
+
+TEST_CASE("eds load rewrites references between a Bundle's entries to the ids they get", "[load]") {
+  const std::string dsn = MigratedDatabase("eds_load_refs");
+  const std::string dir = TempDir();
+  const std::string path = dir + "/bundles.ndjson";
+  {
+    std::ofstream f(path);
+    // a transaction Bundle with urn:uuid: fullUrls and no ids
+    f << R"({"resourceType":"Bundle","type":"transaction","entry":[)"
+         R"({"fullUrl":"urn:uuid:9c1d0a52-0000-4000-8000-000000000001","resource":{"resourceType":"Patient",)"
+         R"("identifier":[{"system":"http://eds.test/mrn","value":"REF-1"}]},"request":{"method":"POST","url":"Patient"}},)"
+         R"({"fullUrl":"urn:uuid:9c1d0a52-0000-4000-8000-000000000002","resource":{"resourceType":"Observation",)"
+         R"("status":"final","code":{"text":"glucose"},"subject":{"reference":"urn:uuid:9c1d0a52-0000-4000-8000-000000000001"},)"
+         R"("hasMember":[{"reference":"urn:uuid:9c1d0a52-0000-4000-8000-000000000003"}]},"request":{"method":"POST","url":"Observation"}},)"
+         R"({"fullUrl":"urn:uuid:9c1d0a52-0000-4000-8000-000000000003","resource":{"resourceType":"Observation",)"
+         R"("status":"final","code":{"text":"insulin"},"subject":{"reference":"urn:uuid:9c1d0a52-0000-4000-8000-000000000001"}},)"
+         R"("request":{"method":"POST","url":"Observation"}}]})"
+      << '\n';
+    // a collection Bundle with absolute RESTful fullUrls, referenced in both forms,
+    // and a reference to an entry that is refused (left as it is)
+    f << R"({"resourceType":"Bundle","type":"collection","entry":[)"
+         R"({"fullUrl":"http://other.test/fhir/Patient/ext-1","resource":{"resourceType":"Patient","name":[{"family":"Esterno"}]}},)"
+         R"({"fullUrl":"http://other.test/fhir/Observation/ext-o1","resource":{"resourceType":"Observation","status":"final",)"
+         R"("code":{"text":"x"},"subject":{"reference":"Patient/ext-1"},"performer":[{"reference":"http://other.test/fhir/Patient/ext-1"},)"
+         R"({"reference":"urn:uuid:9c1d0a52-0000-4000-8000-0000000000ff"}]}},)"
+         R"({"fullUrl":"urn:uuid:9c1d0a52-0000-4000-8000-0000000000ff","resource":{"resourceType":"Practitioner","id":"bad id"}}]})"
+      << '\n';
+  }
+  auto [status, out] = RunLoad(dsn, {path});
+  INFO(out);
+  REQUIRE(status == 0);
+  CHECK(out.find("stored 5, unchanged 0, rejected 1") != std::string::npos);
+  CHECK(out.find("line 2, Bundle.entry[2]") != std::string::npos);
+
+  auto patient = Sql(dsn, "SELECT res_id FROM resource WHERE res_type = 'Patient' AND content::text LIKE '%REF-1%'");
+  REQUIRE(patient.size() == 1);
+  const std::string patient_id = patient[0][0];
+  CHECK(patient_id.find("uuid") == std::string::npos);
+  // both Observations point at the Patient by its id, in the content and in the index
+  CHECK(Count(dsn, "SELECT count(*) FROM resource WHERE res_type = 'Observation' AND content::text LIKE "
+                   "'%\"subject\":{\"reference\":\"Patient/" + patient_id + "\"}%'") == 2);
+  CHECK(Count(dsn, "SELECT count(*) FROM search_reference WHERE res_type = 'Observation' AND param = 'subject'"
+                   " AND target_type = 'Patient' AND target_id = '" + patient_id + "'") == 2);
+  auto insulin = Sql(dsn, "SELECT res_id FROM resource WHERE res_type = 'Observation' AND content::text LIKE '%insulin%'");
+  REQUIRE(insulin.size() == 1);
+  CHECK(Count(dsn, "SELECT count(*) FROM search_reference WHERE param = 'has-member' AND target_type = 'Observation'"
+                   " AND target_id = '" + insulin[0][0] + "'") == 1);
+  CHECK(Count(dsn, "SELECT count(*) FROM resource WHERE content::text LIKE '%urn:uuid:9c1d0a52-0000-4000-8000-00000000000%'") == 0);
+
+  // the RESTful fullUrl gave the Patient its id; both forms of reference point at it
+  CHECK(Count(dsn, "SELECT count(*) FROM resource WHERE res_type = 'Patient' AND res_id = 'ext-1'") == 1);
+  CHECK(Count(dsn, "SELECT count(*) FROM search_reference WHERE res_type = 'Observation' AND res_id = 'ext-o1'"
+                   " AND param IN ('subject', 'performer') AND target_type = 'Patient' AND target_id = 'ext-1'") == 2);
+  // the refused entry is no target: its reference stays as it was
+  CHECK(Count(dsn, "SELECT count(*) FROM resource WHERE res_id = 'ext-o1' AND content::text LIKE "
+                   "'%urn:uuid:9c1d0a52-0000-4000-8000-0000000000ff%'") == 1);
+
+  // the same file again (from the start): the same ids, nothing new
+  auto [again_status, again] = RunLoad(dsn, {"--restart", path});
+  INFO(again);
+  CHECK(again_status == 0);
+  CHECK(again.find("stored 0, unchanged 5, rejected 1") != std::string::npos);
+  CHECK(Count(dsn, "SELECT count(*) FROM resource") == 5);
+}

@@ -120,7 +120,7 @@ TEST_CASE("transaction input errors name the entry", "[transaction]") {
                                                      ",\"ifNoneExist\":\"frobnicate=1\"")}))
             .status == 400);  // criteria the server does not understand are refused, never widened
   CHECK(c.Post("/fhir", Bundle("transaction", {Entry("", "DELETE", "Patient?_count=1", "")})).status == 400);
-  CHECK(c.Post("/fhir", Bundle("transaction", {Entry("", "GET", "Patient?name=x", "")})).status == 501);
+  CHECK(c.Post("/fhir", Bundle("transaction", {Entry("", "GET", "Patient?birthdate=notadate", "")})).status == 400);
 
   CHECK(c.Post("/fhir", "{\"resourceType\":\"Bundle\",\"type\":\"collection\"}").status == 400);
   CHECK(c.Post("/fhir", "{\"resourceType\":\"Patient\"}").status == 400);
@@ -151,4 +151,111 @@ TEST_CASE("a batch answers every entry on its own", "[transaction]") {
   auto m = minimal.Json();
   CHECK_FALSE(m["entry"][0].HasMember("resource"));
   CHECK(std::string(m["entry"][0]["response"]["etag"].GetString()) == "W/\"1\"");
+}
+
+TEST_CASE("GET entries of a transaction run after its writes and see them", "[transaction]") {
+  HttpClient c(SharedServer().port());
+  const std::string p = UniquePrefix();
+  REQUIRE(c.Put("/fhir/Patient/" + p + "-old", Patient(p + "-old", "Vecchio")).status == 201);
+  REQUIRE(c.Put("/fhir/Patient/" + p + "-old", Patient(p + "-old", "Nuovo")).status == 200);
+  const std::string uuid = "urn:uuid:7b2f0c1e-0000-4000-8000-000000000042";  // names an entry of this Bundle only
+  const std::string patient = "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"http://eds.test/mrn\","
+                              "\"value\":\"" + p + "-mrn\"}],\"name\":[{\"family\":\"Gialli\"}]}";
+  const std::string observation =
+      "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{\"system\":"
+      "\"http://loinc.org\",\"code\":\"2345-7\"}]},\"subject\":{\"reference\":\"" + uuid + "\"}}";
+  // the GET entries come first in the Bundle, yet run last
+  auto body = Bundle("transaction",
+                     {Entry("", "GET", "Patient?identifier=http://eds.test/mrn|" + p + "-mrn", ""),
+                      Entry("", "GET", "Observation?subject=" + uuid + "&code=http://loinc.org|2345-7", ""),
+                      Entry("", "GET", "Patient/" + p + "-old", ""),
+                      Entry("", "GET", "Patient/" + p + "-old/_history/1", ""),
+                      Entry("", "GET", "Patient/" + p + "-old/_history", ""),
+                      Entry("", "HEAD", "Patient/" + p + "-old", ""),
+                      Entry(uuid, "POST", "Patient", patient),
+                      Entry("", "POST", "Observation", observation),
+                      Entry("", "GET", uuid, "")});
+  auto r = c.Post("/fhir", body);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  auto d = r.Json();
+  REQUIRE(d["entry"].Size() == 9);
+  for (const auto& e : d["entry"].GetArray()) CHECK(std::string(e["response"]["status"].GetString()).rfind("20", 0) == 0);
+  const std::string patient_id = d["entry"][6]["resource"]["id"].GetString();
+  const std::string observation_id = d["entry"][7]["resource"]["id"].GetString();
+
+  const auto& by_identifier = d["entry"][0]["resource"];
+  CHECK(std::string(by_identifier["type"].GetString()) == "searchset");
+  REQUIRE(by_identifier["entry"].Size() == 1);
+  CHECK(std::string(by_identifier["entry"][0]["resource"]["id"].GetString()) == patient_id);
+
+  // the urn:uuid in the search is the Patient the transaction created
+  const auto& by_subject = d["entry"][1]["resource"];
+  REQUIRE(by_subject["entry"].Size() == 1);
+  CHECK(std::string(by_subject["entry"][0]["resource"]["id"].GetString()) == observation_id);
+  CHECK(std::string(by_subject["entry"][0]["resource"]["subject"]["reference"].GetString()) == "Patient/" + patient_id);
+
+  CHECK(std::string(d["entry"][2]["resource"]["name"][0]["family"].GetString()) == "Nuovo");
+  CHECK(std::string(d["entry"][2]["response"]["etag"].GetString()) == "W/\"2\"");
+  CHECK(std::string(d["entry"][3]["resource"]["name"][0]["family"].GetString()) == "Vecchio");
+  CHECK(std::string(d["entry"][4]["resource"]["type"].GetString()) == "history");
+  CHECK(d["entry"][4]["resource"]["entry"].Size() == 2);
+  CHECK_FALSE(d["entry"][5].HasMember("resource"));
+  CHECK(std::string(d["entry"][5]["response"]["status"].GetString()) == "200 OK");
+  // GET of an entry's fullUrl reads what that entry wrote
+  CHECK(std::string(d["entry"][8]["resource"]["id"].GetString()) == patient_id);
+}
+
+TEST_CASE("a failing GET entry fails the transaction with its status", "[transaction]") {
+  HttpClient c(SharedServer().port());
+  const std::string p = UniquePrefix();
+  auto missing = c.Post("/fhir", Bundle("transaction", {Entry("", "PUT", "Patient/" + p + "-g1", Patient(p + "-g1", "A")),
+                                                        Entry("", "GET", "Patient/" + p + "-none", "")}));
+  INFO(missing.body);
+  CHECK(missing.status == 404);
+  CHECK(std::string(missing.Json()["issue"][0]["expression"][0].GetString()) == "Bundle.entry[1]");
+  CHECK(c.Get("/fhir/Patient/" + p + "-g1").status == 404);  // rolled back
+
+  auto bad_search = c.Post("/fhir", Bundle("transaction", {Entry("", "PUT", "Patient/" + p + "-g2", Patient(p + "-g2", "A")),
+                                                           Entry("", "GET", "Observation?date=yesterday", "")}));
+  CHECK(bad_search.status == 400);
+  CHECK(bad_search.Json()["resourceType"] == "OperationOutcome");
+  CHECK(c.Get("/fhir/Patient/" + p + "-g2").status == 404);
+
+  auto strict = c.Send("POST", "/fhir", {{"Content-Type", "application/fhir+json"}, {"Prefer", "handling=strict"}},
+                       Bundle("transaction", {Entry("", "GET", "Patient?frobnicate=1", "")}));
+  CHECK(strict.status == 400);
+  CHECK(c.Post("/fhir", Bundle("transaction", {Entry("", "GET", "$reindex", "")})).status == 400);
+  CHECK(c.Post("/fhir", Bundle("transaction", {Entry("", "GET", "Unicorn?name=x", "")})).status == 404);
+  CHECK(c.Post("/fhir", Bundle("transaction", {Entry("", "GET", "", "")})).status == 400);
+}
+
+TEST_CASE("GET entries of a batch answer each on its own", "[transaction]") {
+  HttpClient c(SharedServer().port());
+  const std::string p = UniquePrefix();
+  REQUIRE(c.Put("/fhir/Patient/" + p + "-b", Patient(p + "-b", "Batchini" + p)).status == 201);
+  auto body = Bundle("batch", {Entry("", "GET", "Patient/" + p + "-missing", ""),
+                               Entry("", "GET", "Patient?family=Batchini" + p, ""),
+                               Entry("", "GET", "Observation?date=yesterday", ""),
+                               Entry("", "GET", "Patient/" + p + "-b/_history/7", ""),
+                               Entry("", "PUT", "Patient/" + p + "-b2", Patient(p + "-b2", "Batchini" + p)),
+                               Entry("", "GET", "Patient/" + p + "-b", "")});
+  auto r = c.Post("/fhir", body);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  auto d = r.Json();
+  CHECK(std::string(d["type"].GetString()) == "batch-response");
+  REQUIRE(d["entry"].Size() == 6);
+  CHECK(std::string(d["entry"][0]["response"]["status"].GetString()) == "404 Not Found");
+  CHECK(std::string(d["entry"][0]["response"]["outcome"]["resourceType"].GetString()) == "OperationOutcome");
+  CHECK(std::string(d["entry"][1]["response"]["status"].GetString()) == "200 OK");
+  CHECK(std::string(d["entry"][1]["resource"]["type"].GetString()) == "searchset");
+  CHECK(d["entry"][1]["resource"]["entry"].Size() >= 1);
+  CHECK(std::string(d["entry"][2]["response"]["status"].GetString()) == "400 Bad Request");
+  CHECK(d["entry"][2]["response"].HasMember("outcome"));
+  CHECK(std::string(d["entry"][3]["response"]["status"].GetString()) == "404 Not Found");
+  CHECK(std::string(d["entry"][4]["response"]["status"].GetString()) == "201 Created");
+  CHECK(std::string(d["entry"][5]["response"]["status"].GetString()) == "200 OK");
+  CHECK(std::string(d["entry"][5]["resource"]["id"].GetString()) == p + "-b");
+  CHECK(c.Get("/fhir/Patient/" + p + "-b2").status == 200);
 }

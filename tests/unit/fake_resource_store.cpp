@@ -139,6 +139,10 @@ class FakeTxScope final : public storage::TxScope {
   Result<WriteResult> Delete(const std::string& type, const std::string& id, std::optional<int64_t> if_match) override {
     return store_.Delete(type, id, if_match);
   }
+  Result<VersionRecord> ReadVersion(const std::string& type, const std::string& id, int64_t version) override {
+    return store_.ReadVersion(type, id, version);
+  }
+  Result<storage::HistoryPage> History(const storage::HistoryQuery& query) override { return store_.History(query); }
 
  private:
   FakeResourceStore& store_;

@@ -412,6 +412,66 @@ TEST_CASE("FhirApi: PATCH entries in transactions and batches", "[server]") {
   CHECK(StrOf(ParseJson(conditional.body)["entry"][0]["response"], "status") == "501 Not Implemented");
 }
 
+TEST_CASE("FhirApi: GET and HEAD entries in transactions and batches", "[server]") {
+  Harness h;
+  REQUIRE(h.Send("PUT", "/fhir/Patient/g1", R"({"resourceType":"Patient","id":"g1","active":true})").status == 201);
+  REQUIRE(h.Send("PUT", "/fhir/Patient/g1", R"({"resourceType":"Patient","id":"g1","active":false})").status == 200);
+  auto entry = [](const char* method, const std::string& url, const std::string& resource = {}) {
+    return std::string(R"({)") + (resource.empty() ? "" : R"("resource":)" + resource + ",") +
+           R"("request":{"method":")" + method + R"(","url":")" + url + R"("}})";
+  };
+  auto bundle = [](const char* type, const std::vector<std::string>& entries) {
+    std::string b = std::string(R"({"resourceType":"Bundle","type":")") + type + R"(","entry":[)";
+    for (std::size_t i = 0; i < entries.size(); ++i) b += (i ? "," : "") + entries[i];
+    return b + "]}";
+  };
+  // the GETs come first in the Bundle but run after the write
+  auto r = h.Send("POST", "/fhir",
+                  bundle("transaction", {entry("GET", "Patient/g1"), entry("GET", "Patient/g1/_history/1"),
+                                         entry("GET", "Patient/g1/_history"), entry("HEAD", "Patient/g1"),
+                                         entry("GET", "http://elsewhere.test/fhir/Patient/g1"),
+                                         entry("PUT", "Patient/g1", R"({"resourceType":"Patient","id":"g1","gender":"other"})")}));
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  auto d = ParseJson(r.body);
+  REQUIRE(d["entry"].Size() == 6);
+  CHECK(StrOf(d["entry"][0]["response"], "status") == "200 OK");
+  CHECK(StrOf(d["entry"][0]["resource"], "gender") == "other");
+  CHECK(StrOf(d["entry"][0]["response"], "etag") == "W/\"3\"");
+  CHECK(d["entry"][1]["resource"]["active"].GetBool());
+  CHECK(StrOf(d["entry"][1]["response"], "etag") == "W/\"1\"");
+  CHECK(StrOf(d["entry"][2]["resource"], "type") == "history");
+  CHECK(d["entry"][2]["resource"]["entry"].Size() == 3);
+  CHECK_FALSE(d["entry"][3].HasMember("resource"));
+  CHECK(StrOf(d["entry"][3]["response"], "etag") == "W/\"3\"");
+  CHECK(StrOf(d["entry"][4]["resource"], "id") == "g1");
+
+  // a failing GET fails a transaction with its status, naming the entry
+  auto missing = h.Send("POST", "/fhir",
+                        bundle("transaction", {entry("PUT", "Patient/g2", R"({"resourceType":"Patient","id":"g2"})"),
+                                               entry("GET", "Patient/nope")}));
+  CheckError(missing, 404, "not-found");
+  CHECK(OnlyIssue(missing).expression == "Bundle.entry[1]");
+  CHECK(h.Get("/fhir/Patient/g2").status == 404);
+  // only reads, searches and history run inside a Bundle
+  CheckError(h.Send("POST", "/fhir", bundle("transaction", {entry("GET", "$reindex")})), 400, "invalid");
+  CheckError(h.Send("POST", "/fhir", bundle("transaction", {entry("GET", "Unicorn/1")})), 404, "not-found");
+  CheckError(h.Send("POST", "/fhir", bundle("transaction", {entry("GET", "Patient/g1/_history/x")})), 404, "not-found");
+
+  // in a batch each GET answers on its own
+  auto batch = h.Send("POST", "/fhir",
+                      bundle("batch", {entry("GET", "Patient/nope"), entry("GET", "Patient/g1/_history/9"),
+                                       entry("GET", "Patient/g1"), entry("GET", "Patient?name=x")}));
+  REQUIRE(batch.status == 200);
+  auto b = ParseJson(batch.body);
+  CHECK(StrOf(b["entry"][0]["response"], "status") == "404 Not Found");
+  CHECK(StrOf(b["entry"][0]["response"]["outcome"], "resourceType") == "OperationOutcome");
+  CHECK(StrOf(b["entry"][1]["response"], "status") == "404 Not Found");
+  CHECK(StrOf(b["entry"][2]["response"], "status") == "200 OK");
+  CHECK(StrOf(b["entry"][2]["resource"], "id") == "g1");
+  CHECK(StrOf(b["entry"][3]["response"], "status") == "501 Not Implemented");  // the in-memory store cannot search
+}
+
 TEST_CASE("FhirApi: routing errors", "[server]") {
   Harness h;
   SECTION("unknown resource type") {

@@ -235,3 +235,53 @@ TEST_CASE("composites index component tuples; references and identifiers index :
 
 }  // namespace
 }  // namespace eds::fhir
+
+namespace eds::fhir {
+namespace {
+
+TEST_CASE("parameters that are another plus more share its rows", "[search]") {
+  auto defs = testing::R4Definitions();
+  auto registry = SearchParameterRegistry::Load(testing::DefinitionsDir(), defs->resource_types());
+  auto shared = [&](const char* type, const char* code) {
+    auto s = registry->SharedRowsOf(*registry->Find(type, code));
+    return s ? s->shared + " + " + s->rest : std::string();
+  };
+  CHECK(shared("Observation", "combo-code") == "code + Observation.component.code");
+  CHECK(shared("Observation", "combo-code-value-quantity") == "code-value-quantity + Observation.component");
+  // of two equal candidates the first by code
+  CHECK(shared("Observation", "combo-data-absent-reason") ==
+        "component-data-absent-reason + Observation.dataAbsentReason");
+  CHECK(shared("Observation", "code").empty());
+  CHECK(shared("Observation", "subject").empty());            // references keep their own rows
+  CHECK(shared("Observation", "component-code").empty());     // one branch: nothing to share
+  CHECK(shared("Observation", "date").empty());
+
+  SearchIndexer indexer(defs, registry);
+  auto count = [](const IndexRows& rows, const std::string& param) {
+    std::size_t n = 0;
+    for (const auto& t : rows.tokens) n += t.param == param;
+    for (const auto& q : rows.quantities) n += q.param == param;
+    return n;
+  };
+  auto plain = Resource::Parse(R"({"resourceType":"Observation","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"8310-5"}]},"valueQuantity":{"value":39,"code":"Cel"}})");
+  REQUIRE(plain.ok());
+  auto rows = indexer.Extract(*plain);
+  CHECK(count(rows, "code") == 1);
+  CHECK(count(rows, "code-value-quantity$0") == 1);
+  CHECK(count(rows, "combo-code") == 0);  // read from code's rows
+  CHECK(count(rows, "combo-code-value-quantity$0") == 0);
+  CHECK(count(rows, "combo-code-value-quantity$1") == 0);
+
+  auto with_components = Resource::Parse(R"({"resourceType":"Observation","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
+    "component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":107}}]})");
+  REQUIRE(with_components.ok());
+  rows = indexer.Extract(*with_components);
+  CHECK(count(rows, "combo-code") == 1);  // the component's code only
+  CHECK(count(rows, "combo-code-value-quantity$0") == 1);
+  CHECK(count(rows, "combo-code-value-quantity$1") == 1);
+}
+
+}  // namespace
+}  // namespace eds::fhir
