@@ -243,10 +243,9 @@ std::string RenderAuditEvent(const AuditRow& a) {
   return out;
 }
 
-fhir::Result<fhir::VersionRecord> ReadAuditEvent(pqxx::connection& conn, const std::string& id) {
+fhir::Result<fhir::VersionRecord> ReadAuditEvent(pqxx::transaction_base& tx, const std::string& id) {
   auto ts = AuditEventIdTime(id);
   if (!ts) return MakeError(ErrorKind::kNotFound, fmt::format("AuditEvent/{} is not known", id));
-  pqxx::nontransaction tx(conn);
   auto r = tx.exec_params(std::string(kColumns) +
                               " WHERE ts >= timestamptz 'epoch' + $1::bigint * interval '1 millisecond'"
                               " AND ts < timestamptz 'epoch' + ($1::bigint + 1) * interval '1 millisecond'"
@@ -404,7 +403,7 @@ std::string CursorOf(const AuditRow& r, bool backward) {
 
 }  // namespace
 
-fhir::Result<SearchPage> SearchAuditEvents(pqxx::connection& conn, const fhir::SearchQuery& query) {
+fhir::Result<SearchPage> SearchAuditEvents(pqxx::transaction_base& tx, const fhir::SearchQuery& query) {
   if (!query.includes.empty() || !query.revincludes.empty())
     return MakeError(ErrorKind::kNotSupported, "_include and _revinclude are not supported on AuditEvent");
   if (query.offset) return MakeError(ErrorKind::kNotSupported, "AuditEvent searches page with cursors, not _offset");
@@ -415,7 +414,6 @@ fhir::Result<SearchPage> SearchAuditEvents(pqxx::connection& conn, const fhir::S
       return MakeError(ErrorKind::kNotSupported, "AuditEvent searches sort by date (_sort=date or -date) only");
     ascending = !key.descending;
   }
-  pqxx::read_transaction tx(conn);
   AuditFilterBuilder filter(tx);
   for (const auto& c : query.criteria)
     if (auto err = filter.Add(c)) return std::move(*err);

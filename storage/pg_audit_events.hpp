@@ -4,7 +4,7 @@
 // own transaction) without a second copy of the trail.
 #pragma once
 
-#include <pqxx/connection>
+#include <pqxx/transaction_base>
 
 #include <string>
 
@@ -17,10 +17,10 @@ namespace eds::storage {
 std::string RenderAuditEvent(const AuditRow& row);
 
 // The AuditEvent `id`; kNotFound when no row has it.
-fhir::Result<fhir::VersionRecord> ReadAuditEvent(pqxx::connection& conn, const std::string& id);
+fhir::Result<fhir::VersionRecord> ReadAuditEvent(pqxx::transaction_base& tx, const std::string& id);
 
 // A search on AuditEvent (query.resource_type == "AuditEvent"), newest first
 // unless _sort=date, with keyset cursors.
-fhir::Result<SearchPage> SearchAuditEvents(pqxx::connection& conn, const fhir::SearchQuery& query);
+fhir::Result<SearchPage> SearchAuditEvents(pqxx::transaction_base& tx, const fhir::SearchQuery& query);
 
 }  // namespace eds::storage

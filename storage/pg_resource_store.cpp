@@ -301,7 +301,10 @@ int PgResourceStore::pool_size() const { return impl_->pool.size(); }
 
 Result<VersionRecord> PgResourceStore::Read(const std::string& type, const std::string& id) {
   if (type == kAuditEventType)
-    return impl_->Run<VersionRecord>([&](pqxx::connection& c) { return ReadAuditEvent(c, id); });
+    return impl_->Run<VersionRecord>([&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      return ReadAuditEvent(tx, id);
+    });
   return impl_->Run<VersionRecord>([&](pqxx::connection& c) -> Result<VersionRecord> {
     pqxx::nontransaction tx(c);
     auto r = tx.exec_prepared(kSelectCurrent.name, type, id);
@@ -557,6 +560,7 @@ class PgTxScope final : public TxScope {
     return RecordOf(type, id, r[0]);
   }
   Result<VersionRecord> Read(const std::string& type, const std::string& id) override {
+    if (type == kAuditEventType) return ReadAuditEvent(tx_, id);
     auto w = ReadIn(tx_, type, id);
     if (!w) return std::move(w.error());
     return std::move(w->record);
@@ -573,10 +577,17 @@ class PgTxScope final : public TxScope {
     return DeleteIn(tx_, impl_.Indexer(), type, id, if_match);
   }
   Result<VersionRecord> ReadVersion(const std::string& type, const std::string& id, int64_t version) override {
+    if (type == kAuditEventType) {
+      if (version != 1) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} has no version {}", type, id, version));
+      return ReadAuditEvent(tx_, id);
+    }
     return ReadVersionIn(tx_, type, id, version);
   }
   Result<HistoryPage> History(const HistoryQuery& query) override { return HistoryIn(tx_, query); }
-  Result<SearchPage> Search(const fhir::SearchQuery& query) override { return RunSearchIn(tx_, query); }
+  Result<SearchPage> Search(const fhir::SearchQuery& query) override {
+    if (query.resource_type == kAuditEventType) return SearchAuditEvents(tx_, query);
+    return RunSearchIn(tx_, query);
+  }
 
   Result<std::optional<DocumentRecord>> GetDocument(const std::string& identifier) override {
     return DocumentFrom(tx_.exec_params(std::string(kDocumentColumns) + " WHERE identifier = $1 FOR UPDATE", identifier));
@@ -681,7 +692,10 @@ std::optional<fhir::Error> PgResourceStore::RunTransaction(
 
 Result<SearchPage> PgResourceStore::Search(const fhir::SearchQuery& query) {
   if (query.resource_type == kAuditEventType)
-    return impl_->Run<SearchPage>([&](pqxx::connection& c) { return SearchAuditEvents(c, query); });
+    return impl_->Run<SearchPage>([&](pqxx::connection& c) {
+      pqxx::read_transaction tx(c);
+      return SearchAuditEvents(tx, query);
+    });
   return impl_->Run<SearchPage>([&](pqxx::connection& c) { return RunSearch(c, query); });
 }
 

@@ -182,6 +182,13 @@ TEST_CASE("writes are audited in their own transaction and the trail is served a
     CHECK(count("entity=Observation/" + oid + "&action=U,D") == 2);
     CHECK(count("patient=Patient/" + pid + "&date=gt" + until) == 0);
     CHECK(count("_id=nothing-here") == 0);
+    // the same search as a batch entry
+    auto batch = c.Post("/fhir", R"({"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":)"
+                                 R"("AuditEvent?patient=Patient/)" + pid + "&action=C&date=le" + until + R"("}}]})");
+    REQUIRE(batch.status == 200);
+    auto bdoc = batch.Json();
+    CHECK(Str(bdoc["entry"][0]["response"]["status"]).rfind("200", 0) == 0);
+    CHECK(bdoc["entry"][0]["resource"]["entry"].Size() == 2);
     // an unsupported parameter: reported, or refused when strict
     auto lenient = c.Get("/fhir/AuditEvent?address=127.0.0.1&date=le" + until);
     REQUIRE(lenient.status == 200);
