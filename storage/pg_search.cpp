@@ -470,7 +470,7 @@ std::vector<fhir::VersionRecord> Include(pqxx::transaction_base& tx, const std::
       }
       if (!spec.target_type.empty()) text += " AND " + std::string(reverse ? "ref.target_type" : "t.res_type") + " = " + sql.Param(spec.target_type);
       text += " LIMIT 10000";
-      auto rows = ExecPrepared(tx, text, sql.params());
+      auto rows = ExecPrepared(tx, text, sql.params(), PlanMode::kGeneric);
       for (const auto& row : rows) {
         auto rec = RecordFromRow(row);
         if (!seen.insert({rec.type, rec.id}).second) continue;
@@ -835,7 +835,9 @@ fhir::Result<SearchPage> RunSearchImpl(pqxx::transaction_base& tx, const fhir::S
     for (const auto& line : lines) *plan += std::string(line[0].c_str()) + "\n";
     return page;
   }
-  auto rows = ExecPrepared(tx, text, sql.params());
+  // one criterion (or none): a plan for any of its values is as good as a
+  // plan for these; several: which one to start from depends on the values
+  auto rows = ExecPrepared(tx, text, sql.params(), q.criteria.size() <= 1 ? PlanMode::kGeneric : PlanMode::kAuto);
   if (walk && rows.size() <= static_cast<std::size_t>(count)) return RunSearchImpl(tx, q, plan, false);
   const std::size_t n = std::min<std::size_t>(rows.size(), static_cast<std::size_t>(count));
   const bool more = rows.size() > n;

@@ -13,8 +13,16 @@
 
 namespace eds::storage {
 
+// How PostgreSQL plans a statement: kAuto lets it choose between a plan for
+// the values at hand and a reusable generic one (its default); kGeneric
+// always reuses the generic plan, for statements whose best plan does not
+// depend on the values (one criterion: its values change how many rows
+// match, not the way to find them).
+enum class PlanMode { kAuto, kGeneric };
+
 // Runs `sql` with `params` as a prepared statement of the transaction's
-// connection (prepared on first use).
-pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& sql, const std::vector<std::string>& params);
+// connection (prepared on first use), planned as `mode` says.
+pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& sql, const std::vector<std::string>& params,
+                          PlanMode mode = PlanMode::kAuto);
 
 }  // namespace eds::storage

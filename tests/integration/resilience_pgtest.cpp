@@ -32,6 +32,8 @@ TEST_CASE("a database restart costs at most a few 503s, then service resumes", "
     HttpClient c(server.port());
     REQUIRE(c.Put(url, "{\"resourceType\":\"Patient\",\"id\":\"" + id + "\",\"active\":true}").status == 201);
     for (int i = 0; i < 20; ++i) REQUIRE(c.Get(url).status == 200);  // every connection has been used
+    // and has prepared the search's statement
+    for (int i = 0; i < 20; ++i) REQUIRE(c.Get("/fhir/Patient?_id=" + id).status == 200);
   }
   REQUIRE(RestartDatabase() == 0);
 
@@ -61,5 +63,11 @@ TEST_CASE("a database restart costs at most a few 503s, then service resumes", "
   auto w = c.Put(url, "{\"resourceType\":\"Patient\",\"id\":\"" + id + "\",\"active\":false}");
   CHECK(w.status == 200);
   CHECK(c.Get(url).Json()["active"].GetBool() == false);
+  // the reopened connections prepare the search again
+  for (int i = 0; i < 20; ++i) {
+    auto found = c.Get("/fhir/Patient?_id=" + id);
+    REQUIRE(found.status == 200);
+    CHECK(found.Json()["entry"].Size() == 1);
+  }
   CHECK(server.Running());
 }
