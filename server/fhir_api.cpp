@@ -1588,8 +1588,7 @@ void Classify(const HttpRequest& request, storage::AuditRow& row) {
 // The audit row fields known from the request alone.
 storage::AuditRow BaseAuditRow(const HttpRequest& request, const RequestContext& ctx) {
   storage::AuditRow row;
-  row.ts_ms = fhir::NowMs();
-  row.event_id = storage::NewAuditEventId(row.ts_ms);
+  row.ts_ms = fhir::NowMs();  // event_id: made where the row is written
   row.request_id = ctx.request_id;
   row.interaction = ctx.interaction.empty() ? "unrouted" : ctx.interaction;
   row.method = request.method;

@@ -8,32 +8,57 @@
 #include <algorithm>
 #include <memory>
 #include <random>
-#include <tuple>
+#include <iterator>
 
 #include "fhir/primitives.hpp"
+#include "storage/pg_copy.hpp"
 
 namespace eds::storage {
 namespace {
-
-// An array literal of text values: {"a","b"}.
-std::string ArrayText(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (std::size_t k = 0; k < values.size(); ++k) {
-    out += k ? ",\"" : "\"";
-    for (char c : values[k]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
 
 const std::vector<std::string> kColumns = {
     "ts", "request_id", "interaction", "method", "resource_type", "resource_id", "version_id",
     "patients", "caller_subject", "caller_role", "caller_org", "caller_region", "purpose_of_use", "client_app",
     "status", "outcome_code", "latency_ms", "bytes_in", "bytes_out", "resources_returned", "query",
     "event_id", "action", "entities", "in_transaction", "service"};
+
+// One audit row as a COPY text line, in the order of kColumns.
+void AppendAuditLine(std::string& out, const AuditRow& r) {
+  auto text = [&out](std::string_view f) {
+    AppendCopyField(out, f);
+    out += '\t';
+  };
+  auto number = [&out](auto v) { fmt::format_to(std::back_inserter(out), "{}\t", v); };
+  text(fhir::FormatInstant(r.ts_ms));
+  text(r.request_id);
+  text(r.interaction);
+  text(r.method);
+  text(r.resource_type);
+  text(r.resource_id);
+  if (r.version_id) number(*r.version_id);
+  else out.append(kCopyNull).push_back('\t');
+  text(TextArrayLiteral(r.patients));
+  text(r.caller_subject);
+  text(r.caller_role);
+  text(r.caller_org);
+  text(r.caller_region);
+  text(r.purpose_of_use);
+  text(r.client_app);
+  number(r.status);
+  text(r.outcome_code);
+  fmt::format_to(std::back_inserter(out), "{:.3f}\t", r.latency_ms);
+  number(r.bytes_in);
+  if (r.bytes_out_known) number(r.bytes_out);
+  else out.append(kCopyNull).push_back('\t');
+  number(r.resources_returned);
+  text(r.query);
+  text(r.event_id.empty() ? NewAuditEventId(r.ts_ms) : r.event_id);
+  text(r.action);
+  text(TextArrayLiteral(r.entities));
+  text(r.in_transaction ? "t" : "f");
+  AppendCopyField(out, r.service);
+  out += '\n';
+}
 
 thread_local WriteAudit* current_write_audit = nullptr;
 
@@ -106,9 +131,9 @@ bool InsertWriteAudit(pqxx::transaction_base& tx) {
       " $14, $15::integer, $16, $17::double precision, $18::bigint, NULL, $19::integer, $20, $21, $22,"
       " $23::text[], true, $24)",
       fhir::FormatInstant(r.ts_ms), r.request_id, r.interaction, r.method, r.resource_type, r.resource_id,
-      version, ArrayText(r.patients), r.caller_subject, r.caller_role, r.caller_org,
+      version, TextArrayLiteral(r.patients), r.caller_subject, r.caller_role, r.caller_org,
       r.caller_region, r.purpose_of_use, r.client_app, r.status, r.outcome_code, r.latency_ms, r.bytes_in,
-      r.resources_returned, r.query, r.event_id, r.action, ArrayText(r.entities), r.service);
+      r.resources_returned, r.query, r.event_id, r.action, TextArrayLiteral(r.entities), r.service);
   return true;
 }
 
@@ -205,21 +230,12 @@ bool AuditSink::Write(const std::vector<AuditRow>& rows) {
       // queue); not waiting for each batch's WAL flush keeps the read path fast
       conn->set_variable("synchronous_commit", "off");
     }
+    // the batch as COPY text, encoded here in one buffer
+    std::string data;
+    data.reserve(rows.size() * 320);
+    for (const auto& r : rows) AppendAuditLine(data, r);
     pqxx::work tx(*conn);
-    pqxx::stream_to copy(tx, "audit_event", kColumns);
-    for (const auto& r : rows) {
-      const std::string version = r.version_id ? std::to_string(*r.version_id) : std::string();
-      const std::string bytes_out = std::to_string(r.bytes_out);
-      copy << std::make_tuple(fhir::FormatInstant(r.ts_ms), r.request_id, r.interaction, r.method, r.resource_type,
-                              r.resource_id, r.version_id ? &version : nullptr, ArrayText(r.patients),
-                              r.caller_subject, r.caller_role, r.caller_org, r.caller_region, r.purpose_of_use,
-                              r.client_app, std::to_string(r.status), r.outcome_code, fmt::format("{:.3f}", r.latency_ms),
-                              std::to_string(r.bytes_in), r.bytes_out_known ? &bytes_out : nullptr,
-                              std::to_string(r.resources_returned), r.query,
-                              r.event_id.empty() ? NewAuditEventId(r.ts_ms) : r.event_id, r.action,
-                              ArrayText(r.entities), std::string(r.in_transaction ? "t" : "f"), r.service);
-    }
-    copy.complete();
+    CopyLines(tx, "audit_event", kColumns, data);
     tx.commit();
     written_ += rows.size();
     return true;

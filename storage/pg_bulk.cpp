@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 
 #include <pqxx/pqxx>
-#include <pqxx/tablewriter>
 
 #include <algorithm>
 #include <array>
@@ -17,6 +16,7 @@
 #include "fhir/json.hpp"
 #include "fhir/primitives.hpp"
 #include "fhir/search_index.hpp"
+#include "storage/pg_copy.hpp"
 
 namespace eds::storage {
 namespace {
@@ -42,71 +42,11 @@ const std::array<IndexTable, 7>& IndexTables() {
 }
 constexpr std::size_t kContentSlot = 7;  // encoded[7]: the version-1 content, COPY-escaped
 
-// Appends `s` as a field of PostgreSQL's COPY text format.
-void AppendField(std::string& out, std::string_view s) {
-  std::size_t start = 0;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    const char* esc = c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : nullptr;
-    if (esc == nullptr) continue;
-    out.append(s.data() + start, i - start);
-    out += esc;
-    start = i + 1;
-  }
-  out.append(s.data() + start, s.size() - start);
-}
-
-// One COPY line: the fields, tab-separated.
-template <class... Fields>
-void AppendLine(std::string& out, const Fields&... fields) {
-  bool first = true;
-  auto one = [&](std::string_view f) {
-    if (!first) out += '\t';
-    first = false;
-    AppendField(out, f);
-  };
-  (one(fields), ...);
-  out += '\n';
-}
-
 std::string TimestampText(int64_t ms) {
   // open ends of periods are stored as -infinity / infinity
   if (ms <= INT64_MIN / 4) return "-infinity";
   if (ms >= INT64_MAX / 4) return "infinity";
   return fhir::FormatInstant(ms);
-}
-
-// A PostgreSQL array literal of text values.
-std::string ArrayLiteral(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : values[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
-// Streams `data` (whole COPY text lines) into `table`. tablewriter is the
-// libpqxx 6 interface that takes pre-encoded lines (stream_to encodes
-// field by field); one call sends the whole buffer. write_raw_line copies
-// a line that ends in a newline once more to drop it (and then appends
-// one), so the last newline is taken off here: the buffer is copied once
-// instead of twice. `data` is left without its last newline.
-void Copy(pqxx::work& tx, const char* table, const std::vector<std::string>& columns, std::string& data) {
-  if (data.empty()) return;
-  if (data.back() == '\n') data.pop_back();
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-  pqxx::tablewriter writer(tx, table, columns.begin(), columns.end());
-#pragma GCC diagnostic pop
-  writer.write_raw_line(data);
-  writer.complete();
 }
 
 // The current versions of the batch's keys (sorted, so concurrent batches
@@ -178,7 +118,7 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
       types.push_back(k.first);
       ids.push_back(k.second);
     }
-    auto rows = tx.exec_params(kLockCurrentBatch, ArrayLiteral(types), ArrayLiteral(ids));
+    auto rows = tx.exec_params(kLockCurrentBatch, TextArrayLiteral(types), TextArrayLiteral(ids));
     for (const auto& row : rows) {
       auto& s = keys[Key{row[0].c_str(), row[1].c_str()}];
       s.existed = true;
@@ -224,10 +164,10 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
       s.copy_content = item.encoded[kContentSlot];
     } else {
       s.copy_content.clear();
-      AppendField(s.copy_content, content);
+      AppendCopyField(s.copy_content, content);
     }
     const std::string v = std::to_string(version), when = TimestampText(ms);
-    AppendLine(history, item.type, item.id, v, when, std::string_view("PUT"), std::string_view("f"));
+    AppendCopyLine(history, item.type, item.id, v, when, std::string_view("PUT"), std::string_view("f"));
     history.pop_back();  // the content is already escaped
     history += '\t';
     history += s.copy_content;
@@ -253,7 +193,7 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
       up_contents.push_back(s.content);
       up_gens.push_back(std::to_string(item.index_gen));
     } else {
-      AppendLine(fresh, k.first, k.second, std::to_string(s.version), TimestampText(s.last_updated_ms),
+      AppendCopyLine(fresh, k.first, k.second, std::to_string(s.version), TimestampText(s.last_updated_ms),
                  std::string_view("f"));
       fresh.pop_back();
       fresh += '\t';
@@ -264,15 +204,15 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
     }
     for (std::size_t t = 0; t < index.size() && t < item.encoded.size(); ++t) index[t] += item.encoded[t];
   }
-  Copy(tx, "resource", {"res_type", "res_id", "version_id", "last_updated", "deleted", "content", "index_gen"}, fresh);
+  CopyLines(tx, "resource", {"res_type", "res_id", "version_id", "last_updated", "deleted", "content", "index_gen"}, fresh);
   if (!up_ids.empty()) {
-    tx.exec_params(kDeleteIndexBatch, ArrayLiteral(up_types), ArrayLiteral(up_ids));
-    tx.exec_params(kUpdateCurrentBatch, ArrayLiteral(up_types), ArrayLiteral(up_ids), ArrayLiteral(up_versions),
-                   ArrayLiteral(up_ms), ArrayLiteral(up_contents), ArrayLiteral(up_gens));
+    tx.exec_params(kDeleteIndexBatch, TextArrayLiteral(up_types), TextArrayLiteral(up_ids));
+    tx.exec_params(kUpdateCurrentBatch, TextArrayLiteral(up_types), TextArrayLiteral(up_ids), TextArrayLiteral(up_versions),
+                   TextArrayLiteral(up_ms), TextArrayLiteral(up_contents), TextArrayLiteral(up_gens));
   }
-  Copy(tx, "resource_history", {"res_type", "res_id", "version_id", "last_updated", "method", "deleted", "content"},
+  CopyLines(tx, "resource_history", {"res_type", "res_id", "version_id", "last_updated", "method", "deleted", "content"},
        history);
-  for (std::size_t t = 0; t < index.size(); ++t) Copy(tx, IndexTables()[t].name, IndexTables()[t].columns, index[t]);
+  for (std::size_t t = 0; t < index.size(); ++t) CopyLines(tx, IndexTables()[t].name, IndexTables()[t].columns, index[t]);
 
   if (checkpoint != nullptr) {
     const auto& c = *checkpoint;
@@ -291,20 +231,20 @@ void EncodeBulkItem(BulkItem& item) {
   if (item.index) {
     const fhir::IndexRows& rows = *item.index;
     auto g = [](int group) { return std::to_string(group); };
-    for (const auto& r : rows.strings) AppendLine(item.encoded[0], t, id, r.param, r.normalized, r.exact, g(r.group));
+    for (const auto& r : rows.strings) AppendCopyLine(item.encoded[0], t, id, r.param, r.normalized, r.exact, g(r.group));
     for (const auto& r : rows.tokens)
-      AppendLine(item.encoded[1], t, id, r.param, r.system, r.code, r.text, g(r.group));
+      AppendCopyLine(item.encoded[1], t, id, r.param, r.system, r.code, r.text, g(r.group));
     for (const auto& r : rows.dates)
-      AppendLine(item.encoded[2], t, id, r.param, TimestampText(r.low_ms), TimestampText(r.high_ms), g(r.group));
+      AppendCopyLine(item.encoded[2], t, id, r.param, TimestampText(r.low_ms), TimestampText(r.high_ms), g(r.group));
     for (const auto& r : rows.numbers)
-      AppendLine(item.encoded[3], t, id, r.param, r.value, r.low, r.high, g(r.group));
+      AppendCopyLine(item.encoded[3], t, id, r.param, r.value, r.low, r.high, g(r.group));
     for (const auto& r : rows.quantities)
-      AppendLine(item.encoded[4], t, id, r.param, r.value, r.low, r.high, r.system, r.code, r.unit, g(r.group));
+      AppendCopyLine(item.encoded[4], t, id, r.param, r.value, r.low, r.high, r.system, r.code, r.unit, g(r.group));
     for (const auto& r : rows.references)
-      AppendLine(item.encoded[5], t, id, r.param, r.target_type, r.target_id, r.version, r.url, g(r.group));
-    for (const auto& r : rows.uris) AppendLine(item.encoded[6], t, id, r.param, r.value, g(r.group));
+      AppendCopyLine(item.encoded[5], t, id, r.param, r.target_type, r.target_id, r.version, r.url, g(r.group));
+    for (const auto& r : rows.uris) AppendCopyLine(item.encoded[6], t, id, r.param, r.value, g(r.group));
   }
-  AppendField(item.encoded[kContentSlot], item.content);
+  AppendCopyField(item.encoded[kContentSlot], item.content);
 }
 
 fhir::Result<BulkWriteResult> WriteBulkOn(pqxx::connection& conn, std::vector<BulkItem>& items,
