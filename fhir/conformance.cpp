@@ -121,7 +121,11 @@ std::unique_ptr<Profile> BuildProfile(const rapidjson::Value& list, std::string 
     }
     if (auto s = e.FindMember("slicing"); s != e.MemberEnd() && s->value.IsObject()) {
       pe.sliced = true;
-      pe.closed = Str(s->value, "rules") == "closed";
+      const std::string rules = Str(s->value, "rules");
+      pe.closed = rules == "closed";
+      pe.open_at_end = rules == "openAtEnd";
+      if (auto o = s->value.FindMember("ordered"); o != s->value.MemberEnd() && o->value.IsBool())
+        pe.ordered = o->value.GetBool();
       if (auto d = s->value.FindMember("discriminator"); d != s->value.MemberEnd() && d->value.IsArray())
         for (const auto& x : d->value.GetArray()) pe.discriminators.push_back({Str(x, "type"), Str(x, "path")});
     }

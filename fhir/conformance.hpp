@@ -51,7 +51,9 @@ struct ProfileElement {
   };
   bool sliced = false;
   std::vector<Discriminator> discriminators;
-  bool closed = false;  // slicing.rules = closed
+  bool closed = false;       // slicing.rules = closed
+  bool open_at_end = false;  // slicing.rules = openAtEnd: values in no slice only after the sliced ones
+  bool ordered = false;      // slicing.ordered: the sliced values in the order of the slices
   bool pinned = false;  // named by a discriminator: kept even when it adds nothing
   std::vector<ProfileElement*> children;
   std::vector<ProfileElement*> slices;

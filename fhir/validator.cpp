@@ -1096,14 +1096,21 @@ class Walker {
     return true;
   }
 
+  // Puts each value in its slice, in the order of the values: the rules
+  // openAtEnd and ordered are about that order. A value whose slice cannot
+  // be decided counts as in no slice for closed slicing only.
   void Slicing(const ProfileElement& sliced, const std::vector<Instance>& found, const std::string& at) {
     std::vector<std::size_t> counts(sliced.slices.size(), 0);
+    const Instance* unsliced = nullptr;  // the first value in no slice (openAtEnd)
+    std::optional<std::size_t> last;     // the slice of the previous sliced value (ordered)
     for (const auto& i : found) {
       const ProfileElement* match = nullptr;
       std::size_t index = 0;
+      bool undecided = false;
       for (std::size_t k = 0; k < sliced.slices.size() && match == nullptr; ++k) {
         auto in = InSlice(sliced, *sliced.slices[k], i);
         if (!in) {
+          undecided = true;
           if (!unsupported_reported_) {
             Report(Severity::kWarning, "not-supported",
                    fmt::format("the slices of {} in {} use a discriminator this server cannot evaluate", sliced.id,
@@ -1123,8 +1130,22 @@ class Walker {
           Report(Severity::kError, "structure",
                  fmt::format("the value matches none of the slices of {}, and the slicing is closed", sliced.id),
                  i.expr);
+        if (!undecided && unsliced == nullptr) unsliced = &i;
         continue;
       }
+      if (sliced.open_at_end && unsliced != nullptr)
+        Report(Severity::kError, "structure",
+               fmt::format("the value matches the slice {} of {}, but comes after {}, which matches none; the slicing "
+                           "is openAtEnd, so values outside the slices must follow all the sliced ones",
+                           match->slice_name, sliced.id, unsliced->expr),
+               i.expr);
+      if (sliced.ordered && last && *last > index)
+        Report(Severity::kError, "structure",
+               fmt::format("the value matches the slice {} of {}, but comes after a value of the slice {}; the "
+                           "slicing is ordered, so values must follow the order of the slices",
+                           match->slice_name, sliced.id, sliced.slices[*last]->slice_name),
+               i.expr);
+      if (!last || *last < index) last = index;
       ++counts[index];
       InstanceRules(*match, i);
       TypeProfile(*match, i);

@@ -92,6 +92,17 @@ std::string CfPatient(const std::string& identifiers) {
 }
 const std::string kFixedMeta = R"("meta":{"profile":["http://example.org/fhir/StructureDefinition/test-fixed-patient"]})";
 const std::string kGpMeta = R"("meta":{"profile":["http://example.org/fhir/StructureDefinition/test-gp-patient"]})";
+// Patient under test-slice-order-patient: identifiers sliced openAtEnd
+// (cf, mrn), telecoms sliced ordered (phone, email).
+std::string OrderPatient(const std::string& body) {
+  return Pat(R"("meta":{"profile":["http://example.org/fhir/StructureDefinition/test-slice-order-patient"]},)" + body);
+}
+const std::string kCfId = R"({"system":"http://hl7.it/sid/codiceFiscale","value":"RSSMRA85T10A562S"})";
+const std::string kMrnId = R"({"system":"http://example.org/mrn","value":"1"})";
+const std::string kOtherId = R"({"system":"http://example.org/other","value":"2"})";
+const std::string kPhone = R"({"system":"phone","value":"0612345"})";
+const std::string kEmail = R"({"system":"email","value":"a@example.org"})";
+const std::string kFax = R"({"system":"fax","value":"0654321"})";
 const std::string kGpOrg = R"("generalPractitioner":[{"reference":"Organization/o1"}])";
 const std::string kNickname = R"({"url":"http://example.org/fhir/StructureDefinition/test-nickname",)";
 // A Composition under test-sections-composition (sections sliced by
@@ -355,6 +366,17 @@ std::vector<Case> Cases() {
       {"extension profile: value required", Pat(kGpMeta + "," + kGpOrg + R"(,"extension":[)" + kNickname +
                                                 R"("extension":[{"url":"a","valueString":"b"}]}])"),
        E, "Patient.extension[0].value", "required", 2},
+      // i. slicing rules openAtEnd and ordered
+      {"openAtEnd: a sliced value after one in no slice",
+       OrderPatient(R"("identifier":[)" + kCfId + "," + kOtherId + "," + kMrnId + "]"), E, "Patient.identifier[2]",
+       "structure"},
+      {"openAtEnd: the first value in no slice, then a sliced one",
+       OrderPatient(R"("identifier":[)" + kOtherId + "," + kCfId + "]"), E, "Patient.identifier[1]", "structure"},
+      {"ordered: a value of the first slice after one of the second",
+       OrderPatient(R"("telecom":[)" + kEmail + "," + kPhone + "]"), E, "Patient.telecom[1]", "structure"},
+      {"ordered: values outside the slices do not reset the order",
+       OrderPatient(R"("telecom":[)" + kPhone + "," + kEmail + "," + kFax + "," + kPhone + "]"), E,
+       "Patient.telecom[3]", "structure"},
       {"extension slice: at most one", Pat(kGpMeta + "," + kGpOrg + R"(,"extension":[)" + kNickname +
                                            R"("valueString":"a"},)" + kNickname + R"("valueString":"b"}])"),
        E, "Patient.extension", "structure"},
@@ -402,6 +424,12 @@ TEST_CASE("validator: valid resources give no errors", "[fhir][validator]") {
       Pat(kGpMeta + R"(,"generalPractitioner":[{"reference":"#o1"},{"reference":"PractitionerRole/2"}],)"
                     R"("contained":[{"resourceType":"Organization","id":"o1","identifier":[{"value":"1"}]}])"),
       Pat(kGpMeta + "," + kGpOrg + R"(,"extension":[)" + kNickname + R"("valueString":"Mimi"}])"),
+      // openAtEnd: values in no slice last; ordered: slices in order, others anywhere
+      OrderPatient(R"("identifier":[)" + kCfId + "," + kMrnId + "," + kOtherId + "," + kOtherId + "]"),
+      OrderPatient(R"("identifier":[)" + kMrnId + "," + kCfId + "," + kOtherId + "]"),
+      OrderPatient(R"("identifier":[)" + kOtherId + "]"),
+      OrderPatient(R"("telecom":[)" + kFax + "," + kPhone + "," + kPhone + "," + kFax + "," + kEmail + "]"),
+      OrderPatient(R"("telecom":[)" + kEmail + "," + kFax + "]"),
   };
   for (const auto& json : valid) {
     INFO(json);
