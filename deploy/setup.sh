@@ -20,7 +20,7 @@ info() {
 packages=(
     build-essential cmake ninja-build pkg-config git ca-certificates curl openssl
     libboost1.81-dev libboost-url1.81-dev libboost-program-options1.81-dev
-    libpqxx-dev rapidjson-dev libfmt-dev catch2 libssl-dev
+    libpqxx-dev rapidjson-dev libfmt-dev catch2 libssl-dev zlib1g-dev
     postgresql-15 postgresql-client-15 postgresql-contrib
     wrk python3
 )

@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "fhir/definitions.hpp"
+#include "fhir/package_archive.hpp"
 #include "fhir/snapshot.hpp"
 
 namespace eds::fhir {
@@ -300,8 +301,10 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
   std::vector<std::string> order;  // candidate URLs in the order found
   std::unordered_set<std::string> base_type_profiles;
   std::set<fs::path> scanned;
-  // Registers one StructureDefinition (`file` empty: stored, kept in memory).
-  auto add = [&](std::unique_ptr<rapidjson::Document> d, const fs::path& file, bool candidate) {
+  // Registers one StructureDefinition (`file` empty: stored; `entry` set:
+  // an entry of the package tarball `file`; both kept in memory).
+  auto add = [&](std::unique_ptr<rapidjson::Document> d, const fs::path& file, bool candidate,
+                 const std::string& entry = {}) {
     if (Str(*d, "resourceType") != "StructureDefinition") return;
     SdEntry e;
     e.url = StripVersion(Str(*d, "url"));
@@ -309,7 +312,9 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
     e.derivation = Str(*d, "derivation");
     e.type = Str(*d, "type");
     e.file = file;
-    e.label = file.empty() ? "StructureDefinition " + e.url + " (stored)" : file.string();
+    e.label = file.empty()     ? "StructureDefinition " + e.url + " (stored)"
+              : entry.empty() ? file.string()
+                              : file.string() + "#package/" + entry;
     e.candidate = candidate;
     e.has_snapshot = ElementList(*d, "snapshot") != nullptr;
     if (e.url.empty() || sds.count(e.url)) return;  // the first one found wins
@@ -321,7 +326,8 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
               for (const auto& u : ps->value.GetArray())
                 if (u.IsString()) base_type_profiles.insert(StripVersion(u.GetString()));
     bool wanted = candidate && e.derivation == "constraint" && (e.kind == "resource" || e.kind == "complex-type");
-    if (wanted || file.empty()) e.doc = std::move(d);  // kept: it will be built (or cannot be read again)
+    // kept: it will be built (or cannot be read again)
+    if (wanted || file.empty() || !entry.empty()) e.doc = std::move(d);
     if (wanted) order.push_back(e.url);
     std::string key = e.url;
     sds.emplace(std::move(key), std::move(e));
@@ -337,22 +343,37 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
     if (!fs::is_directory(dir, ec)) return;
     fs::path canonical = fs::weakly_canonical(dir, ec);
     if (!scanned.insert(canonical).second) return;
-    std::vector<fs::path> files;
+    std::vector<fs::path> files, archives;
     for (const auto& entry : fs::directory_iterator(dir, ec))
       if (entry.path().extension() == ".json" && entry.path().filename() != "package.json")
         files.push_back(entry.path());
+      else if (candidate && IsPackageArchiveName(entry.path()) && entry.is_regular_file(ec))
+        archives.push_back(entry.path());
     std::sort(files.begin(), files.end());
-    for (const auto& f : files) {
-      std::string text = ReadText(f);
+    std::sort(archives.begin(), archives.end());
+    // One JSON text: parsed and registered when it holds a StructureDefinition.
+    auto read = [&](const std::string& text, const fs::path& f, const std::string& entry) {
       // cheap filter before parsing: package directories hold thousands of files
-      if (text.find("\"StructureDefinition\"") == std::string::npos) continue;
+      if (text.find("\"StructureDefinition\"") == std::string::npos) return;
       auto d = std::make_unique<rapidjson::Document>();
       d->Parse(text.data(), text.size());
       if (d->HasParseError() || !d->IsObject()) {
-        if (candidate) store->notes_.push_back(f.string() + ": not valid JSON");
+        if (candidate)
+          store->notes_.push_back(f.string() + (entry.empty() ? "" : "#package/" + entry) + ": not valid JSON");
+        return;
+      }
+      add(std::move(d), f, candidate, entry);
+    };
+    for (const auto& f : files) read(ReadText(f), f, {});
+    // package tarballs after the loose files: a loose file wins over an entry with its URL
+    for (const auto& a : archives) {
+      std::vector<PackageFile> entries;
+      std::string problem;
+      if (!ReadPackageArchive(a, entries, problem)) {
+        store->notes_.push_back(a.string() + ": not a readable FHIR package: " + problem);
         continue;
       }
-      add(std::move(d), f, candidate);
+      for (const auto& e : entries) read(e.text, a, e.name);
     }
   };
   for (const auto& dir : dirs) scan(dir, true);

@@ -74,13 +74,15 @@ class ConformanceStore {
  public:
   // Loads every StructureDefinition with derivation `constraint` on a
   // resource, a data type or Extension from `stored` (JSON texts, such as
-  // the resources written through the API) and the *.json files of `dirs`
-  // (missing directories are skipped; for a URL found twice the stored one,
-  // then the first directory wins). Bases and type profiles are looked up there and in the
+  // the resources written through the API), the *.json files of `dirs` and
+  // the JSON entries of the FHIR package tarballs (*.tgz) there (missing
+  // directories are skipped; for a URL found twice the stored one, then the
+  // first directory, then a loose file before a tarball wins). Bases and type profiles are looked up there and in the
   // definitions' package; a profile without a snapshot gets one generated
   // (its base's first). Files that are not such profiles are ignored;
-  // problems (unreadable JSON, unknown base, differential elements that
-  // address nothing) are listed in notes().
+  // problems (unreadable JSON, a corrupt or truncated tarball, skipped
+  // whole, unknown base, differential elements that address nothing) are
+  // listed in notes().
   static std::shared_ptr<const ConformanceStore> Load(const Definitions& defs, const std::vector<std::string>& dirs,
                                                       const std::vector<std::string>& stored = {});
 

@@ -3,6 +3,7 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +15,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "fhir/package_archive.hpp"
 #include "fhir/ucum.hpp"
 
 namespace eds::fhir {
@@ -286,6 +288,28 @@ std::shared_ptr<const Terminology> Terminology::Load(const std::vector<std::stri
       std::string url = Str(d, "url");
       if (url.empty()) continue;
       (vs ? t->impl_->value_set_files : t->impl_->code_system_files).emplace(url, Source{entry.path(), {}});
+    }
+    // package tarballs after the loose files; a bad one is reported by the
+    // ConformanceStore, which reads the same directories
+    std::vector<fs::path> archives;
+    for (const auto& entry : fs::directory_iterator(dir, ec))
+      if (IsPackageArchiveName(entry.path()) && entry.is_regular_file(ec)) archives.push_back(entry.path());
+    std::sort(archives.begin(), archives.end());
+    for (const auto& a : archives) {
+      std::vector<PackageFile> files;
+      std::string problem;
+      if (!ReadPackageArchive(a, files, problem)) continue;
+      for (auto& f : files) {
+        if (f.text.find("\"ValueSet\"") == std::string::npos && f.text.find("\"CodeSystem\"") == std::string::npos)
+          continue;
+        rapidjson::Document d;
+        d.Parse(f.text.data(), f.text.size());
+        if (d.HasParseError() || !d.IsObject()) continue;
+        std::string type = Str(d, "resourceType"), url = Str(d, "url");
+        if (url.empty() || (type != "ValueSet" && type != "CodeSystem")) continue;
+        (type == "ValueSet" ? t->impl_->value_set_files : t->impl_->code_system_files)
+            .emplace(url, Source{{}, std::move(f.text)});
+      }
     }
   }
   return t;

@@ -18,7 +18,9 @@ class Terminology {
   Terminology(const Terminology&) = delete;
   Terminology& operator=(const Terminology&) = delete;
 
-  // Indexes the CodeSystem-*.json and ValueSet-*.json files of `dirs` and
+  // Indexes the CodeSystem-*.json and ValueSet-*.json files of `dirs`, the
+  // ValueSet and CodeSystem entries of the FHIR package tarballs (*.tgz)
+  // there (one that cannot be read is skipped), and
   // the ValueSet and CodeSystem resources in `stored` (JSON texts, such as
   // the ones written through the API; they win over files with their URL)
   // by canonical URL (directories that do not exist are skipped).
