@@ -156,11 +156,12 @@ bool ReadTar(std::string_view tar, std::vector<PackageFile>& out, std::string& p
       name = std::move(long_name);
       long_name.clear();
     } else {
+      // POSIX ustar (magic "ustar\0") splits long names into prefix/name;
+      // GNU tar ("ustar  ") keeps other fields there
       std::string_view prefix = Field(h, 345, 155);
-      bool ustar = h.substr(257, 5) == "ustar";
-      name = ustar && !prefix.empty() && h.substr(257, 6) == std::string_view("ustar\0", 6)
-                 ? std::string(prefix) + "/" + std::string(Field(h, 0, 100))
-                 : std::string(Field(h, 0, 100));
+      name = std::string(Field(h, 0, 100));
+      if (h.substr(257, 6) == std::string_view("ustar\0", 6) && !prefix.empty())
+        name = std::string(prefix) + "/" + name;
     }
     if (type == 'L') {
       long_name = std::string(Field(data, 0, data.size()));
@@ -215,7 +216,9 @@ bool ReadPackageArchive(const std::filesystem::path& file, std::vector<PackageFi
 
 bool IsPackageArchiveName(const std::filesystem::path& file) {
   const std::string name = file.filename().string();
-  auto ends = [&](std::string_view s) { return name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0; };
+  auto ends = [&](std::string_view s) {
+    return name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+  };
   return ends(".tgz") || ends(".tar.gz");
 }
 
