@@ -22,6 +22,47 @@ const std::vector<std::string> kColumns = {
     "status", "outcome_code", "latency_ms", "bytes_in", "bytes_out", "resources_returned", "query",
     "event_id", "action", "entities", "in_transaction", "service"};
 
+// `ts_ms` as an ISO 8601 instant (UTC, milliseconds); the text up to the
+// second is kept per thread, rows of one second sharing it.
+void AppendInstant(std::string& out, int64_t ts_ms) {
+  thread_local int64_t cached_second = INT64_MIN;
+  thread_local std::string cached;  // "YYYY-MM-DDTHH:MM:SS"
+  const int64_t second = ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000;
+  if (second != cached_second) {
+    cached = fhir::FormatInstant(second * 1000).substr(0, 19);
+    cached_second = second;
+  }
+  const int ms = static_cast<int>(ts_ms - second * 1000);
+  out += cached;
+  const char frac[] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                       static_cast<char>('0' + ms % 10), 'Z'};
+  out.append(frac, sizeof frac);
+}
+
+// A text[] value as a COPY field: the array literal {"a","b"}, its quotes
+// and backslashes escaped for the array, then backslashes for COPY.
+void AppendArrayField(std::string& out, const std::vector<std::string>& values) {
+  out += '{';
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out.append(c == '"' ? "\\\\\"" : "\\\\\\\\");
+      else if (c == '\n') out += "\\n";
+      else if (c == '\r') out += "\\r";
+      else if (c == '\t') out += "\\t";
+      else out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+}
+
+void AppendAuditEventId(std::string& out, int64_t ts_ms) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  fmt::format_to(std::back_inserter(out), "{:x}-{:016x}", ts_ms, rng());
+}
+
 // One audit row as a COPY text line, in the order of kColumns.
 void AppendAuditLine(std::string& out, const AuditRow& r) {
   auto text = [&out](std::string_view f) {
@@ -29,7 +70,8 @@ void AppendAuditLine(std::string& out, const AuditRow& r) {
     out += '\t';
   };
   auto number = [&out](auto v) { fmt::format_to(std::back_inserter(out), "{}\t", v); };
-  text(fhir::FormatInstant(r.ts_ms));
+  AppendInstant(out, r.ts_ms);
+  out += '\t';
   text(r.request_id);
   text(r.interaction);
   text(r.method);
@@ -37,7 +79,8 @@ void AppendAuditLine(std::string& out, const AuditRow& r) {
   text(r.resource_id);
   if (r.version_id) number(*r.version_id);
   else out.append(kCopyNull).push_back('\t');
-  text(TextArrayLiteral(r.patients));
+  AppendArrayField(out, r.patients);
+  out += '\t';
   text(r.caller_subject);
   text(r.caller_role);
   text(r.caller_org);
@@ -52,9 +95,12 @@ void AppendAuditLine(std::string& out, const AuditRow& r) {
   else out.append(kCopyNull).push_back('\t');
   number(r.resources_returned);
   text(r.query);
-  text(r.event_id.empty() ? NewAuditEventId(r.ts_ms) : r.event_id);
+  if (r.event_id.empty()) AppendAuditEventId(out, r.ts_ms);
+  else AppendCopyField(out, r.event_id);
+  out += '\t';
   text(r.action);
-  text(TextArrayLiteral(r.entities));
+  AppendArrayField(out, r.entities);
+  out += '\t';
   text(r.in_transaction ? "t" : "f");
   AppendCopyField(out, r.service);
   out += '\n';
@@ -62,11 +108,15 @@ void AppendAuditLine(std::string& out, const AuditRow& r) {
 
 thread_local WriteAudit* current_write_audit = nullptr;
 
+// Rows that wake the writing thread before its interval is up.
+constexpr std::size_t kBatchRows = 1000;
+
 }  // namespace
 
 std::string NewAuditEventId(int64_t ts_ms) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("{:x}-{:016x}", ts_ms, rng());
+  std::string id;
+  AppendAuditEventId(id, ts_ms);
+  return id;
 }
 
 std::optional<int64_t> AuditEventIdTime(const std::string& id) {
@@ -155,43 +205,50 @@ AuditSink::~AuditSink() {
   thread_.join();
 }
 
-bool AuditSink::Offer(AuditRow row) {
+bool AuditSink::Offer(const AuditRow& row) {
+  thread_local std::string line;
+  line.clear();
+  AppendAuditLine(line, row);
   std::lock_guard<std::mutex> lock(mutex_);
-  if (queue_.size() >= capacity_) return false;
-  queue_.push_back(std::move(row));
-  if (queue_.size() >= 1000) cv_.notify_one();
+  if (queued_rows_ >= capacity_) return false;
+  queue_ += line;
+  if (++queued_rows_ == kBatchRows) cv_.notify_one();
   return true;
 }
 
 bool AuditSink::Full() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return queue_.size() >= capacity_;
+  return queued_rows_ >= capacity_;
 }
 
 std::size_t AuditSink::depth() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return queue_.size() + in_write_;
+  return queued_rows_ + in_write_;
 }
 
 void AuditSink::Flush() {
   std::unique_lock<std::mutex> lock(mutex_);
   cv_.notify_one();
-  flushed_.wait(lock, [this] { return (queue_.empty() && in_write_ == 0) || stop_; });
+  flushed_.wait(lock, [this] { return (queued_rows_ == 0 && in_write_ == 0) || stop_; });
 }
 
 void AuditSink::Loop() {
   auto next_maintenance = std::chrono::steady_clock::now();
+  std::string batch;
   for (;;) {
-    std::vector<AuditRow> batch;
+    std::size_t rows = 0;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait_for(lock, interval_, [this] { return stop_ || queue_.size() >= 1000; });
-      if (queue_.empty()) {
+      cv_.wait_for(lock, interval_, [this] { return stop_ || queued_rows_ >= kBatchRows; });
+      if (queued_rows_ == 0) {
         flushed_.notify_all();
         if (stop_) return;
       }
+      batch.clear();
       batch.swap(queue_);
-      in_write_ = batch.size();
+      rows = queued_rows_;
+      queued_rows_ = 0;
+      in_write_ = rows;
     }
     if (std::chrono::steady_clock::now() >= next_maintenance) {
       try {
@@ -204,12 +261,13 @@ void AuditSink::Loop() {
         next_maintenance = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       }
     }
-    bool ok = batch.empty() || Write(batch);
+    bool ok = rows == 0 || Write(batch, rows);
     std::unique_lock<std::mutex> lock(mutex_);
     if (!ok) {
       // keep them, first in line, and pause before trying again
-      batch.insert(batch.end(), std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+      batch += queue_;
       queue_.swap(batch);
+      queued_rows_ += rows;
       in_write_ = 0;
       if (stop_) return;  // the database is gone at shutdown: nothing more can be done
       lock.unlock();
@@ -217,11 +275,11 @@ void AuditSink::Loop() {
       continue;
     }
     in_write_ = 0;
-    if (queue_.empty()) flushed_.notify_all();
+    if (queued_rows_ == 0) flushed_.notify_all();
   }
 }
 
-bool AuditSink::Write(const std::vector<AuditRow>& rows) {
+bool AuditSink::Write(std::string& lines, std::size_t rows) {
   static thread_local std::unique_ptr<pqxx::connection> conn;
   try {
     if (!conn || !conn->is_open()) {
@@ -230,16 +288,14 @@ bool AuditSink::Write(const std::vector<AuditRow>& rows) {
       // queue); not waiting for each batch's WAL flush keeps the read path fast
       conn->set_variable("synchronous_commit", "off");
     }
-    // the batch as COPY text, encoded here in one buffer
-    std::string data;
-    data.reserve(rows.size() * 320);
-    for (const auto& r : rows) AppendAuditLine(data, r);
     pqxx::work tx(*conn);
-    CopyLines(tx, "audit_event", kColumns, data);
+    CopyLines(tx, "audit_event", kColumns, lines);
     tx.commit();
-    written_ += rows.size();
+    written_ += rows;
     return true;
   } catch (const std::exception&) {
+    // CopyLines takes the last newline off: put it back for the retry
+    if (!lines.empty() && lines.back() != '\n') lines += '\n';
     conn.reset();
     ++failures_;
     return false;

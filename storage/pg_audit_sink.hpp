@@ -1,6 +1,7 @@
 // The audit sink: audit rows queued by request handlers and written to
-// `audit_event` in batches (one INSERT every few milliseconds) by a
-// background thread. Nothing is dropped: rows that cannot be written stay
+// `audit_event` in batches (one COPY every few milliseconds) by a
+// background thread. A row is encoded as its COPY line by the thread that
+// offers it, and queued as those bytes: the writing thread only sends them. Nothing is dropped: rows that cannot be written stay
 // queued and are retried, and when the queue is full the server refuses new
 // requests (503) instead of serving them unaudited.
 #pragma once
@@ -111,8 +112,9 @@ class AuditSink {
   AuditSink(const AuditSink&) = delete;
   AuditSink& operator=(const AuditSink&) = delete;
 
-  // Queues a row; false when the queue is full (the row is not taken).
-  bool Offer(AuditRow row);
+  // Queues a row (encoded here, on the calling thread); false when the
+  // queue is full (the row is not taken).
+  bool Offer(const AuditRow& row);
   bool Full() const;
   std::size_t depth() const;
   uint64_t written() const { return written_.load(); }
@@ -122,14 +124,15 @@ class AuditSink {
 
  private:
   void Loop();
-  bool Write(const std::vector<AuditRow>& rows);
+  bool Write(std::string& lines, std::size_t rows);
   const std::string dsn_;
   const std::size_t capacity_;
   const std::chrono::milliseconds interval_;
   const int retention_months_;
   mutable std::mutex mutex_;
   std::condition_variable cv_, flushed_;
-  std::vector<AuditRow> queue_;
+  std::string queue_;            // COPY text lines
+  std::size_t queued_rows_ = 0;  // lines in queue_
   std::size_t in_write_ = 0;
   bool stop_ = false;
   std::atomic<uint64_t> written_{0}, failures_{0};
