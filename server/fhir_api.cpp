@@ -1530,9 +1530,8 @@ void AddPatient(std::vector<std::string>& patients, std::string ref) {
 void EntitiesIn(std::string_view body, storage::AuditRow& row) {
   if (row.interaction == "read" || row.interaction == "vread") {
     if (!row.resource_type.empty() && !row.resource_id.empty())
-      row.entities.push_back(row.version_id ? fmt::format("{}/{}/_history/{}", row.resource_type, row.resource_id,
-                                                          *row.version_id)
-                                            : row.resource_type + "/" + row.resource_id);
+      row.entities.push_back(row.resource_type + '/' + row.resource_id +
+                             (row.version_id ? "/_history/" + std::to_string(*row.version_id) : std::string()));
     return;
   }
   static constexpr std::string_view kFull = "\"fullUrl\":\"";
@@ -1719,10 +1718,12 @@ void FhirApi::Observe(const HttpRequest& request, const HttpResponse& response, 
       !ctx.audited_in_transaction) {
     storage::AuditRow row = BaseAuditRow(request, ctx);
     if (auto etag = response.Header("etag"); !etag.empty()) {
-      std::string v;
-      for (char ch : etag)
-        if (ch >= '0' && ch <= '9') v += ch;
-      if (!v.empty() && v.size() < 18) row.version_id = std::stoll(v);
+      // W/"3": the digits
+      const auto digit = std::find_if(etag.begin(), etag.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+      int64_t v = 0;
+      const char* first = etag.data() + (digit - etag.begin());
+      if (auto [end, ec] = std::from_chars(first, etag.data() + etag.size(), v); ec == std::errc() && end != first)
+        row.version_id = v;
     }
     row.status = response.status;
     if (response.status >= 400) {

@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include <algorithm>
+#include <charconv>
 #include <memory>
 #include <random>
 #include <iterator>
@@ -60,7 +61,13 @@ void AppendArrayField(std::string& out, const std::vector<std::string>& values) 
 
 void AppendAuditEventId(std::string& out, int64_t ts_ms) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  fmt::format_to(std::back_inserter(out), "{:x}-{:016x}", ts_ms, rng());
+  static constexpr char kHex[] = "0123456789abcdef";
+  char buf[40];
+  char* end = std::to_chars(buf, buf + 20, static_cast<uint64_t>(ts_ms), 16).ptr;
+  *end++ = '-';
+  uint64_t r = rng();
+  for (int i = 15; i >= 0; --i, r >>= 4) end[i] = kHex[r & 15];
+  out.append(buf, end + 16);
 }
 
 // One audit row as a COPY text line, in the order of kColumns.
@@ -69,7 +76,11 @@ void AppendAuditLine(std::string& out, const AuditRow& r) {
     AppendCopyField(out, f);
     out += '\t';
   };
-  auto number = [&out](auto v) { fmt::format_to(std::back_inserter(out), "{}\t", v); };
+  auto number = [&out](int64_t v) {
+    char buf[24];
+    out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+    out += '\t';
+  };
   AppendInstant(out, r.ts_ms);
   out += '\t';
   text(r.request_id);
@@ -89,7 +100,11 @@ void AppendAuditLine(std::string& out, const AuditRow& r) {
   text(r.client_app);
   number(r.status);
   text(r.outcome_code);
-  fmt::format_to(std::back_inserter(out), "{:.3f}\t", r.latency_ms);
+  {
+    char buf[32];
+    out.append(buf, std::to_chars(buf, buf + sizeof buf, r.latency_ms, std::chars_format::fixed, 3).ptr);
+    out += '\t';
+  }
   number(r.bytes_in);
   if (r.bytes_out_known) number(r.bytes_out);
   else out.append(kCopyNull).push_back('\t');
@@ -212,14 +227,12 @@ bool AuditSink::Offer(const AuditRow& row) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (queued_rows_ >= capacity_) return false;
   queue_ += line;
-  if (++queued_rows_ == kBatchRows) cv_.notify_one();
+  backlog_.store(++queued_rows_, std::memory_order_relaxed);
+  if (queued_rows_ == kBatchRows) cv_.notify_one();
   return true;
 }
 
-bool AuditSink::Full() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return queued_rows_ >= capacity_;
-}
+bool AuditSink::Full() const { return backlog_.load(std::memory_order_relaxed) >= capacity_; }
 
 std::size_t AuditSink::depth() const {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -248,6 +261,7 @@ void AuditSink::Loop() {
       batch.swap(queue_);
       rows = queued_rows_;
       queued_rows_ = 0;
+      backlog_.store(0, std::memory_order_relaxed);
       in_write_ = rows;
     }
     if (std::chrono::steady_clock::now() >= next_maintenance) {
@@ -268,6 +282,7 @@ void AuditSink::Loop() {
       batch += queue_;
       queue_.swap(batch);
       queued_rows_ += rows;
+      backlog_.store(queued_rows_, std::memory_order_relaxed);
       in_write_ = 0;
       if (stop_) return;  // the database is gone at shutdown: nothing more can be done
       lock.unlock();

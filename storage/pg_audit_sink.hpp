@@ -133,6 +133,7 @@ class AuditSink {
   std::condition_variable cv_, flushed_;
   std::string queue_;            // COPY text lines
   std::size_t queued_rows_ = 0;  // lines in queue_
+  std::atomic<std::size_t> backlog_{0};  // queued_rows_, read without the lock
   std::size_t in_write_ = 0;
   bool stop_ = false;
   std::atomic<uint64_t> written_{0}, failures_{0};
