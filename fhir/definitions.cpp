@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "fhir/canonical.hpp"
 #include "fhir/element_rules.hpp"
 #include "fhir/json.hpp"
 #include "fhir/json_internal.hpp"
@@ -130,7 +131,7 @@ std::shared_ptr<const ElementRules> ReadElementRules(const rapidjson::Value& e) 
       if (tp == t.MemberEnd() || !tp->value.IsArray()) continue;
       for (const auto& p : tp->value.GetArray()) {
         if (!p.IsString()) continue;
-        std::string url = p.GetString();
+        std::string url(CanonicalUrl(p.GetString()));
         auto slash = url.rfind('/');
         rules->target_types.push_back(slash == std::string::npos ? url : url.substr(slash + 1));
       }
