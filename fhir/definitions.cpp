@@ -113,7 +113,6 @@ std::shared_ptr<const ElementRules> ReadElementRules(const rapidjson::Value& e) 
   if (auto b = e.FindMember("binding"); b != e.MemberEnd() && b->value.IsObject()) {
     rules->binding_strength = Str(b->value, "strength");
     rules->value_set = Str(b->value, "valueSet");
-    if (auto bar = rules->value_set.find('|'); bar != std::string::npos) rules->value_set.resize(bar);
     if (rules->value_set.empty()) rules->binding_strength.clear();
   }
   if (auto m = e.FindMember("maxLength"); m != e.MemberEnd() && m->value.IsInt()) rules->max_length = m->value.GetInt();

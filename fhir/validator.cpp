@@ -911,14 +911,21 @@ class Walker {
     }
   }
 
+  // Whether a profile's binding is the base element's, which the base walk
+  // checks already (`url` and `url|version` of its latest are one value set).
+  bool SameBinding(const ElementRules* base, const ElementRules& own) const {
+    if (base == nullptr || base->binding_strength != own.binding_strength) return false;
+    return base->value_set == own.value_set ||
+           (v_.terminology != nullptr && v_.terminology->SameValueSet(base->value_set, own.value_set));
+  }
+
   void InstanceRules(const ProfileElement& pe, const Instance& i) {
     if (pe.rules == nullptr || i.value == nullptr) return;
     const ElementRules& rules = *pe.rules;
     const ElementRules* base = i.base != nullptr ? i.base->rules : nullptr;
     if (i.type->kind == TypeKind::kPrimitive) {
       ElementRules own = rules;
-      if (base != nullptr && base->binding_strength == own.binding_strength && base->value_set == own.value_set)
-        own.binding_strength.clear();
+      if (SameBinding(base, own)) own.binding_strength.clear();
       own.constraints.clear();
       // the copy's fixed/pattern text is looked up by address: check those on the original
       own.fixed_json.clear();
@@ -927,8 +934,7 @@ class Walker {
       PrimitiveRules(*i.value, own, i.type, i.expr);
     } else {
       ElementRules own = rules;
-      if (base != nullptr && base->binding_strength == own.binding_strength && base->value_set == own.value_set)
-        own.binding_strength.clear();
+      if (SameBinding(base, own)) own.binding_strength.clear();
       if (base != nullptr && base->target_types == own.target_types) own.target_types.clear();
       // the copy's fixed/pattern text is looked up by address: check those on the original
       own.fixed_json.clear();

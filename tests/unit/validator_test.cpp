@@ -670,6 +670,7 @@ TEST_CASE("validator: stored conformance resources win over files with their URL
 namespace {
 
 const std::string kVersionedUrl = "http://example.org/fhir/StructureDefinition/versioned-patient";
+const std::string kVersionedVs = "http://example.org/fhir/ValueSet/versioned-gender";
 
 // A differential-only Patient profile: version `version` of kVersionedUrl
 // (none when empty) with `differential` as its elements.
@@ -684,6 +685,17 @@ std::string VersionedSd(const std::string& url, const std::string& version, cons
 std::string Required(const std::string& element) {
   return R"({"id":"Patient.)" + element + R"(","path":"Patient.)" + element + R"(","min":1})";
 }
+std::string GenderBinding(const std::string& value_set) {
+  return R"({"id":"Patient.gender","path":"Patient.gender","binding":{"strength":"required","valueSet":")" +
+         value_set + R"("}})";
+}
+// Version `version` of kVersionedVs: the administrative genders `codes`.
+std::string VersionedVs(const std::string& version, const std::string& codes) {
+  return R"({"resourceType":"ValueSet","url":")" + kVersionedVs + R"(","version":")" + version +
+         R"(","status":"active","compose":{"include":[{"system":"http://hl7.org/fhir/administrative-gender","concept":[)" +
+         codes + "]}]}}";
+}
+
 eds::fhir::Outcome ValidateAgainst(const eds::fhir::Validator& validator, const std::string& json,
                                    const std::vector<std::string>& profiles = {}) {
   auto r = eds::fhir::Resource::Parse(json);
@@ -826,5 +838,95 @@ TEST_CASE("validator: baseDefinition and targetProfile with |version", "[fhir][v
                              R"("link":[{"other":{"reference":"RelatedPerson/1"},"type":"seealso"}])"));
     INFO(Describe(link));
     CHECK(CountIssues(link, Severity::kError, "Patient.link[0].other", "structure") == 1);
+  }
+}
+
+TEST_CASE("validator: bindings to a ValueSet with |version use that version", "[fhir][validator]") {
+  auto defs = eds::testing::R4Definitions();
+  const std::string g = "http://hl7.org/fhir/administrative-gender";
+  const std::string vs1 = VersionedVs("1.0.0", R"({"code":"male"})");
+  const std::string vs2 = VersionedVs("2.0.0", R"({"code":"female"})");
+  const std::string p1 = "http://example.org/fhir/StructureDefinition/bound-v1";
+  const std::string p2 = "http://example.org/fhir/StructureDefinition/bound-v2";
+  const std::string latest = "http://example.org/fhir/StructureDefinition/bound-latest";
+  const std::string missing = "http://example.org/fhir/StructureDefinition/bound-v9";
+  auto profiles = eds::fhir::ConformanceStore::Load(
+      *defs, {},
+      {VersionedSd(p1, "", GenderBinding(kVersionedVs + "|1.0.0")),
+       VersionedSd(p2, "", GenderBinding(kVersionedVs + "|2.0.0")), VersionedSd(latest, "", GenderBinding(kVersionedVs)),
+       VersionedSd(missing, "", GenderBinding(kVersionedVs + "|9.0.0"))});
+  for (const auto& stored : {std::vector<std::string>{vs1, vs2}, std::vector<std::string>{vs2, vs1}}) {
+    auto terminology = eds::fhir::Terminology::Load({}, stored);
+    CHECK(terminology->value_set_count() == 2);
+    using M = eds::fhir::Terminology::Membership;
+    CHECK(terminology->Check(kVersionedVs + "|1.0.0", g, "male") == M::kMember);
+    CHECK(terminology->Check(kVersionedVs + "|1.0.0", g, "female") == M::kNotMember);
+    CHECK(terminology->Check(kVersionedVs + "|2.0.0", g, "female") == M::kMember);
+    CHECK(terminology->Check(kVersionedVs, g, "female") == M::kMember);
+    CHECK(terminology->Check(kVersionedVs, g, "male") == M::kNotMember);
+    std::string why;
+    CHECK(terminology->Check(kVersionedVs + "|9.0.0", g, "male", &why) == M::kUnknown);
+    CHECK(why.find(kVersionedVs + "|9.0.0") != std::string::npos);
+    CHECK(terminology->SameValueSet(kVersionedVs, kVersionedVs + "|2.0.0"));
+    CHECK_FALSE(terminology->SameValueSet(kVersionedVs, kVersionedVs + "|1.0.0"));
+
+    eds::fhir::Validator validator(defs, terminology, profiles);
+    auto gender_error = [&](const std::string& profile, const std::string& code) {
+      auto o = ValidateAgainst(validator, Declaring(profile, R"("gender":")" + code + R"(")"));
+      INFO(profile << " " << code << "\n" << Describe(o));
+      return CountIssues(o, Severity::kError, "Patient.gender", "code-invalid");
+    };
+    CHECK(gender_error(p1, "male") == 0);
+    CHECK(gender_error(p1, "female") == 1);
+    CHECK(gender_error(p2, "male") == 1);
+    CHECK(gender_error(p2, "female") == 0);
+    CHECK(gender_error(latest, "male") == 1);
+    CHECK(gender_error(latest, "female") == 0);
+    // a version the server does not hold: the code cannot be checked
+    auto o = ValidateAgainst(validator, Declaring(missing, R"("gender":"male")"));
+    INFO(Describe(o));
+    CHECK_FALSE(o.HasErrors());
+    CHECK(CountIssues(o, Severity::kWarning, "Patient.gender", "not-supported") >= 1);
+  }
+}
+
+TEST_CASE("validator: a binding restated without its version is checked once", "[fhir][validator]") {
+  // Patient.gender binds administrative-gender|4.0.1; the profile names the
+  // same value set by its bare URL
+  auto defs = eds::testing::R4Definitions();
+  const std::string url = "http://example.org/fhir/StructureDefinition/restated-gender";
+  auto profiles = eds::fhir::ConformanceStore::Load(
+      *defs, {}, {VersionedSd(url, "", GenderBinding("http://hl7.org/fhir/ValueSet/administrative-gender"))});
+  auto terminology = eds::fhir::Terminology::Load({eds::testing::DefinitionsDir()});
+  eds::fhir::Validator validator(defs, terminology, profiles);
+  auto o = ValidateAgainst(validator, Declaring(url, R"("gender":"bogus")"));
+  INFO(Describe(o));
+  CHECK(CountIssues(o, Severity::kError, "Patient.gender", "code-invalid") == 1);
+}
+
+TEST_CASE("terminology: an include with a system and version takes that CodeSystem version", "[fhir][validator]") {
+  const std::string cs = "http://example.org/fhir/CodeSystem/versioned";
+  auto code_system = [&](const std::string& version, const std::string& codes) {
+    return R"({"resourceType":"CodeSystem","url":")" + cs + R"(","version":")" + version +
+           R"(","status":"active","content":"complete","concept":[)" + codes + "]}";
+  };
+  auto value_set = [&](const std::string& url, const std::string& version) {
+    return R"({"resourceType":"ValueSet","url":")" + url + R"(","status":"active","compose":{"include":[{"system":")" +
+           cs + R"(")" + (version.empty() ? "" : R"(,"version":")" + version + R"(")") + "}]}}";
+  };
+  const std::string one = code_system("1.0.0", R"({"code":"a"})");
+  const std::string two = code_system("2.0.0", R"({"code":"a"},{"code":"b"})");
+  for (const auto& order : {std::vector<std::string>{one, two}, std::vector<std::string>{two, one}}) {
+    auto stored = order;
+    stored.push_back(value_set("http://example.org/vs/pinned", "1.0.0"));
+    stored.push_back(value_set("http://example.org/vs/latest", ""));
+    stored.push_back(value_set("http://example.org/vs/nowhere", "3.0.0"));
+    auto t = eds::fhir::Terminology::Load({}, stored);
+    CHECK(t->code_system_count() == 2);
+    using M = eds::fhir::Terminology::Membership;
+    CHECK(t->Check("http://example.org/vs/pinned", cs, "a") == M::kMember);
+    CHECK(t->Check("http://example.org/vs/pinned", cs, "b") == M::kNotMember);
+    CHECK(t->Check("http://example.org/vs/latest", cs, "b") == M::kMember);
+    CHECK(t->Check("http://example.org/vs/nowhere", cs, "a") == M::kUnknown);
   }
 }
