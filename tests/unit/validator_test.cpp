@@ -869,6 +869,19 @@ TEST_CASE("validator: bindings to a ValueSet with |version use that version", "[
     CHECK(why.find(kVersionedVs + "|9.0.0") != std::string::npos);
     CHECK(terminology->SameValueSet(kVersionedVs, kVersionedVs + "|2.0.0"));
     CHECK_FALSE(terminology->SameValueSet(kVersionedVs, kVersionedVs + "|1.0.0"));
+    // a value set that includes another by url|version, or by its bare url
+    auto including = [&](const std::string& url, const std::string& included) {
+      return R"({"resourceType":"ValueSet","url":")" + url +
+             R"(","status":"active","compose":{"include":[{"valueSet":[")" + included + R"("]}]}})";
+    };
+    auto nested = stored;
+    nested.push_back(including("http://example.org/vs/includes-v1", kVersionedVs + "|1.0.0"));
+    nested.push_back(including("http://example.org/vs/includes-latest", kVersionedVs));
+    auto with_nested = eds::fhir::Terminology::Load({}, nested);
+    CHECK(with_nested->Check("http://example.org/vs/includes-v1", g, "male") == M::kMember);
+    CHECK(with_nested->Check("http://example.org/vs/includes-v1", g, "female") == M::kNotMember);
+    CHECK(with_nested->Check("http://example.org/vs/includes-latest", g, "female") == M::kMember);
+    CHECK(with_nested->Check("http://example.org/vs/includes-latest", g, "male") == M::kNotMember);
 
     eds::fhir::Validator validator(defs, terminology, profiles);
     auto gender_error = [&](const std::string& profile, const std::string& code) {
