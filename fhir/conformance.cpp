@@ -32,11 +32,6 @@ std::string Str(const rapidjson::Value& obj, const char* key) {
   return {it->value.GetString(), it->value.GetStringLength()};
 }
 
-std::string StripVersion(std::string url) {
-  if (auto bar = url.find('|'); bar != std::string::npos) url.resize(bar);
-  return url;
-}
-
 std::string ReadText(const fs::path& f) {
   std::ifstream in(f, std::ios::binary);
   std::ostringstream ss;
@@ -54,7 +49,7 @@ const rapidjson::Value* ElementList(const rapidjson::Value& sd, const char* part
 
 // One StructureDefinition found in a directory.
 struct SdEntry {
-  std::string url, kind, derivation, type;
+  std::string url, version, kind, derivation, type;
   fs::path file;           // empty for a stored one
   std::string label;       // the file, or the URL of a stored one, for notes
   bool candidate = false;  // found in one of the profile directories, or stored
@@ -103,7 +98,7 @@ std::unique_ptr<Profile> BuildProfile(const rapidjson::Value& list, std::string 
           if (auto ps = x.FindMember(key); ps != x.MemberEnd() && ps->value.IsArray())
             for (const auto& u : ps->value.GetArray())
               if (u.IsString())
-                (key[0] == 'p' ? pe.type_profiles : pe.target_profiles).push_back(StripVersion(u.GetString()));
+                (key[0] == 'p' ? pe.type_profiles : pe.target_profiles).push_back(u.GetString());
       }
     pe.rules = ReadElementRules(e);
     // reference targets named by profile: the type each constrains
@@ -286,7 +281,7 @@ class Pruner {
     if (pe.max && *pe.max != base->max) return true;
     if (pe.choice && !pe.types.empty() && pe.types.size() != base->types.size()) return true;
     for (const auto& url : pe.type_profiles)
-      if (!base_type_profiles_.count(url)) return true;
+      if (!base_type_profiles_.count(std::string(CanonicalUrl(url)))) return true;
     return false;
   }
 };
@@ -297,8 +292,11 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
                                                                const std::vector<std::string>& dirs,
                                                                const std::vector<std::string>& stored) {
   auto store = std::make_shared<ConformanceStore>();
-  std::unordered_map<std::string, SdEntry> sds;
-  std::vector<std::string> order;  // candidate URLs in the order found
+  std::deque<SdEntry> kept_entries;
+  CanonicalMap<SdEntry*> sds;  // by URL and version
+  std::vector<SdEntry*> order;  // candidates in the order found
+  // the type profiles of the base definitions (SimpleQuantity), by URL: the
+  // base walk checks them already
   std::unordered_set<std::string> base_type_profiles;
   std::set<fs::path> scanned;
   // Registers one StructureDefinition (`file` empty: stored; `entry` set:
@@ -307,30 +305,32 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
                  const std::string& entry = {}) {
     if (Str(*d, "resourceType") != "StructureDefinition") return;
     SdEntry e;
-    e.url = StripVersion(Str(*d, "url"));
+    e.url = std::string(CanonicalUrl(Str(*d, "url")));
+    e.version = Str(*d, "version");
     e.kind = Str(*d, "kind");
     e.derivation = Str(*d, "derivation");
     e.type = Str(*d, "type");
     e.file = file;
-    e.label = file.empty()     ? "StructureDefinition " + e.url + " (stored)"
+    e.label = file.empty()     ? "StructureDefinition " + e.url + (e.version.empty() ? "" : "|" + e.version) + " (stored)"
               : entry.empty() ? file.string()
                               : file.string() + "#package/" + entry;
     e.candidate = candidate;
     e.has_snapshot = ElementList(*d, "snapshot") != nullptr;
-    if (e.url.empty() || sds.count(e.url)) return;  // the first one found wins
+    // the first one found of a URL and version wins
+    if (e.url.empty() || sds.FindExact(e.url, e.version) != nullptr) return;
     if (e.derivation == "specialization" && e.has_snapshot)
       for (const auto& el : ElementList(*d, "snapshot")->GetArray())
         if (auto t = el.FindMember("type"); t != el.MemberEnd() && t->value.IsArray())
           for (const auto& x : t->value.GetArray())
             if (auto ps = x.FindMember("profile"); ps != x.MemberEnd() && ps->value.IsArray())
               for (const auto& u : ps->value.GetArray())
-                if (u.IsString()) base_type_profiles.insert(StripVersion(u.GetString()));
+                if (u.IsString()) base_type_profiles.insert(std::string(CanonicalUrl(u.GetString())));
     bool wanted = candidate && e.derivation == "constraint" && (e.kind == "resource" || e.kind == "complex-type");
     // kept: it will be built (or cannot be read again)
     if (wanted || file.empty() || !entry.empty()) e.doc = std::move(d);
-    if (wanted) order.push_back(e.url);
-    std::string key = e.url;
-    sds.emplace(std::move(key), std::move(e));
+    SdEntry& kept = kept_entries.emplace_back(std::move(e));
+    sds.Add(kept.url, kept.version, &kept);
+    if (wanted) order.push_back(&kept);
   };
   for (const auto& text : stored) {
     auto d = std::make_unique<rapidjson::Document>();
@@ -379,11 +379,10 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
   for (const auto& dir : dirs) scan(dir, true);
   scan(defs.package_dir(), false);
 
-  // The StructureDefinition of a URL with its snapshot, generated when missing.
-  std::function<const rapidjson::Value*(std::string_view)> source = [&](std::string_view url) -> const rapidjson::Value* {
-    auto it = sds.find(std::string(url));
-    if (it == sds.end()) return nullptr;
-    SdEntry& e = it->second;
+  // The StructureDefinition a canonical reference names, with its snapshot.
+  std::function<const rapidjson::Value*(std::string_view)> source;
+  // The StructureDefinition of one entry with its snapshot, generated when missing.
+  auto prepare = [&](SdEntry& e) -> const rapidjson::Value* {
     if (e.failed || e.generating) return nullptr;
     if (e.doc == nullptr) {
       std::string text = ReadText(e.file);
@@ -416,24 +415,31 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
     }
     return e.doc.get();
   };
-  auto target_type = [&](const std::string& url) -> std::string {
-    if (url.compare(0, kCoreSd.size(), kCoreSd) == 0 && defs.IsResourceType(url.substr(kCoreSd.size())))
-      return url.substr(kCoreSd.size());
-    auto it = sds.find(url);
-    if (it == sds.end() || it->second.kind != "resource") return {};
-    return it->second.type;
+  source = [&](std::string_view canonical) -> const rapidjson::Value* {
+    SdEntry* const* found = sds.Find(canonical);
+    return found == nullptr ? nullptr : prepare(**found);
+  };
+  auto target_type = [&](const std::string& canonical) -> std::string {
+    // a core resource: its URL alone, or with the package's FHIR version
+    const auto [url, version] = SplitCanonical(canonical);
+    if (url.substr(0, kCoreSd.size()) == kCoreSd && defs.IsResourceType(url.substr(kCoreSd.size())) &&
+        (version.empty() || version == defs.fhir_version()))
+      return std::string(url.substr(kCoreSd.size()));
+    SdEntry* const* e = sds.Find(canonical);
+    if (e == nullptr || (*e)->kind != "resource") return {};
+    return (*e)->type;
   };
 
   Pruner pruner(defs, base_type_profiles);
-  for (const auto& url : order) {
-    SdEntry& e = sds.at(url);
+  for (SdEntry* at : order) {
+    SdEntry& e = *at;
     bool resource = e.kind == "resource";
     if (resource ? !defs.IsResourceType(e.type) : defs.FindType(e.type) == nullptr) {
       store->notes_.push_back(e.label + ": profiles unknown " + (resource ? "resource " : "") + "type '" + e.type +
                               "'");
       continue;
     }
-    const rapidjson::Value* sd = source(url);
+    const rapidjson::Value* sd = prepare(e);
     if (sd == nullptr) continue;  // noted
     const rapidjson::Value* list = ElementList(*sd, "snapshot");
     if (list == nullptr) continue;
@@ -443,7 +449,8 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
       store->notes_.push_back(e.label + ": " + problem);
       continue;
     }
-    profile->url = url;
+    profile->url = e.url;
+    profile->version = e.version;
     profile->name = Str(*sd, "name");
     profile->resource = resource;
     profile->from_snapshot = !e.generated;
@@ -454,16 +461,16 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
       rapidjson::StringBuffer buf;
       rapidjson::Writer<rapidjson::StringBuffer> w(buf);
       sd->Accept(w);
-      store->generated_.emplace(url, std::string(buf.GetString(), buf.GetSize()));
+      store->generated_.emplace(profile.get(), std::string(buf.GetString(), buf.GetSize()));
     }
-    store->by_url_.emplace(url, profile.get());
+    store->by_url_.Add(profile->url, profile->version, profile.get());
     store->profiles_.push_back(std::move(profile));
   }
   // type profiles, now that every profile is known
   for (auto& p : store->profiles_)
     for (auto& pe : p->elements)
       for (const auto& url : pe.type_profiles) {
-        if (base_type_profiles.count(url)) continue;
+        if (base_type_profiles.count(std::string(CanonicalUrl(url)))) continue;
         if (const Profile* tp = store->Find(url); tp != nullptr && tp != p.get()) {
           pe.type_profile = tp;
           break;
@@ -472,10 +479,9 @@ std::shared_ptr<const ConformanceStore> ConformanceStore::Load(const Definitions
   return store;
 }
 
-const Profile* ConformanceStore::Find(std::string_view url) const {
-  if (auto bar = url.find('|'); bar != std::string_view::npos) url = url.substr(0, bar);
-  auto it = by_url_.find(std::string(url));
-  return it == by_url_.end() ? nullptr : it->second;
+const Profile* ConformanceStore::Find(std::string_view canonical) const {
+  const Profile* const* p = by_url_.Find(canonical);
+  return p == nullptr ? nullptr : *p;
 }
 
 std::size_t ConformanceStore::resource_profile_count() const {
@@ -484,8 +490,8 @@ std::size_t ConformanceStore::resource_profile_count() const {
   return n;
 }
 
-const std::string* ConformanceStore::GeneratedSnapshot(std::string_view url) const {
-  auto it = generated_.find(std::string(url));
+const std::string* ConformanceStore::GeneratedSnapshot(std::string_view canonical) const {
+  auto it = generated_.find(Find(canonical));
   return it == generated_.end() ? nullptr : &it->second;
 }
 

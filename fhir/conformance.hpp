@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fhir/canonical.hpp"
 #include "fhir/element_rules.hpp"
 
 namespace eds::fhir {
@@ -33,7 +34,8 @@ struct ProfileElement {
   std::optional<int> min;
   std::optional<std::string> max;
   std::vector<std::string> types;  // allowed type codes
-  // type[].profile and type[].targetProfile canonical URLs (without |version)
+  // type[].profile and type[].targetProfile canonical URLs, as written
+  // (with the |version they name, if any)
   std::vector<std::string> type_profiles;
   std::vector<std::string> target_profiles;
   // The profile the values must also conform to (the first type profile
@@ -61,6 +63,7 @@ struct ProfileElement {
 
 struct Profile {
   std::string url;
+  std::string version;  // the StructureDefinition's version; empty when it has none
   std::string name;
   std::string type;  // the type it constrains: a resource, a data type, Extension
   bool resource = true;  // kind resource (else a data type or an extension)
@@ -76,30 +79,34 @@ class ConformanceStore {
   // resource, a data type or Extension from `stored` (JSON texts, such as
   // the resources written through the API), the *.json files of `dirs` and
   // the JSON entries of the FHIR package tarballs (*.tgz) there (missing
-  // directories are skipped; for a URL found twice the stored one, then the
-  // first directory, then a loose file before a tarball wins). Bases and type profiles are looked up there and in the
-  // definitions' package; a profile without a snapshot gets one generated
-  // (its base's first). Files that are not such profiles are ignored;
+  // directories are skipped). Each is kept under its URL and version, so
+  // several versions of one URL live side by side; for a URL and version
+  // found twice the stored one, then the first directory, then a loose file
+  // before a tarball wins. Bases and type profiles are looked up there and
+  // in the definitions' package, by canonical reference (Find); a profile
+  // without a snapshot gets one generated (its base's first). Files that are not such profiles are ignored;
   // problems (unreadable JSON, a corrupt or truncated tarball, skipped
   // whole, unknown base, differential elements that address nothing) are
   // listed in notes().
   static std::shared_ptr<const ConformanceStore> Load(const Definitions& defs, const std::vector<std::string>& dirs,
                                                       const std::vector<std::string>& stored = {});
 
-  // The profile with canonical URL `url` (a |version suffix is ignored);
-  // nullptr when unknown.
-  const Profile* Find(std::string_view url) const;
+  // The profile a canonical reference names: `url|version` exactly that
+  // version, a bare `url` its latest version (CanonicalMap); nullptr when
+  // unknown.
+  const Profile* Find(std::string_view canonical) const;
   const std::vector<std::unique_ptr<Profile>>& profiles() const { return profiles_; }
   std::size_t resource_profile_count() const;
   const std::vector<std::string>& notes() const { return notes_; }
-  // The StructureDefinition (JSON) with the snapshot generated for a
-  // profile that shipped without one; nullptr for other URLs.
-  const std::string* GeneratedSnapshot(std::string_view url) const;
+  // The StructureDefinition (JSON) with the snapshot generated for the
+  // profile `canonical` names (as Find), when it shipped without one;
+  // nullptr for other profiles.
+  const std::string* GeneratedSnapshot(std::string_view canonical) const;
 
  private:
   std::vector<std::unique_ptr<Profile>> profiles_;
-  std::unordered_map<std::string, const Profile*> by_url_;
-  std::unordered_map<std::string, std::string> generated_;
+  CanonicalMap<const Profile*> by_url_;
+  std::unordered_map<const Profile*, std::string> generated_;
   std::vector<std::string> notes_;
 };
 

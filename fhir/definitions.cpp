@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "fhir/canonical.hpp"
 #include "fhir/element_rules.hpp"
 #include "fhir/json.hpp"
 #include "fhir/json_internal.hpp"
@@ -112,7 +113,6 @@ std::shared_ptr<const ElementRules> ReadElementRules(const rapidjson::Value& e) 
   if (auto b = e.FindMember("binding"); b != e.MemberEnd() && b->value.IsObject()) {
     rules->binding_strength = Str(b->value, "strength");
     rules->value_set = Str(b->value, "valueSet");
-    if (auto bar = rules->value_set.find('|'); bar != std::string::npos) rules->value_set.resize(bar);
     if (rules->value_set.empty()) rules->binding_strength.clear();
   }
   if (auto m = e.FindMember("maxLength"); m != e.MemberEnd() && m->value.IsInt()) rules->max_length = m->value.GetInt();
@@ -130,7 +130,7 @@ std::shared_ptr<const ElementRules> ReadElementRules(const rapidjson::Value& e) 
       if (tp == t.MemberEnd() || !tp->value.IsArray()) continue;
       for (const auto& p : tp->value.GetArray()) {
         if (!p.IsString()) continue;
-        std::string url = p.GetString();
+        std::string url(CanonicalUrl(p.GetString()));
         auto slash = url.rfind('/');
         rules->target_types.push_back(slash == std::string::npos ? url : url.substr(slash + 1));
       }

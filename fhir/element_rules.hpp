@@ -24,7 +24,7 @@ struct Constraint {
 struct ElementRules {
   std::vector<Constraint> constraints;
   std::string binding_strength;  // required, extensible, preferred, example; empty: no binding
-  std::string value_set;         // canonical URL without |version
+  std::string value_set;         // canonical reference, with the |version it names, if any
   int max_length = 0;            // 0: no limit
   std::string fixed_json;        // fixed[x] as JSON text; empty when none
   std::string pattern_json;      // pattern[x] as JSON text; empty when none

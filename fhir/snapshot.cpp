@@ -203,11 +203,6 @@ class Generator {
     if (!kept.Empty()) t->value = kept;
   }
 
-  static std::string StripVersion(std::string url) {
-    if (auto bar = url.find('|'); bar != std::string::npos) url.resize(bar);
-    return url;
-  }
-
   bool HasChildren(int i) const {
     std::string id = Id(out[i]);
     return static_cast<std::size_t>(i + 1) < out.size() && StartsWith(Id(out[i + 1]), id + ".");
@@ -265,7 +260,7 @@ class Generator {
     const Value* sd = nullptr;
     if (auto p = type->FindMember("profile"); !common && p != type->MemberEnd() && p->value.IsArray())
       for (const auto& url : p->value.GetArray())
-        if (url.IsString() && sd == nullptr) sd = source_(StripVersion(url.GetString()));
+        if (url.IsString() && sd == nullptr) sd = source_(url.GetString());
     if (sd == nullptr) sd = source_(std::string(kCoreSd) + code);
     const Value* elements = sd != nullptr ? SnapshotElements(*sd) : nullptr;
     if (elements == nullptr) return;
@@ -323,8 +318,7 @@ bool GenerateSnapshot(rapidjson::Document& sd, const SnapshotSource& source, std
     problem = "not a StructureDefinition";
     return false;
   }
-  std::string base_url = Str(sd, "baseDefinition");
-  if (auto bar = base_url.find('|'); bar != std::string::npos) base_url.resize(bar);
+  const std::string base_url = Str(sd, "baseDefinition");
   const Value* base = base_url.empty() ? nullptr : source(base_url);
   const Value* base_elements = base != nullptr ? SnapshotElements(*base) : nullptr;
   if (base_elements == nullptr) {

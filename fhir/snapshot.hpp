@@ -12,9 +12,10 @@
 
 namespace eds::fhir {
 
-// Finds the StructureDefinition (with its snapshot) of a canonical URL
-// ("http://hl7.org/fhir/StructureDefinition/Observation", a |version is
-// stripped by the caller); nullptr when unknown or when it has no snapshot.
+// Finds the StructureDefinition (with its snapshot) a canonical reference
+// names ("http://hl7.org/fhir/StructureDefinition/Observation", or with a
+// |version: exactly that version; a bare URL: the latest); nullptr when
+// unknown or when it has no snapshot.
 using SnapshotSource = std::function<const rapidjson::Value*(std::string_view url)>;
 
 // Writes `snapshot.element` into `sd` (a StructureDefinition with a

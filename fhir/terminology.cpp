@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "fhir/canonical.hpp"
 #include "fhir/package_archive.hpp"
 #include "fhir/ucum.hpp"
 
@@ -33,11 +34,6 @@ std::string Str(const rapidjson::Value& obj, const char* key) {
   auto it = obj.FindMember(key);
   if (it == obj.MemberEnd() || !it->value.IsString()) return {};
   return {it->value.GetString(), it->value.GetStringLength()};
-}
-
-std::string StripVersion(std::string url) {
-  if (auto bar = url.find('|'); bar != std::string::npos) url.resize(bar);
-  return url;
 }
 
 // A CodeSystem's codes and their hierarchy.
@@ -60,26 +56,46 @@ struct Expansion {
 }  // namespace
 
 // Where a value set or code system is read from: a file, or the text of a
-// resource stored in the database.
+// resource stored in the database; `key` is its URL and version, the one
+// name its expansion is kept under whatever reference found it.
 struct Source {
   std::filesystem::path file;
   std::string text;
+  std::string key;
   std::string Text() const { return file.empty() ? text : ReadText(file); }
 };
 
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 struct Terminology::Impl {
-  std::unordered_map<std::string, Source> value_set_files;
-  std::unordered_map<std::string, Source> code_system_files;
+  CanonicalMap<Source> value_set_files;  // by URL and version
+  CanonicalMap<Source> code_system_files;
   mutable std::shared_mutex mu;
+  // by Source::key (or the reference, for one that names nothing known)
   mutable std::unordered_map<std::string, std::unique_ptr<Expansion>> expansions;
+  // by the reference Check was given: the expansion it resolved to
+  mutable std::unordered_map<std::string, const Expansion*, StringHash, std::equal_to<>> checked;
   mutable std::unordered_map<std::string, std::unique_ptr<CodeSystemData>> code_systems;
 
-  const CodeSystemData* CodeSystem(const std::string& url) const {  // under the unique lock
-    if (auto it = code_systems.find(url); it != code_systems.end()) return it->second.get();
+  // Adds a ValueSet or CodeSystem under its URL and version (the first one found stays).
+  static void Add(CanonicalMap<Source>& into, const rapidjson::Document& d, Source source) {
+    const std::string url = Str(d, "url"), version = Str(d, "version");
+    source.key = url + "|" + version;
+    into.Add(url, version, std::move(source));
+  }
+
+  // The code system a canonical reference names.
+  const CodeSystemData* CodeSystem(std::string_view canonical) const {  // under the unique lock
+    const Source* source = code_system_files.Find(canonical);
+    const std::string key = source != nullptr ? source->key : std::string(canonical);
+    if (auto it = code_systems.find(key); it != code_systems.end()) return it->second.get();
     std::unique_ptr<CodeSystemData> cs;
-    if (auto f = code_system_files.find(url); f != code_system_files.end()) {
+    if (source != nullptr) {
       rapidjson::Document d;
-      std::string text = f->second.Text();
+      std::string text = source->Text();
       d.Parse(text.data(), text.size());
       if (!d.HasParseError() && d.IsObject()) {
         cs = std::make_unique<CodeSystemData>();
@@ -105,7 +121,7 @@ struct Terminology::Impl {
       }
     }
     auto* out = cs.get();
-    code_systems.emplace(url, std::move(cs));
+    code_systems.emplace(key, std::move(cs));
     return out;
   }
 
@@ -146,7 +162,7 @@ struct Terminology::Impl {
     if (auto vs = part.FindMember("valueSet"); vs != part.MemberEnd() && vs->value.IsArray()) {
       for (const auto& u : vs->value.GetArray())
         if (u.IsString()) {
-          const Expansion* n = Expand(StripVersion(u.GetString()), depth + 1);
+          const Expansion* n = Expand(std::string_view(u.GetString(), u.GetStringLength()), depth + 1);
           nested.push_back(n);
           from_value_sets = true;
         }
@@ -160,7 +176,9 @@ struct Terminology::Impl {
       if (has_concepts) {
         for (const auto& c : concepts->value.GetArray()) part_codes.insert(system + "|" + Str(c, "code"));
       } else {
-        const CodeSystemData* cs = CodeSystem(system);
+        // the version the part names, if any; else the latest
+        const std::string version = Str(part, "version");
+        const CodeSystemData* cs = CodeSystem(version.empty() ? system : system + "|" + version);
         if (cs == nullptr || (!cs->complete && !has_filters)) {
           open = true;
           if (include && !has_filters && !from_value_sets) x.whole_systems.insert(system);
@@ -228,7 +246,11 @@ struct Terminology::Impl {
     }
   }
 
-  const Expansion* Expand(const std::string& url, int depth = 0) const {  // under the unique lock
+  // The expansion of the value set a canonical reference names: kept under
+  // the value set's key, so `url` and `url|version` of the latest share it.
+  const Expansion* Expand(std::string_view canonical, int depth = 0) const {  // under the unique lock
+    const Source* f = value_set_files.Find(canonical);
+    const std::string url = f != nullptr ? f->key : std::string(canonical);
     if (auto it = expansions.find(url); it != expansions.end()) return it->second.get();
     auto x = std::make_unique<Expansion>();
     if (depth > 16) {
@@ -237,9 +259,9 @@ struct Terminology::Impl {
     }
     // a placeholder first, so a cycle ends
     expansions.emplace(url, std::make_unique<Expansion>());
-    if (auto f = value_set_files.find(url); f != value_set_files.end()) {
+    if (f != nullptr) {
       rapidjson::Document d;
-      std::string text = f->second.Text();
+      std::string text = f->Text();
       d.Parse(text.data(), text.size());
       auto compose = d.IsObject() ? d.FindMember("compose") : d.MemberEnd();
       if (!d.HasParseError() && d.IsObject() && compose != d.MemberEnd() && compose->value.IsObject()) {
@@ -270,7 +292,7 @@ std::shared_ptr<const Terminology> Terminology::Load(const std::vector<std::stri
     if (d.HasParseError() || !d.IsObject()) continue;
     std::string type = Str(d, "resourceType"), url = Str(d, "url");
     if (url.empty() || (type != "ValueSet" && type != "CodeSystem")) continue;
-    (type == "ValueSet" ? t->impl_->value_set_files : t->impl_->code_system_files).emplace(url, Source{{}, text});
+    Impl::Add(type == "ValueSet" ? t->impl_->value_set_files : t->impl_->code_system_files, d, Source{{}, text, {}});
   }
   for (const auto& dir : dirs) {
     std::error_code ec;
@@ -280,14 +302,13 @@ std::shared_ptr<const Terminology> Terminology::Load(const std::vector<std::stri
       const bool vs = name.rfind("ValueSet-", 0) == 0;
       const bool cs = name.rfind("CodeSystem-", 0) == 0;
       if ((!vs && !cs) || entry.path().extension() != ".json") continue;
-      // only the canonical URL is needed now: it sits at the top level
+      // only the canonical URL and version are needed now: they sit at the top level
       std::string text = ReadText(entry.path());
       rapidjson::Document d;
       d.Parse(text.data(), text.size());
       if (d.HasParseError() || !d.IsObject()) continue;
-      std::string url = Str(d, "url");
-      if (url.empty()) continue;
-      (vs ? t->impl_->value_set_files : t->impl_->code_system_files).emplace(url, Source{entry.path(), {}});
+      if (Str(d, "url").empty()) continue;
+      Impl::Add(vs ? t->impl_->value_set_files : t->impl_->code_system_files, d, Source{entry.path(), {}, {}});
     }
     // package tarballs after the loose files; a bad one is reported by the
     // ConformanceStore, which reads the same directories
@@ -307,8 +328,8 @@ std::shared_ptr<const Terminology> Terminology::Load(const std::vector<std::stri
         if (d.HasParseError() || !d.IsObject()) continue;
         std::string type = Str(d, "resourceType"), url = Str(d, "url");
         if (url.empty() || (type != "ValueSet" && type != "CodeSystem")) continue;
-        (type == "ValueSet" ? t->impl_->value_set_files : t->impl_->code_system_files)
-            .emplace(url, Source{{}, std::move(f.text)});
+        Impl::Add(type == "ValueSet" ? t->impl_->value_set_files : t->impl_->code_system_files, d,
+                  Source{{}, std::move(f.text), {}});
       }
     }
   }
@@ -318,20 +339,28 @@ std::shared_ptr<const Terminology> Terminology::Load(const std::vector<std::stri
 std::size_t Terminology::value_set_count() const { return impl_->value_set_files.size(); }
 std::size_t Terminology::code_system_count() const { return impl_->code_system_files.size(); }
 
+bool Terminology::SameValueSet(std::string_view a, std::string_view b) const {
+  if (a == b) return true;
+  if (CanonicalUrl(a) != CanonicalUrl(b)) return false;
+  const Source* sa = impl_->value_set_files.Find(a);
+  return sa != nullptr && sa == impl_->value_set_files.Find(b);
+}
+
 Terminology::Membership Terminology::Check(std::string_view value_set, std::string_view system,
                                            std::string_view code, std::string* why) const {
-  const std::string url(value_set);
+  const std::string_view url = value_set;
   const Expansion* x = nullptr;
   {
     std::shared_lock lock(impl_->mu);
-    if (auto it = impl_->expansions.find(url); it != impl_->expansions.end()) x = it->second.get();
+    if (auto it = impl_->checked.find(url); it != impl_->checked.end()) x = it->second;
   }
   if (x == nullptr) {
     std::unique_lock lock(impl_->mu);
     x = impl_->Expand(url);
+    impl_->checked.emplace(std::string(url), x);
   }
   if (!x->known) {
-    if (why) *why = "the value set " + url + " is not known to this server";
+    if (why) *why = "the value set " + std::string(url) + " is not known to this server";
     return Membership::kUnknown;
   }
   std::string key;
@@ -343,7 +372,7 @@ Terminology::Membership Terminology::Check(std::string_view value_set, std::stri
     if (x->codes.count(key)) return Membership::kMember;
   }
   if (!x->open_reason.empty()) {
-    if (why) *why = "the value set " + url + " cannot be fully expanded here (" + x->open_reason + ")";
+    if (why) *why = "the value set " + std::string(url) + " cannot be fully expanded here (" + x->open_reason + ")";
     return Membership::kUnknown;
   }
   // all of UCUM: a code is in when it is a valid UCUM expression

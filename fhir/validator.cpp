@@ -11,6 +11,7 @@
 #include <charconv>
 #include <unordered_map>
 
+#include "fhir/canonical.hpp"
 #include "fhir/conformance.hpp"
 #include "fhir/definitions.hpp"
 #include "fhir/element_rules.hpp"
@@ -752,11 +753,14 @@ class Walker {
 
   // The resource type a profile URL constrains: the profile's, or a core
   // resource definition's name; empty when unknown.
-  std::string_view ProfileType(const std::string& url) const {
-    if (const Profile* p = v_.profiles ? v_.profiles->Find(url) : nullptr) return p->type;
+  std::string_view ProfileType(const std::string& canonical) const {
+    if (const Profile* p = v_.profiles ? v_.profiles->Find(canonical) : nullptr) return p->type;
+    // a core resource: its URL alone, or with the definitions' FHIR version
     constexpr std::string_view kCore = "http://hl7.org/fhir/StructureDefinition/";
-    if (url.compare(0, kCore.size(), kCore) == 0 && v_.defs->IsResourceType(std::string_view(url).substr(kCore.size())))
-      return std::string_view(url).substr(kCore.size());
+    const auto [url, version] = SplitCanonical(canonical);
+    if (url.substr(0, kCore.size()) == kCore && v_.defs->IsResourceType(url.substr(kCore.size())) &&
+        (version.empty() || version == v_.defs->fhir_version()))
+      return url.substr(kCore.size());
     return {};
   }
 
@@ -907,14 +911,21 @@ class Walker {
     }
   }
 
+  // Whether a profile's binding is the base element's, which the base walk
+  // checks already (`url` and `url|version` of its latest are one value set).
+  bool SameBinding(const ElementRules* base, const ElementRules& own) const {
+    if (base == nullptr || base->binding_strength != own.binding_strength) return false;
+    return base->value_set == own.value_set ||
+           (v_.terminology != nullptr && v_.terminology->SameValueSet(base->value_set, own.value_set));
+  }
+
   void InstanceRules(const ProfileElement& pe, const Instance& i) {
     if (pe.rules == nullptr || i.value == nullptr) return;
     const ElementRules& rules = *pe.rules;
     const ElementRules* base = i.base != nullptr ? i.base->rules : nullptr;
     if (i.type->kind == TypeKind::kPrimitive) {
       ElementRules own = rules;
-      if (base != nullptr && base->binding_strength == own.binding_strength && base->value_set == own.value_set)
-        own.binding_strength.clear();
+      if (SameBinding(base, own)) own.binding_strength.clear();
       own.constraints.clear();
       // the copy's fixed/pattern text is looked up by address: check those on the original
       own.fixed_json.clear();
@@ -923,8 +934,7 @@ class Walker {
       PrimitiveRules(*i.value, own, i.type, i.expr);
     } else {
       ElementRules own = rules;
-      if (base != nullptr && base->binding_strength == own.binding_strength && base->value_set == own.value_set)
-        own.binding_strength.clear();
+      if (SameBinding(base, own)) own.binding_strength.clear();
       if (base != nullptr && base->target_types == own.target_types) own.target_types.clear();
       // the copy's fixed/pattern text is looked up by address: check those on the original
       own.fixed_json.clear();
@@ -1013,7 +1023,7 @@ class Walker {
       if (at->max && *at->max == "0") return values.empty() ? Verdict::kMatch : Verdict::kNoMatch;
       bool narrowed = false;
       for (const auto& url : at->target_profiles)
-        narrowed = narrowed || url != "http://hl7.org/fhir/StructureDefinition/Resource";
+        narrowed = narrowed || CanonicalUrl(url) != "http://hl7.org/fhir/StructureDefinition/Resource";
       if (!narrowed) return Verdict::kUnconstrained;
       if (d.type != "type" && d.type != "profile") return Verdict::kUnknown;
       if (values.empty()) return Verdict::kNoMatch;
@@ -1033,9 +1043,10 @@ class Walker {
       }
       if (fixed == nullptr && pattern == nullptr && path == "url" && !slice.type_profiles.empty()) {
         // an extension slice: its url is the canonical URL of its definition
+        // (without the |version the slice may name)
         for (const JsonValue* v : values)
           for (const auto& url : slice.type_profiles)
-            if (IsString(*v) && StringOf(*v) == url) return Verdict::kMatch;
+            if (IsString(*v) && StringOf(*v) == CanonicalUrl(url)) return Verdict::kMatch;
         return Verdict::kNoMatch;
       }
       if (fixed == nullptr && pattern == nullptr) return Verdict::kUnconstrained;

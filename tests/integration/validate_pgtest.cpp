@@ -228,6 +228,68 @@ TEST_CASE("StructureDefinitions and ValueSets written through the API take part 
   CHECK(HasIssue(after, "warning", "Patient.meta.profile[0]"));
 }
 
+TEST_CASE("versions of a profile written through the API resolve by |version", "[validate]") {
+  HttpClient c(SharedServer().port());
+  const std::string u = UniquePrefix() + "-ver";
+  const std::string url = "http://example.org/fhir/StructureDefinition/" + u + "-patient";
+  auto sd = [&](const std::string& id, const std::string& version, const std::string& required) {
+    return R"({"resourceType":"StructureDefinition",)" + (id.empty() ? "" : R"("id":")" + id + R"(",)") + kText +
+           R"(,"url":")" + url +
+           R"(","version":")" + version +
+           R"(","name":"VersionedPatient","status":"active","kind":"resource","abstract":false,"type":"Patient",)"
+           R"("baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient","derivation":"constraint",)"
+           R"("differential":{"element":[{"id":"Patient.)" +
+           required + R"(","path":"Patient.)" + required + R"(","min":1}]}})";
+  };
+  auto patient = [&](const std::string& profile) {
+    return R"({"resourceType":"Patient","meta":{"profile":[")" + profile + R"("]},)" + kText + "}";
+  };
+  auto required = [&](const std::string& profile) {
+    auto v = c.Post("/fhir/Patient/$validate", patient(profile));
+    REQUIRE(v.status == 200);
+    std::string out;
+    for (const char* e : {"birthDate", "gender", "name"})
+      if (HasIssue(v, "error", std::string("Patient.") + e)) out += std::string(out.empty() ? "" : ",") + e;
+    return out;
+  };
+  // v1.0.0 (birthDate) first, then v2.0.0 (gender) created beside it
+  REQUIRE(c.Put("/fhir/StructureDefinition/" + u + "-v1", sd(u + "-v1", "1.0.0", "birthDate")).status == 201);
+  CHECK(required(url) == "birthDate");
+  auto created = c.Post("/fhir/StructureDefinition", sd("", "2.0.0", "gender"));
+  INFO(created.body);
+  REQUIRE(created.status == 201);
+  const std::string v2_id = created.Json()["id"].GetString();
+  CHECK(required(url + "|1.0.0") == "birthDate");
+  CHECK(required(url + "|2.0.0") == "gender");
+  CHECK(required(url) == "gender");  // the latest
+
+  // the $validate profile parameter takes a version too
+  auto params = R"({"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":"Patient",)" +
+                kText + R"(}},{"name":"profile","valueCanonical":")" + url + R"(|1.0.0"}]})";
+  auto p = c.Post("/fhir/Patient/$validate", params);
+  REQUIRE(p.status == 200);
+  CHECK(HasIssue(p, "error", "Patient.birthDate"));
+  CHECK_FALSE(HasIssue(p, "error", "Patient.gender"));
+
+  // an unknown version: an unknown profile, named with its version
+  auto unknown = c.Post("/fhir/Patient/$validate", patient(url + "|3.0.0"));
+  REQUIRE(unknown.status == 200);
+  CHECK_FALSE(HasErrors(unknown));
+  CHECK(HasIssue(unknown, "warning", "Patient.meta.profile[0]"));
+  CHECK(unknown.body.find(url + "|3.0.0") != std::string::npos);
+
+  // an update with the same url and version replaces that version
+  REQUIRE(c.Put("/fhir/StructureDefinition/" + v2_id, sd(v2_id, "2.0.0", "name")).status == 200);
+  CHECK(required(url + "|2.0.0") == "name");
+  CHECK(required(url) == "name");
+  CHECK(required(url + "|1.0.0") == "birthDate");
+
+  // v2 deleted: the bare URL finds v1 again
+  REQUIRE(c.Send("DELETE", "/fhir/StructureDefinition/" + v2_id).status == 200);
+  CHECK(required(url) == "birthDate");
+  REQUIRE(c.Send("DELETE", "/fhir/StructureDefinition/" + u + "-v1").status == 200);
+}
+
 TEST_CASE("the write policy per type: off, base, declared profiles", "[validate]") {
   ServerProcess server(TestDsn(), {"--validation", "base,Patient=profiles,Observation=off"});
   HttpClient c(server.port());

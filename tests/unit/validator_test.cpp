@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "fhir/conformance.hpp"
 #include "fhir/definitions.hpp"
 #include "fhir/json.hpp"
@@ -663,4 +665,281 @@ TEST_CASE("validator: stored conformance resources win over files with their URL
   CHECK(gender);
   // the file's rule (gender fixed to female) is not the one in force
   for (const auto& i : outcome.issues()) CHECK(i.diagnostics.find("exactly") == std::string::npos);
+}
+
+namespace {
+
+const std::string kVersionedUrl = "http://example.org/fhir/StructureDefinition/versioned-patient";
+const std::string kVersionedVs = "http://example.org/fhir/ValueSet/versioned-gender";
+
+// A differential-only Patient profile: version `version` of kVersionedUrl
+// (none when empty) with `differential` as its elements.
+std::string VersionedSd(const std::string& url, const std::string& version, const std::string& differential,
+                        const std::string& base = "http://hl7.org/fhir/StructureDefinition/Patient") {
+  return R"({"resourceType":"StructureDefinition","url":")" + url + R"(",)" +
+         (version.empty() ? "" : R"("version":")" + version + R"(",)") +
+         R"("name":"Versioned","status":"active","kind":"resource","abstract":false,"type":"Patient",)"
+         R"("baseDefinition":")" + base + R"(","derivation":"constraint","differential":{"element":[)" +
+         differential + "]}}";
+}
+std::string Required(const std::string& element) {
+  return R"({"id":"Patient.)" + element + R"(","path":"Patient.)" + element + R"(","min":1})";
+}
+std::string GenderBinding(const std::string& value_set) {
+  return R"({"id":"Patient.gender","path":"Patient.gender","binding":{"strength":"required","valueSet":")" +
+         value_set + R"("}})";
+}
+// Version `version` of kVersionedVs: the administrative genders `codes`.
+std::string VersionedVs(const std::string& version, const std::string& codes) {
+  return R"({"resourceType":"ValueSet","url":")" + kVersionedVs + R"(","version":")" + version +
+         R"(","status":"active","compose":{"include":[{"system":"http://hl7.org/fhir/administrative-gender","concept":[)" +
+         codes + "]}]}}";
+}
+
+eds::fhir::Outcome ValidateAgainst(const eds::fhir::Validator& validator, const std::string& json,
+                                   const std::vector<std::string>& profiles = {}) {
+  auto r = eds::fhir::Resource::Parse(json);
+  REQUIRE(r.ok());
+  eds::fhir::ValidationOptions options;
+  options.structure = false;
+  options.declared_profiles = true;
+  options.profiles = profiles;
+  return validator.Validate(*r, options);
+}
+
+int CountIssues(const eds::fhir::Outcome& o, Severity severity, const std::string& expression, const std::string& code) {
+  int n = 0;
+  for (const auto& i : o.issues()) n += i.severity == severity && i.expression == expression && i.code == code;
+  return n;
+}
+
+std::string Declaring(const std::string& profile, const std::string& body = "") {
+  return Pat(R"("meta":{"profile":[")" + profile + R"("]})" + (body.empty() ? "" : "," + body));
+}
+
+}  // namespace
+
+TEST_CASE("validator: meta.profile with |version checks that version; a bare URL the latest", "[fhir][validator]") {
+  auto defs = eds::testing::R4Definitions();
+  auto terminology = eds::fhir::Terminology::Load({});
+  // v1.0.0 requires birthDate, v2.0.0 gender; loaded in both orders
+  const std::string v1 = VersionedSd(kVersionedUrl, "1.0.0", Required("birthDate"));
+  const std::string v2 = VersionedSd(kVersionedUrl, "2.0.0", Required("gender"));
+  for (const auto& stored : {std::vector<std::string>{v1, v2}, std::vector<std::string>{v2, v1}}) {
+    auto profiles = eds::fhir::ConformanceStore::Load(*defs, {}, stored);
+    for (const auto& n : profiles->notes()) UNSCOPED_INFO(n);
+    REQUIRE(profiles->Find(kVersionedUrl) != nullptr);
+    CHECK(profiles->Find(kVersionedUrl)->version == "2.0.0");
+    REQUIRE(profiles->Find(kVersionedUrl + "|1.0.0") != nullptr);
+    CHECK(profiles->Find(kVersionedUrl + "|1.0.0")->version == "1.0.0");
+    CHECK(profiles->Find(kVersionedUrl + "|1.0.0")->url == kVersionedUrl);
+    CHECK(profiles->Find(kVersionedUrl + "|3.0.0") == nullptr);
+    CHECK(profiles->resource_profile_count() >= 2);
+    eds::fhir::Validator validator(defs, terminology, profiles);
+
+    auto o1 = ValidateAgainst(validator, Declaring(kVersionedUrl + "|1.0.0"));
+    INFO(Describe(o1));
+    CHECK(CountIssues(o1, Severity::kError, "Patient.birthDate", "required") == 1);
+    CHECK(CountIssues(o1, Severity::kError, "Patient.gender", "required") == 0);
+
+    auto o2 = ValidateAgainst(validator, Declaring(kVersionedUrl + "|2.0.0"));
+    INFO(Describe(o2));
+    CHECK(CountIssues(o2, Severity::kError, "Patient.birthDate", "required") == 0);
+    CHECK(CountIssues(o2, Severity::kError, "Patient.gender", "required") == 1);
+
+    auto latest = ValidateAgainst(validator, Declaring(kVersionedUrl));
+    INFO(Describe(latest));
+    CHECK(CountIssues(latest, Severity::kError, "Patient.birthDate", "required") == 0);
+    CHECK(CountIssues(latest, Severity::kError, "Patient.gender", "required") == 1);
+
+    // each version's rules are met by what it asks for only
+    CHECK_FALSE(ValidateAgainst(validator, Declaring(kVersionedUrl + "|1.0.0", R"("birthDate":"1980-01-01")"))
+                    .HasErrors());
+    CHECK_FALSE(ValidateAgainst(validator, Declaring(kVersionedUrl, R"("gender":"male")")).HasErrors());
+
+    // an unknown version is an unknown profile: a warning when declared, an
+    // error when asked for ($validate profile), naming the versioned URL
+    auto unknown = ValidateAgainst(validator, Declaring(kVersionedUrl + "|3.0.0"));
+    INFO(Describe(unknown));
+    CHECK_FALSE(unknown.HasErrors());
+    REQUIRE(CountIssues(unknown, Severity::kWarning, "Patient.meta.profile[0]", "not-supported") == 1);
+    CHECK(unknown.issues().back().diagnostics.find(kVersionedUrl + "|3.0.0") != std::string::npos);
+    auto asked = ValidateAgainst(validator, Pat(""), {kVersionedUrl + "|3.0.0"});
+    REQUIRE(!asked.issues().empty());
+    CHECK(asked.issues().back().code == "not-found");
+    CHECK(asked.issues().back().severity == Severity::kError);
+    CHECK(asked.issues().back().diagnostics.find(kVersionedUrl + "|3.0.0") != std::string::npos);
+    auto asked1 = ValidateAgainst(validator, Pat(""), {kVersionedUrl + "|1.0.0"});
+    CHECK(CountIssues(asked1, Severity::kError, "Patient.birthDate", "required") == 1);
+    CHECK(CountIssues(asked1, Severity::kError, "Patient.gender", "required") == 0);
+  }
+}
+
+TEST_CASE("validator: versions of one profile from files and the store live side by side", "[fhir][validator]") {
+  auto defs = eds::testing::R4Definitions();
+  const fs::path dir = fs::temp_directory_path() / ("eds-versioned-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "StructureDefinition-versioned-patient.json")
+      << VersionedSd(kVersionedUrl, "1.0.0", Required("birthDate"));
+  std::ofstream(dir / "StructureDefinition-versioned-patient-old.json")
+      << VersionedSd(kVersionedUrl, "0.9.0", Required("active"));
+  // the stored 1.0.0 wins over the file's; 2.0.0 only stored
+  auto profiles = eds::fhir::ConformanceStore::Load(
+      *defs, {dir.string()},
+      {VersionedSd(kVersionedUrl, "1.0.0", Required("name")), VersionedSd(kVersionedUrl, "2.0.0", Required("gender"))});
+  fs::remove_all(dir);
+  for (const auto& n : profiles->notes()) UNSCOPED_INFO(n);
+  CHECK(profiles->notes().empty());
+  eds::fhir::Validator validator(defs, eds::fhir::Terminology::Load({}), profiles);
+  auto check = [&](const std::string& canonical, const std::string& required) {
+    INFO(canonical);
+    auto o = ValidateAgainst(validator, Declaring(canonical));
+    INFO(Describe(o));
+    for (const char* element : {"birthDate", "active", "name", "gender"})
+      CHECK(CountIssues(o, Severity::kError, std::string("Patient.") + element, "required") ==
+            (element == required ? 1 : 0));
+  };
+  check(kVersionedUrl + "|0.9.0", "active");
+  check(kVersionedUrl + "|1.0.0", "name");
+  check(kVersionedUrl + "|2.0.0", "gender");
+  check(kVersionedUrl, "gender");
+}
+
+TEST_CASE("validator: baseDefinition and targetProfile with |version", "[fhir][validator]") {
+  auto defs = eds::testing::R4Definitions();
+  const std::string derived_url = "http://example.org/fhir/StructureDefinition/versioned-derived";
+  // the derived profile builds on v1.0.0 (birthDate), not on the latest (gender)
+  const std::string derived = VersionedSd(derived_url, "", Required("active"), kVersionedUrl + "|1.0.0");
+  // a reference to the core Patient named with the package's FHIR version
+  const std::string gp =
+      VersionedSd("http://example.org/fhir/StructureDefinition/versioned-link", "",
+                  R"({"id":"Patient.link.other","path":"Patient.link.other","type":[{"code":"Reference",)"
+                  R"("targetProfile":["http://hl7.org/fhir/StructureDefinition/Patient|4.0.1"]}]})");
+  for (const auto& stored :
+       {std::vector<std::string>{derived, VersionedSd(kVersionedUrl, "1.0.0", Required("birthDate")),
+                                 VersionedSd(kVersionedUrl, "2.0.0", Required("gender")), gp},
+        std::vector<std::string>{gp, VersionedSd(kVersionedUrl, "2.0.0", Required("gender")), derived,
+                                 VersionedSd(kVersionedUrl, "1.0.0", Required("birthDate"))}}) {
+    auto profiles = eds::fhir::ConformanceStore::Load(*defs, {}, stored);
+    for (const auto& n : profiles->notes()) UNSCOPED_INFO(n);
+    CHECK(profiles->notes().empty());
+    REQUIRE(profiles->Find(derived_url) != nullptr);
+    CHECK(profiles->GeneratedSnapshot(derived_url) != nullptr);
+    CHECK(profiles->GeneratedSnapshot(kVersionedUrl + "|1.0.0") != nullptr);
+    eds::fhir::Validator validator(defs, eds::fhir::Terminology::Load({}), profiles);
+    auto o = ValidateAgainst(validator, Declaring(derived_url));
+    INFO(Describe(o));
+    CHECK(CountIssues(o, Severity::kError, "Patient.active", "required") == 1);
+    CHECK(CountIssues(o, Severity::kError, "Patient.birthDate", "required") == 1);
+    CHECK(CountIssues(o, Severity::kError, "Patient.gender", "required") == 0);
+
+    auto link = ValidateAgainst(
+        validator, Declaring("http://example.org/fhir/StructureDefinition/versioned-link",
+                             R"("link":[{"other":{"reference":"RelatedPerson/1"},"type":"seealso"}])"));
+    INFO(Describe(link));
+    CHECK(CountIssues(link, Severity::kError, "Patient.link[0].other", "structure") == 1);
+  }
+}
+
+TEST_CASE("validator: bindings to a ValueSet with |version use that version", "[fhir][validator]") {
+  auto defs = eds::testing::R4Definitions();
+  const std::string g = "http://hl7.org/fhir/administrative-gender";
+  const std::string vs1 = VersionedVs("1.0.0", R"({"code":"male"})");
+  const std::string vs2 = VersionedVs("2.0.0", R"({"code":"female"})");
+  const std::string p1 = "http://example.org/fhir/StructureDefinition/bound-v1";
+  const std::string p2 = "http://example.org/fhir/StructureDefinition/bound-v2";
+  const std::string latest = "http://example.org/fhir/StructureDefinition/bound-latest";
+  const std::string missing = "http://example.org/fhir/StructureDefinition/bound-v9";
+  auto profiles = eds::fhir::ConformanceStore::Load(
+      *defs, {},
+      {VersionedSd(p1, "", GenderBinding(kVersionedVs + "|1.0.0")),
+       VersionedSd(p2, "", GenderBinding(kVersionedVs + "|2.0.0")), VersionedSd(latest, "", GenderBinding(kVersionedVs)),
+       VersionedSd(missing, "", GenderBinding(kVersionedVs + "|9.0.0"))});
+  for (const auto& stored : {std::vector<std::string>{vs1, vs2}, std::vector<std::string>{vs2, vs1}}) {
+    auto terminology = eds::fhir::Terminology::Load({}, stored);
+    CHECK(terminology->value_set_count() == 2);
+    using M = eds::fhir::Terminology::Membership;
+    CHECK(terminology->Check(kVersionedVs + "|1.0.0", g, "male") == M::kMember);
+    CHECK(terminology->Check(kVersionedVs + "|1.0.0", g, "female") == M::kNotMember);
+    CHECK(terminology->Check(kVersionedVs + "|2.0.0", g, "female") == M::kMember);
+    CHECK(terminology->Check(kVersionedVs, g, "female") == M::kMember);
+    CHECK(terminology->Check(kVersionedVs, g, "male") == M::kNotMember);
+    std::string why;
+    CHECK(terminology->Check(kVersionedVs + "|9.0.0", g, "male", &why) == M::kUnknown);
+    CHECK(why.find(kVersionedVs + "|9.0.0") != std::string::npos);
+    CHECK(terminology->SameValueSet(kVersionedVs, kVersionedVs + "|2.0.0"));
+    CHECK_FALSE(terminology->SameValueSet(kVersionedVs, kVersionedVs + "|1.0.0"));
+    // a value set that includes another by url|version, or by its bare url
+    auto including = [&](const std::string& url, const std::string& included) {
+      return R"({"resourceType":"ValueSet","url":")" + url +
+             R"(","status":"active","compose":{"include":[{"valueSet":[")" + included + R"("]}]}})";
+    };
+    auto nested = stored;
+    nested.push_back(including("http://example.org/vs/includes-v1", kVersionedVs + "|1.0.0"));
+    nested.push_back(including("http://example.org/vs/includes-latest", kVersionedVs));
+    auto with_nested = eds::fhir::Terminology::Load({}, nested);
+    CHECK(with_nested->Check("http://example.org/vs/includes-v1", g, "male") == M::kMember);
+    CHECK(with_nested->Check("http://example.org/vs/includes-v1", g, "female") == M::kNotMember);
+    CHECK(with_nested->Check("http://example.org/vs/includes-latest", g, "female") == M::kMember);
+    CHECK(with_nested->Check("http://example.org/vs/includes-latest", g, "male") == M::kNotMember);
+
+    eds::fhir::Validator validator(defs, terminology, profiles);
+    auto gender_error = [&](const std::string& profile, const std::string& code) {
+      auto o = ValidateAgainst(validator, Declaring(profile, R"("gender":")" + code + R"(")"));
+      INFO(profile << " " << code << "\n" << Describe(o));
+      return CountIssues(o, Severity::kError, "Patient.gender", "code-invalid");
+    };
+    CHECK(gender_error(p1, "male") == 0);
+    CHECK(gender_error(p1, "female") == 1);
+    CHECK(gender_error(p2, "male") == 1);
+    CHECK(gender_error(p2, "female") == 0);
+    CHECK(gender_error(latest, "male") == 1);
+    CHECK(gender_error(latest, "female") == 0);
+    // a version the server does not hold: the code cannot be checked
+    auto o = ValidateAgainst(validator, Declaring(missing, R"("gender":"male")"));
+    INFO(Describe(o));
+    CHECK_FALSE(o.HasErrors());
+    CHECK(CountIssues(o, Severity::kWarning, "Patient.gender", "not-supported") >= 1);
+  }
+}
+
+TEST_CASE("validator: a binding restated without its version is checked once", "[fhir][validator]") {
+  // Patient.gender binds administrative-gender|4.0.1; the profile names the
+  // same value set by its bare URL
+  auto defs = eds::testing::R4Definitions();
+  const std::string url = "http://example.org/fhir/StructureDefinition/restated-gender";
+  auto profiles = eds::fhir::ConformanceStore::Load(
+      *defs, {}, {VersionedSd(url, "", GenderBinding("http://hl7.org/fhir/ValueSet/administrative-gender"))});
+  auto terminology = eds::fhir::Terminology::Load({eds::testing::DefinitionsDir()});
+  eds::fhir::Validator validator(defs, terminology, profiles);
+  auto o = ValidateAgainst(validator, Declaring(url, R"("gender":"bogus")"));
+  INFO(Describe(o));
+  CHECK(CountIssues(o, Severity::kError, "Patient.gender", "code-invalid") == 1);
+}
+
+TEST_CASE("terminology: an include with a system and version takes that CodeSystem version", "[fhir][validator]") {
+  const std::string cs = "http://example.org/fhir/CodeSystem/versioned";
+  auto code_system = [&](const std::string& version, const std::string& codes) {
+    return R"({"resourceType":"CodeSystem","url":")" + cs + R"(","version":")" + version +
+           R"(","status":"active","content":"complete","concept":[)" + codes + "]}";
+  };
+  auto value_set = [&](const std::string& url, const std::string& version) {
+    return R"({"resourceType":"ValueSet","url":")" + url + R"(","status":"active","compose":{"include":[{"system":")" +
+           cs + R"(")" + (version.empty() ? "" : R"(,"version":")" + version + R"(")") + "}]}}";
+  };
+  const std::string one = code_system("1.0.0", R"({"code":"a"})");
+  const std::string two = code_system("2.0.0", R"({"code":"a"},{"code":"b"})");
+  for (const auto& order : {std::vector<std::string>{one, two}, std::vector<std::string>{two, one}}) {
+    auto stored = order;
+    stored.push_back(value_set("http://example.org/vs/pinned", "1.0.0"));
+    stored.push_back(value_set("http://example.org/vs/latest", ""));
+    stored.push_back(value_set("http://example.org/vs/nowhere", "3.0.0"));
+    auto t = eds::fhir::Terminology::Load({}, stored);
+    CHECK(t->code_system_count() == 2);
+    using M = eds::fhir::Terminology::Membership;
+    CHECK(t->Check("http://example.org/vs/pinned", cs, "a") == M::kMember);
+    CHECK(t->Check("http://example.org/vs/pinned", cs, "b") == M::kNotMember);
+    CHECK(t->Check("http://example.org/vs/latest", cs, "b") == M::kMember);
+    CHECK(t->Check("http://example.org/vs/nowhere", cs, "a") == M::kUnknown);
+  }
 }
