@@ -103,6 +103,11 @@ const std::vector<Option>& Options() {
          if (v != "on" && v != "off") throw std::invalid_argument("--audit: expected on or off");
          c.audit = v == "on";
        }},
+      {"audit-interval", "EDS_AUDIT_INTERVAL",
+       "longest wait in milliseconds before queued audit rows are written (default 20; sooner at 1,000 rows)",
+       [](ServerConfig& c, const std::string& v) {
+         c.audit_interval_ms = static_cast<int>(ToNumber("audit-interval", v, 1, 10000));
+       }},
       {"audit-retention-months", "EDS_AUDIT_RETENTION_MONTHS",
        "months of audit kept; older monthly partitions are dropped (default 0: keep all)",
        [](ServerConfig& c, const std::string& v) {

@@ -48,6 +48,7 @@ struct ServerConfig {
   std::string log_level = "info";   // error, warn, info, debug
   bool audit = true;                // an audit row per request
   int audit_retention_months = 0;   // 0: keep every month
+  int audit_interval_ms = 20;       // longest wait before queued audit rows are written
   // Key of the fiscal-code hashes in analytics tables (HMAC-SHA256); empty:
   // the key kept in the database (analytics_key), made once at random.
   std::string analytics_hash_key;

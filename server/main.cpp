@@ -399,7 +399,7 @@ int Serve(const server::ServerConfig& c) {
   LoadCustomSearchParameters(defs, store, *indexers);
   std::unique_ptr<storage::AuditSink> audit;
   if (c.audit) {
-    audit = std::make_unique<storage::AuditSink>(c.database_url, 100000, std::chrono::milliseconds(20),
+    audit = std::make_unique<storage::AuditSink>(c.database_url, 100000, std::chrono::milliseconds(c.audit_interval_ms),
                                                  c.audit_retention_months);
     api.SetAuditSink(audit.get());
   }
