@@ -14,6 +14,9 @@
 
 namespace eds::fhir {
 
+// The FHIR version of the core definitions the server serves (R4).
+inline constexpr std::string_view kFhirCoreVersion = "4.0.1";
+
 struct CanonicalParts {
   std::string_view url;
   std::string_view version;  // empty when the reference names none

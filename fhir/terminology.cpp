@@ -87,9 +87,23 @@ struct Terminology::Impl {
     into.Add(url, version, std::move(source));
   }
 
+  // The source a canonical reference names. The core package names its own
+  // value sets and code systems (http://hl7.org/fhir/...,
+  // http://terminology.hl7.org/...) with the FHIR version, `|4.0.1`,
+  // whatever business version they carry (some are dated, 2018-08-12): such
+  // a reference finds the latest held when no version 4.0.1 is.
+  static const Source* FindSource(const CanonicalMap<Source>& in, std::string_view canonical) {
+    if (const Source* s = in.Find(canonical)) return s;
+    const auto [url, version] = SplitCanonical(canonical);
+    if (version != kFhirCoreVersion) return nullptr;
+    for (std::string_view core : {"http://hl7.org/fhir/", "http://terminology.hl7.org/"})
+      if (url.substr(0, core.size()) == core) return in.Find(url);
+    return nullptr;
+  }
+
   // The code system a canonical reference names.
   const CodeSystemData* CodeSystem(std::string_view canonical) const {  // under the unique lock
-    const Source* source = code_system_files.Find(canonical);
+    const Source* source = FindSource(code_system_files, canonical);
     const std::string key = source != nullptr ? source->key : std::string(canonical);
     if (auto it = code_systems.find(key); it != code_systems.end()) return it->second.get();
     std::unique_ptr<CodeSystemData> cs;
@@ -249,7 +263,7 @@ struct Terminology::Impl {
   // The expansion of the value set a canonical reference names: kept under
   // the value set's key, so `url` and `url|version` of the latest share it.
   const Expansion* Expand(std::string_view canonical, int depth = 0) const {  // under the unique lock
-    const Source* f = value_set_files.Find(canonical);
+    const Source* f = FindSource(value_set_files, canonical);
     const std::string url = f != nullptr ? f->key : std::string(canonical);
     if (auto it = expansions.find(url); it != expansions.end()) return it->second.get();
     auto x = std::make_unique<Expansion>();
@@ -342,8 +356,8 @@ std::size_t Terminology::code_system_count() const { return impl_->code_system_f
 bool Terminology::SameValueSet(std::string_view a, std::string_view b) const {
   if (a == b) return true;
   if (CanonicalUrl(a) != CanonicalUrl(b)) return false;
-  const Source* sa = impl_->value_set_files.Find(a);
-  return sa != nullptr && sa == impl_->value_set_files.Find(b);
+  const Source* sa = Impl::FindSource(impl_->value_set_files, a);
+  return sa != nullptr && sa == Impl::FindSource(impl_->value_set_files, b);
 }
 
 Terminology::Membership Terminology::Check(std::string_view value_set, std::string_view system,

@@ -943,3 +943,18 @@ TEST_CASE("terminology: an include with a system and version takes that CodeSyst
     CHECK(t->Check("http://example.org/vs/nowhere", cs, "a") == M::kUnknown);
   }
 }
+
+TEST_CASE("terminology: core value sets named with the FHIR version resolve whatever their own version",
+          "[fhir][validator]") {
+  // the iso21090 extensions of the R4 package bind v3-NullFlavor|4.0.1, a
+  // value set whose own version is 2018-08-12
+  auto terminology = eds::fhir::Terminology::Load({eds::testing::DefinitionsDir()});
+  using M = eds::fhir::Terminology::Membership;
+  const std::string vs = "http://terminology.hl7.org/ValueSet/v3-NullFlavor";
+  CHECK(terminology->Check(vs + "|4.0.1", "", "UNK") == M::kMember);
+  CHECK(terminology->Check(vs + "|4.0.1", "", "bogus") == M::kNotMember);
+  CHECK(terminology->Check(vs + "|2018-08-12", "", "UNK") == M::kMember);
+  // another version of it, or the FHIR version on a value set outside the core, stays unknown
+  CHECK(terminology->Check(vs + "|3.0.0", "", "UNK") == M::kUnknown);
+  CHECK(terminology->Check("http://example.org/fhir/ValueSet/none|4.0.1", "", "UNK") == M::kUnknown);
+}
