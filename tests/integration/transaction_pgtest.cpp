@@ -259,3 +259,59 @@ TEST_CASE("GET entries of a batch answer each on its own", "[transaction]") {
   CHECK(std::string(d["entry"][5]["resource"]["id"].GetString()) == p + "-b");
   CHECK(c.Get("/fhir/Patient/" + p + "-b2").status == 200);
 }
+
+TEST_CASE("the index rows a transaction writes are searchable at once, and an update's old ones gone",
+          "[transaction]") {
+  // the rows of a transaction's resources are written together before its
+  // commit (and before any search inside it): every index table, new and
+  // replaced resources
+  HttpClient c(SharedServer().port());
+  const std::string p = UniquePrefix();
+  auto count = [&](const std::string& query) {
+    auto r = c.Get("/fhir/" + query + (query.find('?') == std::string::npos ? "?" : "&") + "_summary=count");
+    INFO(query << " -> " << r.body);
+    REQUIRE(r.status == 200);
+    return r.Json()["total"].GetInt();
+  };
+  auto observation = [&](const std::string& id, const std::string& code, const std::string& value,
+                         const std::string& date) {
+    return "{\"resourceType\":\"Observation\",\"id\":\"" + id + "\",\"status\":\"final\"," +
+           "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"" + code + "\"}]}," +
+           "\"subject\":{\"reference\":\"Patient/" + p + "-ix\"},\"effectiveDateTime\":\"" + date + "\"," +
+           "\"valueQuantity\":{\"value\":" + value + ",\"system\":\"http://unitsofmeasure.org\",\"code\":\"mg/dL\"}}";
+  };
+  auto first = Bundle(
+      "transaction",
+      {Entry("", "PUT", "Patient/" + p + "-ix", Patient(p + "-ix", p + "Ixfamily")),
+       Entry("", "PUT", "Observation/" + p + "-o1", observation(p + "-o1", p + "-c1", "101", "2021-03-04")),
+       Entry("", "PUT", "Observation/" + p + "-o2", observation(p + "-o2", p + "-c2", "202", "2022-05-06")),
+       Entry("", "PUT", "ValueSet/" + p + "-vs",
+             "{\"resourceType\":\"ValueSet\",\"id\":\"" + p + "-vs\",\"status\":\"draft\",\"url\":\"http://example.org/vs/" +
+                 p + "\"}")});
+  auto r = c.Post("/fhir", first);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(count("Patient?family=" + p + "Ixfamily") == 1);                              // string
+  CHECK(count("Observation?code=http://loinc.org%7C" + p + "-c1") == 1);                // token
+  CHECK(count("Observation?subject=Patient/" + p + "-ix") == 2);                       // reference
+  CHECK(count("Observation?subject=Patient/" + p + "-ix&date=2022-05-06") == 1);      // date
+  CHECK(count("Observation?subject=Patient/" + p + "-ix&value-quantity=202") == 1);   // quantity
+  CHECK(count("ValueSet?url=http://example.org/vs/" + p) == 1);                        // uri
+
+  // the second transaction changes o1's code and date and deletes o2
+  auto second = Bundle(
+      "transaction",
+      {Entry("", "PUT", "Observation/" + p + "-o1", observation(p + "-o1", p + "-c3", "303", "2023-07-08")),
+       Entry("", "DELETE", "Observation/" + p + "-o2", "")});
+  r = c.Post("/fhir", second);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(count("Observation?code=http://loinc.org%7C" + p + "-c1") == 0);
+  CHECK(count("Observation?code=http://loinc.org%7C" + p + "-c3") == 1);
+  CHECK(count("Observation?code=http://loinc.org%7C" + p + "-c2") == 0);
+  CHECK(count("Observation?subject=Patient/" + p + "-ix") == 1);
+  CHECK(count("Observation?subject=Patient/" + p + "-ix&date=2021-03-04") == 0);
+  CHECK(count("Observation?subject=Patient/" + p + "-ix&date=2023-07-08") == 1);
+  CHECK(count("Observation?subject=Patient/" + p + "-ix&value-quantity=101") == 0);
+  CHECK(count("Observation?subject=Patient/" + p + "-ix&value-quantity=303") == 1);
+}
