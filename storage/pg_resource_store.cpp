@@ -251,6 +251,12 @@ struct Locked {
   int64_t last_updated_ms;
 };
 
+// What kInsertFirstOrLock did: version 1 written, or the row there locked.
+struct InsertedOrLocked {
+  std::optional<WriteResult> written;
+  std::optional<Locked> locked;
+};
+
 std::optional<Locked> LockCurrent(pqxx::work& tx, const std::string& type, const std::string& id) {
   auto r = tx.exec_prepared(kLockCurrent.name, type, id);
   if (r.empty()) return std::nullopt;
@@ -407,10 +413,31 @@ struct PgResourceStore::Impl {
 
   std::shared_ptr<fhir::IndexerHolder> indexers;
 
-  auto Inserter() {
-    return [this](pqxx::work& tx, fhir::Resource& r, const std::string& id, WriteMethod m) {
-      return InsertFirst(tx, r, id, m);
-    };
+  // The inserts UpdateIn makes: version 1 (nullopt when the id is taken),
+  // and version 1 or the existing row locked.
+  struct Inserts {
+    Impl* impl;
+    std::optional<WriteResult> operator()(pqxx::work& tx, fhir::Resource& r, const std::string& id,
+                                          WriteMethod m) const {
+      return impl->InsertFirst(tx, r, id, m);
+    }
+    InsertedOrLocked OrLock(pqxx::work& tx, fhir::Resource& r, const std::string& id) const {
+      return impl->InsertFirstOrLock(tx, r, id);
+    }
+  };
+  Inserts Inserter() { return Inserts{this}; }
+
+  InsertedOrLocked InsertFirstOrLock(pqxx::work& tx, fhir::Resource& resource, const std::string& id) {
+    int64_t now = fhir::NowMs();
+    resource.SetId(id);
+    std::string content = resource.Render("1", fhir::FormatInstant(now));
+    auto r = tx.exec_prepared(kInsertFirstOrLock.name, resource.type(), id, now, content, "PUT");
+    if (r.empty()) return {};
+    if (!r[0][0].as<bool>()) return {std::nullopt, Locked{r[0][1].as<int64_t>(), r[0][2].as<bool>(), r[0][3].as<int64_t>()}};
+    Index(tx, &resource, resource.type(), id, false);
+    NoteAuditedWrite(resource.type(), id, 1);
+    return {WriteResult{{resource.type(), id, 1, now, WriteMethod::kUpdate, false, std::move(content)}, true, true},
+            std::nullopt};
   }
 
   // Writes version 1, or returns nullopt when (type, id) appeared meanwhile.
@@ -487,7 +514,16 @@ Result<WriteResult> UpdateIn(pqxx::work& tx, Insert&& insert, Index&& index, fhi
   // A concurrent creator of the same id makes the insert find the row taken
   // (after waiting for it to commit); the next locking read then sees it.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto cur = LockCurrent(tx, type, id);
+    std::optional<Locked> cur;
+    if (attempt == 0 && !if_match) {
+      // a new id is written at once, an existing one locked
+      InsertedOrLocked first = insert.OrLock(tx, resource, id);
+      if (first.written) return std::move(*first.written);
+      if (!first.locked) continue;
+      cur = first.locked;
+    } else {
+      cur = LockCurrent(tx, type, id);
+    }
     if (!cur) {
       if (if_match) return PreconditionFailed(if_match, std::nullopt);
       if (auto w = insert(tx, resource, id, WriteMethod::kUpdate)) return std::move(*w);

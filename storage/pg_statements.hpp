@@ -37,6 +37,25 @@ inline constexpr Statement kLockCurrent{
     "SELECT version_id, deleted, " EDS_MS("last_updated")
     " FROM resource WHERE res_type = $1 AND res_id = $2 FOR UPDATE"};
 
+// Version 1 of a resource when it has no row, else its row locked (one
+// round trip for the PUT of a new id): (true, ...) after an insert,
+// (false, version, deleted, last updated) for a row that exists, no row
+// when a concurrent writer's insert came first.
+inline constexpr Statement kInsertFirstOrLock{
+    "insert_first_or_lock",
+    "WITH cur AS (SELECT version_id, deleted, " EDS_MS("last_updated") " AS ms"
+    "  FROM resource WHERE res_type = $1 AND res_id = $2 FOR UPDATE),"
+    " ins AS ("
+    "  INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
+    "  SELECT $1, $2, 1, " EDS_TS("$3") ", false, $4::json WHERE NOT EXISTS (SELECT 1 FROM cur)"
+    "  ON CONFLICT DO NOTHING"
+    "  RETURNING res_type, res_id, version_id, last_updated, content),"
+    " hist AS ("
+    "  INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
+    "  SELECT res_type, res_id, version_id, last_updated, $5, content FROM ins RETURNING seq)"
+    " SELECT true, 1::bigint, false, 0::bigint FROM hist"
+    " UNION ALL SELECT false, version_id, deleted, ms FROM cur"};
+
 inline constexpr Statement kSelectCurrentForUpdate{
     "select_current_for_update",
     "SELECT version_id, deleted, " EDS_MS("last_updated") ", content::text"
@@ -127,7 +146,7 @@ inline constexpr Statement kSetIndexGeneration{
     "UPDATE resource SET index_gen = $3 WHERE res_type = $1 AND res_id = $2 AND index_gen <> $3"};
 
 inline constexpr Statement kAllStatements[] = {
-    kSelectCurrent, kSelectVersion,    kLockCurrent, kSelectCurrentForUpdate,      kInsertFirst, kUpdateExisting, kDeleteExisting,
+    kSelectCurrent, kSelectVersion,    kLockCurrent, kInsertFirstOrLock, kSelectCurrentForUpdate,      kInsertFirst, kUpdateExisting, kDeleteExisting,
     kDeleteIndex,   kInsertStrings,    kInsertTokens,     kInsertDates, kInsertNumbers,  kInsertQuantities,
     kInsertReferences, kInsertUris, kSetIndexGeneration};
 
