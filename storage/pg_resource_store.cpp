@@ -20,6 +20,7 @@
 #include "storage/pg_bulk.hpp"
 #include "storage/pg_pool.hpp"
 #include "storage/pg_search.hpp"
+#include "storage/pg_statement_cache.hpp"
 #include "storage/pg_statements.hpp"
 
 namespace eds::storage {
@@ -146,9 +147,9 @@ void InsertIndexBatch(pqxx::work& tx, const std::vector<PendingIndexItem>& items
       ((columns[i++].push_back(get(r))), ...);
     }
   if (types.empty()) return;
-  [&]<std::size_t... I>(std::index_sequence<I...>) {
-    tx.exec_params(sql, ArrayLiteral(types), ArrayLiteral(ids), ArrayLiteral(columns[I])...);
-  }(std::index_sequence_for<Get...>{});
+  std::vector<std::string> params{ArrayLiteral(types), ArrayLiteral(ids)};
+  for (const auto& c : columns) params.push_back(ArrayLiteral(c));
+  ExecPrepared(tx, sql, params);
 }
 
 void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
@@ -170,7 +171,7 @@ void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
         " e AS (DELETE FROM search_quantity x USING k WHERE x.res_type = k.t AND x.res_id = k.i),"
         " f AS (DELETE FROM search_reference x USING k WHERE x.res_type = k.t AND x.res_id = k.i)"
         " DELETE FROM search_uri x USING k WHERE x.res_type = k.t AND x.res_id = k.i";
-    tx.exec_params(kDeleteReplaced, ArrayLiteral(types), ArrayLiteral(ids));
+    ExecPrepared(tx, kDeleteReplaced, {ArrayLiteral(types), ArrayLiteral(ids)});
   }
   auto group = [](const auto& r) { return std::to_string(r.group); };
   InsertIndexBatch(tx, items, &fhir::IndexRows::strings,
@@ -238,10 +239,10 @@ void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
       generations.push_back(std::to_string(item.generation));
     }
   if (!types.empty())
-    tx.exec_params(
-        "UPDATE resource r SET index_gen = n.g FROM unnest($1::text[], $2::text[], $3::bigint[]) AS n(t, i, g)"
-        " WHERE r.res_type = n.t AND r.res_id = n.i AND r.index_gen <> n.g",
-        ArrayLiteral(types), ArrayLiteral(ids), ArrayLiteral(generations));
+    ExecPrepared(tx,
+                 "UPDATE resource r SET index_gen = n.g FROM unnest($1::text[], $2::text[], $3::bigint[]) AS n(t, i, g)"
+                 " WHERE r.res_type = n.t AND r.res_id = n.i AND r.index_gen <> n.g",
+                 {ArrayLiteral(types), ArrayLiteral(ids), ArrayLiteral(generations)});
   items.clear();
 }
 
