@@ -5,7 +5,8 @@
 # the last line printed is "ratio server/raw: X.XX".
 # COMPARE_AUDIT=1: the baseline is the same server with auditing off (a second
 # server on the same database) instead of raw PostgreSQL; the last line is then
-# "ratio audit on/off: X.XX".
+# "ratio audit on/off: X.XX", after the CPU time per request of each server
+# and of PostgreSQL (all its processes) on either side.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -250,6 +251,21 @@ run_raw() {
     rm -f -- "$work/pgbench_latency_us"
 }
 
+# CPU accounting (COMPARE_AUDIT=1): the CPU time a server process and the
+# PostgreSQL processes use during a round, per request answered, shows
+# where auditing costs (this machine runs everything on the same cores).
+clk_tck="$(getconf CLK_TCK)"
+cpu_snapshot() {  # "pid ticks" of the postgres processes, then "server ticks" of $1
+    awk '$2 == "(postgres)" { print $1, $14 + $15 }' /proc/[0-9]*/stat 2>/dev/null || true
+    [[ -z "$1" ]] || awk '{ print "server", $14 + $15 }' "/proc/$1/stat"
+}
+cpu_delta() {  # seconds of CPU between two snapshots: "<server> <postgres>"; postgres
+    # processes count when alive at both ends
+    awk -v t="$clk_tck" 'NR == FNR { a[$1] = $2; next }
+        ($1 in a) { d = $2 - a[$1]; if ($1 == "server") s += d; else p += d }
+        END { printf "%.3f %.3f\n", s / t, p / t }' "$1" "$2"
+}
+
 # Warm both paths up (caches, connections, plans), then alternate the two
 # measurements ROUNDS times, so that drift in the machine's load affects
 # both alike; the summary is the mean of the rounds.
@@ -259,9 +275,15 @@ run_raw 2 warmup >/dev/null
 : >"$work/results"
 for ((round = 1; round <= ROUNDS; round++)); do
     pg_info "round $round/$ROUNDS: server (wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s)"
-    echo "server $(run_server "$DURATION" "$round")" | tee -a "$work/results"
+    cpu_snapshot "$server_pid" >"$work/cpu.before"
+    measured="$(run_server "$DURATION" "$round")"
+    cpu_snapshot "$server_pid" >"$work/cpu.after"
+    echo "server $measured $(cpu_delta "$work/cpu.before" "$work/cpu.after")" | tee -a "$work/results"
     pg_info "round $round/$ROUNDS: baseline ($([[ "$COMPARE_AUDIT" == 1 ]] && echo "server, auditing off" || echo "raw PostgreSQL, pgbench -c $CONNECTIONS -j $THREADS -T $DURATION"))"
-    echo "raw $(run_raw "$DURATION" "$round")" | tee -a "$work/results"
+    cpu_snapshot "$server2_pid" >"$work/cpu.before"
+    measured="$(run_raw "$DURATION" "$round")"
+    cpu_snapshot "$server2_pid" >"$work/cpu.after"
+    echo "raw $measured $(cpu_delta "$work/cpu.before" "$work/cpu.after")" | tee -a "$work/results"
 done
 
 # ---- summary ---------------------------------------------------------------------
@@ -270,11 +292,17 @@ echo
 printf 'Read benchmark: %d patients, %d connections, %d load threads, %d x %d s per side\n' \
     "$PATIENTS" "$CONNECTIONS" "$THREADS" "$ROUNDS" "$DURATION"
 awk '
-    { n[$1]++; r[$1] += $2; p50[$1] += $3; p99[$1] += $4 }
+    { n[$1]++; r[$1] += $2; p50[$1] += $3; p99[$1] += $4; es[$1] += $5; ps[$1] += $6 }
     END {
         printf "%-32s %14s %10s %10s\n", "", "throughput/s", "p50 (ms)", "p99 (ms)"
         printf "%-32s %14.1f %10.3f %10.3f\n", "server GET /fhir/Patient/{id}", r["server"] / n["server"], p50["server"] / n["server"], p99["server"] / n["server"]
         printf "%-32s %14.1f %10.3f %10.3f\n", audit ? "server, auditing off" : "raw PostgreSQL SELECT", r["raw"] / n["raw"], p50["raw"] / n["raw"], p99["raw"] / n["raw"]
-        if (audit) printf "ratio audit on/off: %.2f\n", (r["server"] / n["server"]) / (r["raw"] / n["raw"])
+        if (audit) {
+            # CPU per request answered (rounds of equal length: the throughputs weigh them)
+            printf "CPU per request (us): auditing on: server %.1f, PostgreSQL %.1f; off: server %.1f, PostgreSQL %.1f\n",
+                es["server"] * 1e6 / (r["server"] * d), ps["server"] * 1e6 / (r["server"] * d),
+                es["raw"] * 1e6 / (r["raw"] * d), ps["raw"] * 1e6 / (r["raw"] * d)
+            printf "ratio audit on/off: %.2f\n", (r["server"] / n["server"]) / (r["raw"] / n["raw"])
+        }
         else printf "ratio server/raw: %.2f\n", (r["server"] / n["server"]) / (r["raw"] / n["raw"])
-    }' audit="$([[ "$COMPARE_AUDIT" == 1 ]] && echo 1 || echo 0)" "$work/results"
+    }' audit="$([[ "$COMPARE_AUDIT" == 1 ]] && echo 1 || echo 0)" d="$DURATION" "$work/results"
