@@ -53,19 +53,6 @@ std::string ArrayLiteral(const std::vector<std::string>& values) {
   return out;
 }
 
-template <class Rows, class Get>
-std::string Column(const Rows& rows, Get get) {
-  std::vector<std::string> values;
-  values.reserve(rows.size());
-  for (const auto& r : rows) values.push_back(get(r));
-  return ArrayLiteral(values);
-}
-
-template <class Rows>
-std::string Groups(const Rows& rows) {
-  return Column(rows, [](auto& r) { return std::to_string(r.group); });
-}
-
 std::string TimestampText(int64_t ms) {
   // open ends of periods are stored as -infinity / infinity
   if (ms <= INT64_MIN / 4) return "-infinity";
@@ -73,53 +60,12 @@ std::string TimestampText(int64_t ms) {
   return fhir::FormatInstant(ms);
 }
 
-// Writes the index rows of type/id (after removing its old ones when
-// `replace`), in the caller's transaction.
-void WriteIndex(pqxx::work& tx, const std::string& type, const std::string& id, const fhir::IndexRows& rows,
-                bool replace) {
-  if (replace) tx.exec_prepared(kDeleteIndex.name, type, id);
-  if (!rows.strings.empty())
-    tx.exec_prepared(kInsertStrings.name, type, id, Column(rows.strings, [](auto& r) { return r.param; }),
-                     Column(rows.strings, [](auto& r) { return r.normalized; }),
-                     Column(rows.strings, [](auto& r) { return r.exact; }), Groups(rows.strings));
-  if (!rows.tokens.empty())
-    tx.exec_prepared(kInsertTokens.name, type, id, Column(rows.tokens, [](auto& r) { return r.param; }),
-                     Column(rows.tokens, [](auto& r) { return r.system; }),
-                     Column(rows.tokens, [](auto& r) { return r.code; }),
-                     Column(rows.tokens, [](auto& r) { return r.text; }), Groups(rows.tokens));
-  if (!rows.dates.empty())
-    tx.exec_prepared(kInsertDates.name, type, id, Column(rows.dates, [](auto& r) { return r.param; }),
-                     Column(rows.dates, [](auto& r) { return TimestampText(r.low_ms); }),
-                     Column(rows.dates, [](auto& r) { return TimestampText(r.high_ms); }), Groups(rows.dates));
-  if (!rows.numbers.empty())
-    tx.exec_prepared(kInsertNumbers.name, type, id, Column(rows.numbers, [](auto& r) { return r.param; }),
-                     Column(rows.numbers, [](auto& r) { return r.value; }),
-                     Column(rows.numbers, [](auto& r) { return r.low; }),
-                     Column(rows.numbers, [](auto& r) { return r.high; }), Groups(rows.numbers));
-  if (!rows.quantities.empty())
-    tx.exec_prepared(kInsertQuantities.name, type, id, Column(rows.quantities, [](auto& r) { return r.param; }),
-                     Column(rows.quantities, [](auto& r) { return r.value; }),
-                     Column(rows.quantities, [](auto& r) { return r.low; }),
-                     Column(rows.quantities, [](auto& r) { return r.high; }),
-                     Column(rows.quantities, [](auto& r) { return r.system; }),
-                     Column(rows.quantities, [](auto& r) { return r.code; }),
-                     Column(rows.quantities, [](auto& r) { return r.unit; }), Groups(rows.quantities));
-  if (!rows.references.empty())
-    tx.exec_prepared(kInsertReferences.name, type, id, Column(rows.references, [](auto& r) { return r.param; }),
-                     Column(rows.references, [](auto& r) { return r.target_type; }),
-                     Column(rows.references, [](auto& r) { return r.target_id; }),
-                     Column(rows.references, [](auto& r) { return r.version; }),
-                     Column(rows.references, [](auto& r) { return r.url; }), Groups(rows.references));
-  if (!rows.uris.empty())
-    tx.exec_prepared(kInsertUris.name, type, id, Column(rows.uris, [](auto& r) { return r.param; }),
-                     Column(rows.uris, [](auto& r) { return r.value; }), Groups(rows.uris));
-}
-
-// Index rows a transaction scope buffers and writes at once, before any
-// search inside the transaction and before its commit: one statement per
-// index table for all the resources the transaction wrote, instead of one
-// per resource and table (a 20-entry Bundle made some 120 index
-// statements).
+// Index rows to write: one statement per index table for all the items
+// (and one removing the old rows of those that had some). A transaction
+// scope buffers the rows of the resources it writes and writes them at
+// once, before any search inside the transaction and before its commit,
+// instead of one statement per resource and table (a 20-entry Bundle made
+// some 120 index statements); a single write is a buffer of one.
 struct PendingIndexItem {
   std::string type, id;
   bool replace = false;  // the resource had index rows before: they go first
@@ -161,7 +107,12 @@ void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
       types.push_back(item.type);
       ids.push_back(item.id);
     }
-  if (!types.empty()) {
+  if (types.size() == 1) {
+    // the plan of one resource's lookups, prepared once per connection
+    tx.exec_prepared(kDeleteIndex.name, types[0], ids[0]);
+  } else if (!types.empty()) {
+    // (PostgreSQL plans this one for its arrays each time: a generic plan
+    // would assume 100 elements)
     static constexpr const char* kDeleteReplaced =
         "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(t, i)),"
         " a AS (DELETE FROM search_string x USING k WHERE x.res_type = k.t AND x.res_id = k.i),"
@@ -251,6 +202,15 @@ struct Locked {
   bool deleted;
   int64_t last_updated_ms;
 };
+
+// Writes the index rows of type/id (after removing its old ones when
+// `replace`), in the caller's transaction.
+void WriteIndex(pqxx::work& tx, const std::string& type, const std::string& id, fhir::IndexRows rows,
+                bool replace) {
+  PendingIndex one;
+  one.items.push_back({type, id, replace, std::move(rows), 0});
+  FlushPendingIndex(tx, one);
+}
 
 // What kInsertFirstOrLock did: version 1 written, or the row there locked.
 struct InsertedOrLocked {

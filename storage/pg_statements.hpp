@@ -109,45 +109,13 @@ inline constexpr Statement kDeleteIndex{
     " f AS (DELETE FROM search_reference WHERE res_type = $1 AND res_id = $2)"
     " DELETE FROM search_uri WHERE res_type = $1 AND res_id = $2"};
 
-// New index rows, one statement per table, columns as parallel arrays.
-inline constexpr Statement kInsertStrings{
-    "insert_strings",
-    "INSERT INTO search_string (res_type, res_id, param, value_norm, value_exact, grp)"
-    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::text[], $5::text[], $6::int[]) AS u"};
-inline constexpr Statement kInsertTokens{
-    "insert_tokens",
-    "INSERT INTO search_token (res_type, res_id, param, system, code, display, grp)"
-    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::int[]) AS u"};
-inline constexpr Statement kInsertDates{
-    "insert_dates",
-    "INSERT INTO search_date (res_type, res_id, param, low, high, grp)"
-    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::timestamptz[], $5::timestamptz[], $6::int[]) AS u"};
-inline constexpr Statement kInsertNumbers{
-    "insert_numbers",
-    "INSERT INTO search_number (res_type, res_id, param, value, low, high, grp)"
-    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::numeric[], $5::numeric[], $6::numeric[], $7::int[]) AS u"};
-inline constexpr Statement kInsertQuantities{
-    "insert_quantities",
-    "INSERT INTO search_quantity (res_type, res_id, param, value, low, high, system, code, unit, grp)"
-    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::numeric[], $5::numeric[], $6::numeric[],"
-    "   $7::text[], $8::text[], $9::text[], $10::int[]) AS u"};
-inline constexpr Statement kInsertReferences{
-    "insert_references",
-    "INSERT INTO search_reference (res_type, res_id, param, target_type, target_id, target_version, url, grp)"
-    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[]) AS u"};
-inline constexpr Statement kInsertUris{
-    "insert_uris",
-    "INSERT INTO search_uri (res_type, res_id, param, value, grp)"
-    " SELECT $1, $2, u.* FROM unnest($3::text[], $4::text[], $5::int[]) AS u"};
-
 // The parameter-set generation that indexed a resource (custom parameters).
 inline constexpr Statement kSetIndexGeneration{
     "set_index_generation",
     "UPDATE resource SET index_gen = $3 WHERE res_type = $1 AND res_id = $2 AND index_gen <> $3"};
 
 inline constexpr Statement kAllStatements[] = {
-    kSelectCurrent, kSelectVersion,    kLockCurrent, kInsertFirstOrLock, kSelectCurrentForUpdate,      kInsertFirst, kUpdateExisting, kDeleteExisting,
-    kDeleteIndex,   kInsertStrings,    kInsertTokens,     kInsertDates, kInsertNumbers,  kInsertQuantities,
-    kInsertReferences, kInsertUris, kSetIndexGeneration};
+    kSelectCurrent, kSelectVersion,  kLockCurrent,    kInsertFirstOrLock, kSelectCurrentForUpdate,
+    kInsertFirst,   kUpdateExisting, kDeleteExisting, kDeleteIndex,       kSetIndexGeneration};
 
 }  // namespace eds::storage
