@@ -74,6 +74,7 @@ struct PendingIndexItem {
 };
 struct PendingIndex {
   std::vector<PendingIndexItem> items;
+  const pqxx::work* tx = nullptr;  // the transaction a scope buffers for
 };
 // The buffer of the transaction scope running on this thread, if any.
 thread_local PendingIndex* pending_index = nullptr;
@@ -353,12 +354,12 @@ struct PgResourceStore::Impl {
              bool replace) {
     if (!indexers) return;
     if (resource == nullptr) {
-      if (pending_index != nullptr) FlushPendingIndex(tx, *pending_index);
+      if (pending_index != nullptr && pending_index->tx == &tx) FlushPendingIndex(tx, *pending_index);
       tx.exec_prepared(kDeleteIndex.name, type, id);
       return;
     }
     auto indexer = indexers->Current();
-    if (pending_index != nullptr) {
+    if (pending_index != nullptr && pending_index->tx == &tx) {
       pending_index->items.push_back({type, id, replace, indexer->Extract(*resource), indexer->generation()});
       return;
     }
@@ -681,7 +682,9 @@ namespace {
 class PgTxScope final : public TxScope {
  public:
   PgTxScope(pqxx::work& tx, PgResourceStore::Impl& impl)
-      : tx_(tx), impl_(impl), previous_pending_(std::exchange(pending_index, &pending_)) {}
+      : tx_(tx), impl_(impl), previous_pending_(std::exchange(pending_index, &pending_)) {
+    pending_.tx = &tx;
+  }
   ~PgTxScope() override { pending_index = previous_pending_; }
   PgTxScope(const PgTxScope&) = delete;
   PgTxScope& operator=(const PgTxScope&) = delete;
