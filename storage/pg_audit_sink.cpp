@@ -13,6 +13,7 @@
 
 #include "fhir/primitives.hpp"
 #include "storage/pg_copy.hpp"
+#include "storage/pg_statement_cache.hpp"
 
 namespace eds::storage {
 namespace {
@@ -188,17 +189,18 @@ bool InsertWriteAudit(pqxx::transaction_base& tx) {
   if (a->finish) a->finish(r);
   if (r.event_id.empty()) r.event_id = NewAuditEventId(r.ts_ms);
   const std::string version = r.version_id ? std::to_string(*r.version_id) : std::string();
-  tx.exec_params(
+  ExecPrepared(tx,
       "INSERT INTO audit_event (ts, request_id, interaction, method, resource_type, resource_id, version_id,"
       " patients, caller_subject, caller_role, caller_org, caller_region, purpose_of_use, client_app, status,"
       " outcome_code, latency_ms, bytes_in, bytes_out, resources_returned, query, event_id, action, entities,"
       " in_transaction, service) VALUES ($1::timestamptz, $2, $3, $4, $5, $6, NULLIF($7, '')::bigint, $8::text[], $9, $10, $11, $12, $13,"
       " $14, $15::integer, $16, $17::double precision, $18::bigint, NULL, $19::integer, $20, $21, $22,"
       " $23::text[], true, $24)",
-      fhir::FormatInstant(r.ts_ms), r.request_id, r.interaction, r.method, r.resource_type, r.resource_id,
-      version, TextArrayLiteral(r.patients), r.caller_subject, r.caller_role, r.caller_org,
-      r.caller_region, r.purpose_of_use, r.client_app, r.status, r.outcome_code, r.latency_ms, r.bytes_in,
-      r.resources_returned, r.query, r.event_id, r.action, TextArrayLiteral(r.entities), r.service);
+      {fhir::FormatInstant(r.ts_ms), r.request_id, r.interaction, r.method, r.resource_type, r.resource_id,
+       version, TextArrayLiteral(r.patients), r.caller_subject, r.caller_role, r.caller_org, r.caller_region,
+       r.purpose_of_use, r.client_app, std::to_string(r.status), r.outcome_code, fmt::format("{}", r.latency_ms),
+       std::to_string(r.bytes_in), std::to_string(r.resources_returned), r.query, r.event_id, r.action,
+       TextArrayLiteral(r.entities), r.service});
   return true;
 }
 
