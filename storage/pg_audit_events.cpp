@@ -1,5 +1,9 @@
 // AuditEvent resources rendered from audit_event rows, read and searched
-// with SQL on the audit table.
+// with SQL on the audit tables. Every condition on a row's instant or
+// patients is doubled with the same condition on its batch's bounds
+// (audit_event_scan), which PostgreSQL checks before it unpacks a batch: a
+// row's ts lies within [batch_first_ts, batch_last_ts] and its patients
+// among batch_patients, so the doubled condition never changes the answer.
 #include "storage/pg_audit_events.hpp"
 
 #include <fmt/format.h>
@@ -31,7 +35,7 @@ constexpr const char* kColumns =
     "SELECT " "(extract(epoch FROM ts) * 1000)::bigint, request_id, interaction, method, resource_type, resource_id,"
     " version_id, array_to_json(patients)::text, caller_subject, caller_role, caller_org, caller_region,"
     " purpose_of_use, client_app, status, outcome_code, latency_ms, bytes_in, bytes_out, resources_returned, query,"
-    " event_id, action, array_to_json(entities)::text, in_transaction, service FROM audit_event";
+    " event_id, action, array_to_json(entities)::text, in_transaction, service FROM audit_event_scan";
 
 // ["a","b"] as written by array_to_json over text values without quotes.
 std::vector<std::string> JsonTextArray(std::string_view list) {
@@ -249,6 +253,8 @@ fhir::Result<fhir::VersionRecord> ReadAuditEvent(pqxx::transaction_base& tx, con
   auto r = tx.exec_params(std::string(kColumns) +
                               " WHERE ts >= timestamptz 'epoch' + $1::bigint * interval '1 millisecond'"
                               " AND ts < timestamptz 'epoch' + ($1::bigint + 1) * interval '1 millisecond'"
+                              " AND batch_last_ts >= timestamptz 'epoch' + $1::bigint * interval '1 millisecond'"
+                              " AND batch_first_ts < timestamptz 'epoch' + ($1::bigint + 1) * interval '1 millisecond'"
                               " AND event_id = $2 LIMIT 1",
                           *ts, id);
   if (r.empty()) return MakeError(ErrorKind::kNotFound, fmt::format("AuditEvent/{} is not known", id));
@@ -307,6 +313,15 @@ class AuditFilterBuilder {
   std::string Ms(int64_t ms) {
     return "(timestamptz 'epoch' + " + Param(std::to_string(ms)) + "::bigint * interval '1 millisecond')";
   }
+  // ts >= ms, and ts < ms, each with its batch's bound
+  std::string AtOrAfter(int64_t ms) {
+    const std::string t = Ms(ms);
+    return "ts >= " + t + " AND batch_last_ts >= " + t;
+  }
+  std::string Before(int64_t ms) {
+    const std::string t = Ms(ms);
+    return "ts < " + t + " AND batch_first_ts < " + t;
+  }
 
   // A reference value as Type/id (the last two segments of a URL).
   static std::string Reference(const std::string& value, std::string_view default_type) {
@@ -324,18 +339,25 @@ class AuditFilterBuilder {
       if (!range) return MakeError(ErrorKind::kInvalid, fmt::format("'{}': '{}' is not a date", name, v.text));
       switch (v.prefix) {
         case fhir::Prefix::kEq:
-        case fhir::Prefix::kAp: return "(ts >= " + Ms(range->low_ms) + " AND ts < " + Ms(range->high_ms) + ")";
+        case fhir::Prefix::kAp: return "(" + AtOrAfter(range->low_ms) + " AND " + Before(range->high_ms) + ")";
         case fhir::Prefix::kNe: return "(ts < " + Ms(range->low_ms) + " OR ts >= " + Ms(range->high_ms) + ")";
         case fhir::Prefix::kGt:
-        case fhir::Prefix::kSa: return "ts >= " + Ms(range->high_ms);
-        case fhir::Prefix::kGe: return "ts >= " + Ms(range->low_ms);
+        case fhir::Prefix::kSa: return AtOrAfter(range->high_ms);
+        case fhir::Prefix::kGe: return AtOrAfter(range->low_ms);
         case fhir::Prefix::kLt:
-        case fhir::Prefix::kEb: return "ts < " + Ms(range->low_ms);
-        case fhir::Prefix::kLe: return "ts < " + Ms(range->high_ms);
+        case fhir::Prefix::kEb: return Before(range->low_ms);
+        case fhir::Prefix::kLe: return Before(range->high_ms);
       }
     }
-    if (code == "_id") return "event_id = " + Param(v.text);
-    if (code == "patient") return "patients @> ARRAY[" + Param(Reference(v.text, "Patient")) + "]::text[]";
+    if (code == "_id") {
+      const std::string id = Param(v.text);
+      if (auto t = AuditEventIdTime(v.text)) return "(event_id = " + id + " AND " + AtOrAfter(*t) + " AND " + Before(*t + 1) + ")";
+      return "event_id = " + id;
+    }
+    if (code == "patient") {
+      const std::string p = Param(Reference(v.text, "Patient"));
+      return "(patients @> ARRAY[" + p + "]::text[] AND batch_patients @> ARRAY[" + p + "]::text[])";
+    }
     if (code == "agent") return "caller_subject = " + Param(v.text);
     if (code == "entity") {
       const std::string ref = Reference(v.text, "");
@@ -387,7 +409,9 @@ class AuditFilterBuilder {
     for (std::size_t i = 0; i < page->matches.size(); ++i)
       list += (i ? ",\"Patient/" : "\"Patient/") + page->matches[i].id + "\"";
     list += "}";
-    where_.push_back(page->matches.empty() ? "false" : "patients && " + Param(list) + "::text[]");
+    const std::string p = Param(list);
+    where_.push_back(page->matches.empty() ? "false"
+                                           : "patients && " + p + "::text[] AND batch_patients && " + p + "::text[]");
     return std::nullopt;
   }
 
@@ -423,13 +447,14 @@ fhir::Result<SearchPage> SearchAuditEvents(pqxx::transaction_base& tx, const fhi
       return MakeError(ErrorKind::kNotSupported,
                        fmt::format("AuditEvent is searched in the Patient compartment only, not {}",
                                    query.compartment->type));
-    filter.AddRaw("patients @> ARRAY[" + filter.Param("Patient/" + query.compartment->id) + "]::text[]");
+    const std::string p = filter.Param("Patient/" + query.compartment->id);
+    filter.AddRaw("patients @> ARRAY[" + p + "]::text[] AND batch_patients @> ARRAY[" + p + "]::text[]");
   }
   const int count = query.count.value_or(50);
   SearchPage page;
   if (query.total == fhir::TotalMode::kAccurate || query.total == fhir::TotalMode::kEstimate ||
       query.summary == fhir::SummaryMode::kCount) {
-    auto r = tx.exec_params("SELECT count(*) FROM audit_event" + filter.Where(), pqxx::prepare::make_dynamic_params(filter.params()));
+    auto r = tx.exec_params("SELECT count(*) FROM audit_event_scan" + filter.Where(), pqxx::prepare::make_dynamic_params(filter.params()));
     page.total = r[0][0].as<int64_t>();
     if (query.summary == fhir::SummaryMode::kCount) return page;
   }
@@ -450,8 +475,11 @@ fhir::Result<SearchPage> SearchAuditEvents(pqxx::transaction_base& tx, const fhi
       return MakeError(ErrorKind::kInvalid, "the _cursor does not belong to this search");
     }
     const bool later = ascending != backward;  // rows after the cursor in time
+    const std::string t = filter.Param(std::to_string(ts));
     filter.AddRaw(fmt::format("(ts, event_id) {} ((timestamptz 'epoch' + {}::bigint * interval '1 millisecond'), {})",
-                              later ? ">" : "<", filter.Param(std::to_string(ts)), filter.Param(cur.substr(dot + 1))));
+                              later ? ">" : "<", t, filter.Param(cur.substr(dot + 1))));
+    filter.AddRaw(fmt::format("batch_{} (timestamptz 'epoch' + {}::bigint * interval '1 millisecond')",
+                              later ? "last_ts >=" : "first_ts <=", t));
   }
   const bool scan_ascending = ascending != backward;
   const char* dir = scan_ascending ? "ASC" : "DESC";

@@ -18,12 +18,6 @@
 namespace eds::storage {
 namespace {
 
-const std::vector<std::string> kColumns = {
-    "ts", "request_id", "interaction", "method", "resource_type", "resource_id", "version_id",
-    "patients", "caller_subject", "caller_role", "caller_org", "caller_region", "purpose_of_use", "client_app",
-    "status", "outcome_code", "latency_ms", "bytes_in", "bytes_out", "resources_returned", "query",
-    "event_id", "action", "entities", "in_transaction", "service"};
-
 // `ts_ms` as an ISO 8601 instant (UTC, milliseconds); the text up to the
 // second is kept per thread, rows of one second sharing it.
 void AppendInstant(std::string& out, int64_t ts_ms) {
@@ -41,25 +35,6 @@ void AppendInstant(std::string& out, int64_t ts_ms) {
   out.append(frac, sizeof frac);
 }
 
-// A text[] value as a COPY field: the array literal {"a","b"}, its quotes
-// and backslashes escaped for the array, then backslashes for COPY.
-void AppendArrayField(std::string& out, const std::vector<std::string>& values) {
-  out += '{';
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : values[i]) {
-      if (c == '"' || c == '\\') out.append(c == '"' ? "\\\\\"" : "\\\\\\\\");
-      else if (c == '\n') out += "\\n";
-      else if (c == '\r') out += "\\r";
-      else if (c == '\t') out += "\\t";
-      else out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-}
-
 void AppendAuditEventId(std::string& out, int64_t ts_ms) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static constexpr char kHex[] = "0123456789abcdef";
@@ -71,28 +46,124 @@ void AppendAuditEventId(std::string& out, int64_t ts_ms) {
   out.append(buf, end + 16);
 }
 
-// One audit row as a COPY text line, in the order of kColumns.
-void AppendAuditLine(std::string& out, const AuditRow& r) {
+// Audit rows queued by the sink are stored as the elements of an
+// audit_record[] literal: each element a quoted composite literal
+// "(f1,f2,...)". A field is written bare when record_in reads it back as is,
+// else quoted; quotes and backslashes are escaped for the composite, and
+// then, with the composite's own quotes, once more for the array element.
+
+bool NeedsRecordQuotes(std::string_view v) {
+  if (v.empty()) return true;  // a bare empty field is NULL
+  for (char c : v)
+    if (c == '(' || c == ')' || c == ',' || c == '"' || c == '\\' || static_cast<unsigned char>(c) <= ' ' ||
+        static_cast<unsigned char>(c) >= 0x80)
+      return true;
+  return false;
+}
+
+// Length of the well-formed UTF-8 sequence at `s[i]` (a non-ASCII lead
+// byte), 0 when it is not one.
+std::size_t Utf8Length(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  std::size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k)
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+  if ((c == 0xE0 && b(i + 1) < 0xA0) || (c == 0xED && b(i + 1) > 0x9F) || (c == 0xF0 && b(i + 1) < 0x90) ||
+      (c == 0xF4 && b(i + 1) > 0x8F))
+    return 0;  // overlong, surrogate, beyond U+10FFFF
+  return n;
+}
+
+// One non-NULL field of the composite, escaped for the array element. Text
+// PostgreSQL would refuse (a NUL byte, malformed UTF-8, from a header say)
+// is written as U+FFFD, so one request can never make its batch unwritable.
+void AppendRecordText(std::string& out, std::string_view v) {
+  if (v.empty()) {
+    out += "\\\"\\\"";  // "" (a bare empty field would be NULL), escaped for the array element
+    return;
+  }
+  if (!NeedsRecordQuotes(v)) {
+    out += v;
+    return;
+  }
+  out += "\\\"";  // the composite's quote, escaped for the array element
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const char c = v[i];
+    if (c == '"' || c == '\\') {
+      out += "\\\\\\";  // the composite's backslash and the array's one before c
+      out += c;
+    } else if (c == '\0') {
+      out += "\xEF\xBF\xBD";
+    } else if (static_cast<unsigned char>(c) < 0x80) {
+      out += c;
+    } else if (std::size_t n = Utf8Length(v, i)) {
+      out.append(v.data() + i, n);
+      i += n - 1;
+    } else {
+      out += "\xEF\xBF\xBD";
+    }
+  }
+  out += "\\\"";
+}
+
+// `v` as an element of an array literal, quoted where array_in needs it.
+void AppendArrayElement(std::string& literal, std::string_view v) {
+  // bare "" and NULL (any case) would read as NULL
+  bool quote = v.empty() || (v.size() == 4 && (v[0] | 0x20) == 'n' && (v[1] | 0x20) == 'u' &&
+                                               (v[2] | 0x20) == 'l' && (v[3] | 0x20) == 'l');
+  for (char c : v)
+    if (c == '{' || c == '}' || c == ',' || c == '"' || c == '\\' || static_cast<unsigned char>(c) <= ' ') quote = true;
+  if (!quote) {
+    literal += v;
+    return;
+  }
+  literal += '"';
+  for (char c : v) {
+    if (c == '"' || c == '\\') literal += '\\';
+    literal += c;
+  }
+  literal += '"';
+}
+
+// A text[] field: its array literal, written as a composite field.
+void AppendRecordArray(std::string& out, const std::vector<std::string>& values) {
+  thread_local std::string literal;
+  literal.clear();
+  literal += '{';
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) literal += ',';
+    AppendArrayElement(literal, values[i]);
+  }
+  literal += '}';
+  AppendRecordText(out, literal);
+}
+
+// One audit row as an element of the audit_record[] literal, followed by a
+// comma, its fields in the order of audit_record.
+void AppendAuditRecord(std::string& out, const AuditRow& r) {
   auto text = [&out](std::string_view f) {
-    AppendCopyField(out, f);
-    out += '\t';
+    AppendRecordText(out, f);
+    out += ',';
   };
   auto number = [&out](int64_t v) {
     char buf[24];
     out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
-    out += '\t';
+    out += ',';
   };
+  out += "\"(";
   AppendInstant(out, r.ts_ms);
-  out += '\t';
+  out += ',';
   text(r.request_id);
   text(r.interaction);
   text(r.method);
   text(r.resource_type);
   text(r.resource_id);
   if (r.version_id) number(*r.version_id);
-  else out.append(kCopyNull).push_back('\t');
-  AppendArrayField(out, r.patients);
-  out += '\t';
+  else out += ',';  // NULL
+  AppendRecordArray(out, r.patients);
+  out += ',';
   text(r.caller_subject);
   text(r.caller_role);
   text(r.caller_org);
@@ -104,22 +175,23 @@ void AppendAuditLine(std::string& out, const AuditRow& r) {
   {
     char buf[32];
     out.append(buf, std::to_chars(buf, buf + sizeof buf, r.latency_ms, std::chars_format::fixed, 3).ptr);
-    out += '\t';
+    out += ',';
   }
   number(r.bytes_in);
   if (r.bytes_out_known) number(r.bytes_out);
-  else out.append(kCopyNull).push_back('\t');
+  else out += ',';
   number(r.resources_returned);
   text(r.query);
   if (r.event_id.empty()) AppendAuditEventId(out, r.ts_ms);
-  else AppendCopyField(out, r.event_id);
-  out += '\t';
+  else AppendRecordText(out, r.event_id);
+  out += ',';
   text(r.action);
-  AppendArrayField(out, r.entities);
-  out += '\t';
-  text(r.in_transaction ? "t" : "f");
-  AppendCopyField(out, r.service);
-  out += '\n';
+  AppendRecordArray(out, r.entities);
+  out += ',';
+  out += r.in_transaction ? 't' : 'f';
+  out += ',';
+  AppendRecordText(out, r.service);
+  out += ")\",";
 }
 
 thread_local WriteAudit* current_write_audit = nullptr;
@@ -190,7 +262,7 @@ bool InsertWriteAudit(pqxx::transaction_base& tx) {
   if (r.event_id.empty()) r.event_id = NewAuditEventId(r.ts_ms);
   const std::string version = r.version_id ? std::to_string(*r.version_id) : std::string();
   ExecPrepared(tx,
-      "INSERT INTO audit_event (ts, request_id, interaction, method, resource_type, resource_id, version_id,"
+      "INSERT INTO audit_event_row (ts, request_id, interaction, method, resource_type, resource_id, version_id,"
       " patients, caller_subject, caller_role, caller_org, caller_region, purpose_of_use, client_app, status,"
       " outcome_code, latency_ms, bytes_in, bytes_out, resources_returned, query, event_id, action, entities,"
       " in_transaction, service) VALUES ($1::timestamptz, $2, $3, $4, $5, $6, NULLIF($7, '')::bigint, $8::text[], $9, $10, $11, $12, $13,"
@@ -223,12 +295,21 @@ AuditSink::~AuditSink() {
 }
 
 bool AuditSink::Offer(const AuditRow& row) {
-  thread_local std::string line;
-  line.clear();
-  AppendAuditLine(line, row);
+  thread_local std::string record;
+  thread_local std::string patients;
+  record.clear();
+  AppendAuditRecord(record, row);
+  patients.clear();
+  for (const auto& p : row.patients) {
+    AppendArrayElement(patients, p);
+    patients += ',';
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   if (queued_rows_ >= capacity_) return false;
-  queue_ += line;
+  queue_ += record;
+  queued_patients_ += patients;
+  if (queued_rows_ == 0 || row.ts_ms < first_ts_ms_) first_ts_ms_ = row.ts_ms;
+  if (queued_rows_ == 0 || row.ts_ms > last_ts_ms_) last_ts_ms_ = row.ts_ms;
   backlog_.store(++queued_rows_, std::memory_order_relaxed);
   if (queued_rows_ == kBatchRows) cv_.notify_one();
   return true;
@@ -249,9 +330,8 @@ void AuditSink::Flush() {
 
 void AuditSink::Loop() {
   auto next_maintenance = std::chrono::steady_clock::now();
-  std::string batch;
+  Batch batch;
   for (;;) {
-    std::size_t rows = 0;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       cv_.wait_for(lock, interval_, [this] { return stop_ || queued_rows_ >= kBatchRows; });
@@ -259,12 +339,16 @@ void AuditSink::Loop() {
         flushed_.notify_all();
         if (stop_) return;
       }
-      batch.clear();
-      batch.swap(queue_);
-      rows = queued_rows_;
+      batch.records.clear();
+      batch.records.swap(queue_);
+      batch.patients.clear();
+      batch.patients.swap(queued_patients_);
+      batch.first_ts_ms = first_ts_ms_;
+      batch.last_ts_ms = last_ts_ms_;
+      batch.rows = queued_rows_;
+      in_write_ = queued_rows_;
       queued_rows_ = 0;
       backlog_.store(0, std::memory_order_relaxed);
-      in_write_ = rows;
     }
     if (std::chrono::steady_clock::now() >= next_maintenance) {
       try {
@@ -277,13 +361,21 @@ void AuditSink::Loop() {
         next_maintenance = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       }
     }
-    bool ok = rows == 0 || Write(batch, rows);
+    bool ok = batch.rows == 0 || Write(batch);
     std::unique_lock<std::mutex> lock(mutex_);
     if (!ok) {
       // keep them, first in line, and pause before trying again
-      batch += queue_;
-      queue_.swap(batch);
-      queued_rows_ += rows;
+      if (queued_rows_ > 0) {
+        batch.first_ts_ms = std::min(batch.first_ts_ms, first_ts_ms_);
+        batch.last_ts_ms = std::max(batch.last_ts_ms, last_ts_ms_);
+      }
+      batch.records += queue_;
+      queue_.swap(batch.records);
+      batch.patients += queued_patients_;
+      queued_patients_.swap(batch.patients);
+      first_ts_ms_ = batch.first_ts_ms;
+      last_ts_ms_ = batch.last_ts_ms;
+      queued_rows_ += batch.rows;
       backlog_.store(queued_rows_, std::memory_order_relaxed);
       in_write_ = 0;
       if (stop_) return;  // the database is gone at shutdown: nothing more can be done
@@ -296,7 +388,44 @@ void AuditSink::Loop() {
   }
 }
 
-bool AuditSink::Write(std::string& lines, std::size_t rows) {
+namespace {
+
+// The patients of a batch as a text[] literal: the elements written bare
+// (every Patient/id is) sorted bytewise and without repeats, the few quoted
+// ones after them.
+std::string PatientsLiteral(const std::string& elements) {
+  std::vector<std::string_view> bare;
+  std::string quoted;
+  for (std::size_t i = 0; i < elements.size();) {
+    if (elements[i] == '"') {  // "...", with \" and \\ inside, then a comma
+      std::size_t j = i + 1;
+      while (j < elements.size() && elements[j] != '"') j += elements[j] == '\\' ? 2 : 1;
+      quoted.append(elements, i, j + 2 - i);
+      i = j + 2;
+    } else {
+      const std::size_t comma = elements.find(',', i);
+      bare.emplace_back(elements.data() + i, comma - i);
+      i = comma + 1;
+    }
+  }
+  std::sort(bare.begin(), bare.end());
+  bare.erase(std::unique(bare.begin(), bare.end()), bare.end());
+  std::string out = "{";
+  for (auto v : bare) {
+    out += v;
+    out += ',';
+  }
+  out += quoted;
+  if (out.size() > 1) out.pop_back();
+  out += '}';
+  return out;
+}
+
+}  // namespace
+
+// One batch, one row of audit_event_batch: its records (each followed by a
+// comma) become the audit_record[] literal.
+bool AuditSink::Write(const Batch& batch) {
   static thread_local std::unique_ptr<pqxx::connection> conn;
   try {
     if (!conn || !conn->is_open()) {
@@ -305,14 +434,25 @@ bool AuditSink::Write(std::string& lines, std::size_t rows) {
       // queue); not waiting for each batch's WAL flush keeps the read path fast
       conn->set_variable("synchronous_commit", "off");
     }
+    auto literal = [](const std::string& elements) {
+      std::string out;
+      out.reserve(elements.size() + 2);
+      out += '{';
+      out.append(elements, 0, elements.empty() ? 0 : elements.size() - 1);
+      out += '}';
+      return out;
+    };
     pqxx::work tx(*conn);
-    CopyLines(tx, "audit_event", kColumns, lines);
+    ExecPrepared(tx,
+                 "INSERT INTO audit_event_batch (first_ts, last_ts, row_count, patients, records)"
+                 " VALUES (timestamptz 'epoch' + $1::bigint * interval '1 millisecond',"
+                 " timestamptz 'epoch' + $2::bigint * interval '1 millisecond', $3::integer, $4::text[], $5)",
+                 {std::to_string(batch.first_ts_ms), std::to_string(batch.last_ts_ms), std::to_string(batch.rows),
+                  PatientsLiteral(batch.patients), literal(batch.records)});
     tx.commit();
-    written_ += rows;
+    written_ += batch.rows;
     return true;
   } catch (const std::exception&) {
-    // CopyLines takes the last newline off: put it back for the retry
-    if (!lines.empty() && lines.back() != '\n') lines += '\n';
     conn.reset();
     ++failures_;
     return false;

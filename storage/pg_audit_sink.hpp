@@ -1,7 +1,9 @@
-// The audit sink: audit rows queued by request handlers and written to
-// `audit_event` in batches (one COPY every few milliseconds) by a
-// background thread. A row is encoded as its COPY line by the thread that
-// offers it, and queued as those bytes: the writing thread only sends them. Nothing is dropped: rows that cannot be written stay
+// The audit sink: audit rows queued by request handlers and written by a
+// background thread every few milliseconds, each write one row of
+// `audit_event_batch` holding all the audit rows queued since the last
+// (migration 0010; the view `audit_event` shows them one row each). A row is
+// encoded as its audit_record literal by the thread that offers it, and
+// queued as those bytes: the writing thread only sends them. Nothing is dropped: rows that cannot be written stay
 // queued and are retried, and when the queue is full the server refuses new
 // requests (503) instead of serving them unaudited.
 #pragma once
@@ -123,16 +125,26 @@ class AuditSink {
   void Flush();
 
  private:
+  // What one write takes: the records (audit_record[] elements, each
+  // followed by a comma), their patients (text[] elements, likewise), the
+  // earliest and latest row instants, the row count.
+  struct Batch {
+    std::string records, patients;
+    int64_t first_ts_ms = 0, last_ts_ms = 0;
+    std::size_t rows = 0;
+  };
   void Loop();
-  bool Write(std::string& lines, std::size_t rows);
+  bool Write(const Batch& batch);
   const std::string dsn_;
   const std::size_t capacity_;
   const std::chrono::milliseconds interval_;
   const int retention_months_;
   mutable std::mutex mutex_;
   std::condition_variable cv_, flushed_;
-  std::string queue_;            // COPY text lines
-  std::size_t queued_rows_ = 0;  // lines in queue_
+  std::string queue_;            // audit_record[] elements, each followed by a comma
+  std::string queued_patients_;  // text[] elements, each followed by a comma
+  int64_t first_ts_ms_ = 0, last_ts_ms_ = 0;  // of the queued rows
+  std::size_t queued_rows_ = 0;  // elements in queue_
   std::atomic<std::size_t> backlog_{0};  // queued_rows_, read without the lock
   std::size_t in_write_ = 0;
   bool stop_ = false;

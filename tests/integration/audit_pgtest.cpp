@@ -7,6 +7,8 @@
 #include <string>
 #include <thread>
 
+#include "storage/migrator.hpp"
+#include "storage/pg_audit_sink.hpp"
 #include "support.hpp"
 
 using namespace eds::testing;
@@ -51,12 +53,21 @@ TEST_CASE("every request leaves one audit row with what it touched", "[e2e]") {
                        "200", "", "1", "subject=Patient/" + pid, "true", "true"});
   CHECK(Sql(dsn, "SELECT count(*) FROM audit_event WHERE interaction = 'metrics'")[0][0] == "0");
 
-  // append-only, whoever asks
-  CHECK_THROWS(Sql(dsn, "UPDATE audit_event SET status = 200 WHERE request_id = 'audit-read-2'"));
-  CHECK_THROWS(Sql(dsn, "DELETE FROM audit_event WHERE request_id = 'audit-read-2'"));
-  // retention drops whole old months
+  // append-only, whoever asks: the rows of writes, and the batches of the others
+  CHECK(Sql(dsn, "SELECT count(*) FROM audit_event_row WHERE request_id = 'audit-create-1'")[0][0] == "1");
+  CHECK(Sql(dsn, "SELECT count(*) FROM audit_event_batch")[0][0] != "0");
+  CHECK_THROWS_WITH(Sql(dsn, "UPDATE audit_event_row SET status = 200 WHERE request_id = 'audit-create-1'"),
+                    Catch::Contains("append-only"));
+  CHECK_THROWS_WITH(Sql(dsn, "DELETE FROM audit_event_row WHERE request_id = 'audit-create-1'"),
+                    Catch::Contains("append-only"));
+  CHECK_THROWS_WITH(Sql(dsn, "UPDATE audit_event_batch SET row_count = 0"), Catch::Contains("append-only"));
+  CHECK_THROWS_WITH(Sql(dsn, "DELETE FROM audit_event_batch"), Catch::Contains("append-only"));
+  // retention drops whole old months, of both tables
   Sql(dsn, "SELECT eds_audit_partitions(0, now() - interval '24 months')");
-  CHECK(Sql(dsn, "SELECT eds_audit_retention(12)")[0][0] == "1");
+  const std::string old_month = "to_char(now() - interval '24 months', 'YYYY_MM')";
+  CHECK(Sql(dsn, "SELECT count(*) FROM pg_class WHERE relname IN ('audit_event_row_' || " + old_month +
+                     ", 'audit_event_batch_' || " + old_month + ")")[0][0] == "2");
+  CHECK(Sql(dsn, "SELECT eds_audit_retention(12)")[0][0] == "2");
   CHECK(Sql(dsn, "SELECT count(*) FROM audit_event WHERE request_id LIKE 'audit-%'")[0][0] == "5");
 
   // the monitoring views over a known workload
@@ -72,4 +83,80 @@ TEST_CASE("every request leaves one audit row with what it touched", "[e2e]") {
   auto feeding = Sql(dsn, "SELECT resource_type, created::text FROM monitoring.feeding_daily WHERE day = current_date"
                           " AND created > 0 ORDER BY 1");
   CHECK(feeding == std::vector<std::vector<std::string>>{{"Observation", "1"}, {"Patient", "1"}});
+}
+
+TEST_CASE("audit rows written in batches read back exactly, whatever their text holds", "[e2e]") {
+  const std::string dsn = CreateDatabase("eds_audit_text_" + UniquePrefix());
+  eds::storage::Migrate(dsn);
+  using eds::storage::AuditRow;
+  // every character the batch's literals quote or escape, and text the
+  // database could not store as is (a NUL byte, malformed UTF-8)
+  const std::vector<std::string> awkward = {
+      "", "NULL", "null", "a b", "\"quoted\"", "back\\slash", "(paren)", "a,b", "{brace}", "tab\there",
+      "line\nbreak", "caffè ✓ 𝄞", "\\\"", "\\", "\"", "end\\"};
+  {
+    eds::storage::AuditSink sink(dsn, 1000, std::chrono::milliseconds(5));
+    for (std::size_t i = 0; i < awkward.size(); ++i) {
+      AuditRow r;
+      r.ts_ms = 1795000000000 + static_cast<int64_t>(i);
+      r.request_id = "text-" + std::to_string(i);
+      r.interaction = "search-type";
+      r.method = "GET";
+      r.resource_type = "Observation";
+      r.query = awkward[i];
+      r.caller_role = awkward[i];
+      r.patients = {"Patient/p" + std::to_string(i), awkward[i]};
+      r.entities = {awkward[i]};
+      r.status = 200;
+      r.latency_ms = 1.5;
+      r.bytes_out = 10;
+      r.action = "E";
+      REQUIRE(sink.Offer(r));
+    }
+    AuditRow bad;
+    bad.ts_ms = 1795000000100;
+    bad.request_id = "text-bad";
+    bad.interaction = "read";
+    bad.method = "GET";
+    bad.query = std::string("nul\0byte", 8) + "\xff\xfe" + "\xc3";
+    bad.status = 200;
+    bad.bytes_out_known = false;
+    REQUIRE(sink.Offer(bad));
+    sink.Flush();
+    CHECK(sink.write_failures() == 0);
+  }
+  auto rows = Sql(dsn,
+                  "SELECT request_id, query, caller_role, array_length(patients, 1)::text, patients[1], patients[2] IS NULL,"
+                  " coalesce(patients[2], ''), entities[1], (extract(epoch FROM ts) * 1000)::bigint::text,"
+                  " version_id IS NULL, bytes_out IS NULL, latency_ms::text, status::text, in_transaction::text"
+                  " FROM audit_event WHERE request_id LIKE 'text-%' ORDER BY ts");
+  REQUIRE(rows.size() == awkward.size() + 1);
+  for (std::size_t i = 0; i < awkward.size(); ++i) {
+    INFO("value " << i << ": " << awkward[i]);
+    CHECK(rows[i][0] == "text-" + std::to_string(i));
+    CHECK(rows[i][1] == awkward[i]);
+    CHECK(rows[i][2] == awkward[i]);
+    CHECK(rows[i][3] == "2");
+    CHECK(rows[i][4] == "Patient/p" + std::to_string(i));
+    CHECK(rows[i][5] == "f");  // "" and "NULL" stay text, not NULL
+    CHECK(rows[i][6] == awkward[i]);
+    CHECK(rows[i][7] == awkward[i]);
+    CHECK(rows[i][8] == std::to_string(1795000000000 + static_cast<int64_t>(i)));
+    CHECK(rows[i][9] == "t");
+    CHECK(rows[i][10] == "f");
+    CHECK(rows[i][11] == "1.5");
+    CHECK(rows[i][12] == "200");
+    CHECK(rows[i][13] == "false");
+  }
+  const auto& bad = rows.back();
+  CHECK(bad[0] == "text-bad");
+  CHECK(bad[1] == "nul\xEF\xBF\xBD" "byte\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // each unusable byte U+FFFD
+  CHECK(bad[3] == "");  // no patients: an empty array
+  CHECK(bad[10] == "t");
+  // one batch holds them all, with its bounds and its patients
+  auto batch = Sql(dsn, "SELECT row_count::text, (extract(epoch FROM first_ts) * 1000)::bigint::text,"
+                        " (extract(epoch FROM last_ts) * 1000)::bigint::text, 'Patient/p3' = ANY(patients)::text"
+                        " FROM audit_event_batch");
+  REQUIRE(batch.size() == 1);
+  CHECK(batch[0] == std::vector<std::string>{std::to_string(awkward.size() + 1), "1795000000000", "1795000000100", "true"});
 }
