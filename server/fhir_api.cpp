@@ -1710,76 +1710,93 @@ void FhirApi::SetValidatorFactory(std::function<std::shared_ptr<const fhir::Vali
   impl_->validator_factory = std::move(factory);
 }
 
-void FhirApi::Observe(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx) const {
+void FhirApi::Count(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx) const {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.start).count();
   impl_->metrics.Observe(ctx.interaction, response.status, seconds, request.body.size(), response.body.size());
+}
+
+namespace {
+
+// The audit row of a request answered outside a write's transaction, made
+// from the request and its answer.
+storage::AuditRow AnsweredRow(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx,
+                              int64_t ts_ms, double latency_ms) {
+  storage::AuditRow row = BaseAuditRow(request, ctx);
+  row.ts_ms = ts_ms;
+  if (auto etag = response.Header("etag"); !etag.empty()) {
+    // W/"3": the digits
+    const auto digit = std::find_if(etag.begin(), etag.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    int64_t v = 0;
+    const char* first = etag.data() + (digit - etag.begin());
+    if (auto [end, ec] = std::from_chars(first, etag.data() + etag.size(), v); ec == std::errc() && end != first)
+      row.version_id = v;
+  }
+  row.status = response.status;
+  if (response.status >= 400) {
+    // the first issue code of the OperationOutcome
+    static constexpr std::string_view kCode = "\"code\":\"";
+    if (auto at = response.body.find(kCode); at != std::string::npos)
+      row.outcome_code = response.body.substr(at + kCode.size(), response.body.find('"', at + kCode.size()) - at - kCode.size());
+  }
+  row.latency_ms = latency_ms;
+  row.bytes_out = static_cast<int64_t>(response.body.size());
+  // a created resource is named by its Location: .../Type/id/_history/v
+  if (auto loc = response.Header("location"); row.resource_id.empty() && !loc.empty()) {
+    auto hist = loc.rfind("/_history/");
+    std::string_view head = loc.substr(0, hist);
+    auto slash = head.rfind('/');
+    if (slash != std::string_view::npos) row.resource_id = std::string(head.substr(slash + 1));
+  }
+  // a write answered with its resource (a conditional create's match) names it by its id
+  if (row.resource_id.empty() && response.status < 300 && !row.resource_type.empty() &&
+      (row.interaction == "create" || row.interaction == "update")) {
+    if (auto at = NextStringValue(response.body, "\"id\"", 0); at != std::string::npos) {
+      std::string id = response.body.substr(at, response.body.find('"', at) - at);
+      if (fhir::IsValidId(id)) row.resource_id = std::move(id);
+    }
+  }
+  if (row.resource_type == "Patient" && !row.resource_id.empty()) AddPatient(row.patients, "Patient/" + row.resource_id);
+  if (response.status < 300) {
+    PatientsIn(response.body, row.patients);
+    if (request.method != "GET") PatientsIn(request.body, row.patients);
+    // a read returns its resource; searches and histories count their matches
+    const bool single = row.interaction == "read" || row.interaction == "vread";
+    const int matches = single ? 0 : CountOf(response.body, "\"mode\":\"match\"");
+    row.resources_returned = matches > 0 ? matches : (request.method == "GET" && !response.body.empty() ? 1 : 0);
+  }
+  // what was read (a read names its resource even when it failed)
+  if (row.action == "R" && (response.status < 300 || row.interaction == "read" || row.interaction == "vread"))
+    EntitiesIn(response.body, row);
+  return row;
+}
+
+}  // namespace
+
+void FhirApi::Observe(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx) const {
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.start).count();
+  if (LogEnabled(LogLevel::kInfo)) {
+    std::string line = "\"request_id\":";
+    fhir::AppendJsonString(line, ctx.request_id);
+    line += ",\"method\":";
+    fhir::AppendJsonString(line, request.method);
+    line += ",\"target\":";
+    fhir::AppendJsonString(line, request.target);
+    line += fmt::format(",\"status\":{},\"ms\":{:.3f},\"interaction\":", response.status, seconds * 1000);
+    fhir::AppendJsonString(line, ctx.interaction);
+    if (!ctx.resource_type.empty()) {
+      line += ",\"type\":";
+      fhir::AppendJsonString(line, ctx.resource_type);
+    }
+    line += fmt::format(",\"bytes_in\":{},\"bytes_out\":{},\"principal\":", request.body.size(), response.body.size());
+    fhir::AppendJsonString(line, ctx.principal);
+    AccessLog(line);
+  }
   // a committed write's row is already stored, in the write's transaction
-  if (impl_->audit != nullptr && ctx.interaction != "metrics" && ctx.interaction != "health" &&
-      !ctx.audited_in_transaction) {
-    storage::AuditRow row = BaseAuditRow(request, ctx);
-    if (auto etag = response.Header("etag"); !etag.empty()) {
-      // W/"3": the digits
-      const auto digit = std::find_if(etag.begin(), etag.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-      int64_t v = 0;
-      const char* first = etag.data() + (digit - etag.begin());
-      if (auto [end, ec] = std::from_chars(first, etag.data() + etag.size(), v); ec == std::errc() && end != first)
-        row.version_id = v;
-    }
-    row.status = response.status;
-    if (response.status >= 400) {
-      // the first issue code of the OperationOutcome
-      static constexpr std::string_view kCode = "\"code\":\"";
-      if (auto at = response.body.find(kCode); at != std::string::npos)
-        row.outcome_code = response.body.substr(at + kCode.size(), response.body.find('"', at + kCode.size()) - at - kCode.size());
-    }
-    row.latency_ms = seconds * 1000;
-    row.bytes_out = static_cast<int64_t>(response.body.size());
-    // a created resource is named by its Location: .../Type/id/_history/v
-    if (auto loc = response.Header("location"); row.resource_id.empty() && !loc.empty()) {
-      auto hist = loc.rfind("/_history/");
-      std::string_view head = loc.substr(0, hist);
-      auto slash = head.rfind('/');
-      if (slash != std::string_view::npos) row.resource_id = std::string(head.substr(slash + 1));
-    }
-    // a write answered with its resource (a conditional create's match) names it by its id
-    if (row.resource_id.empty() && response.status < 300 && !row.resource_type.empty() &&
-        (row.interaction == "create" || row.interaction == "update")) {
-      if (auto at = NextStringValue(response.body, "\"id\"", 0); at != std::string::npos) {
-        std::string id = response.body.substr(at, response.body.find('"', at) - at);
-        if (fhir::IsValidId(id)) row.resource_id = std::move(id);
-      }
-    }
-    if (row.resource_type == "Patient" && !row.resource_id.empty()) AddPatient(row.patients, "Patient/" + row.resource_id);
-    if (response.status < 300) {
-      PatientsIn(response.body, row.patients);
-      if (request.method != "GET") PatientsIn(request.body, row.patients);
-      // a read returns its resource; searches and histories count their matches
-      const bool single = row.interaction == "read" || row.interaction == "vread";
-      const int matches = single ? 0 : CountOf(response.body, "\"mode\":\"match\"");
-      row.resources_returned = matches > 0 ? matches : (request.method == "GET" && !response.body.empty() ? 1 : 0);
-    }
-    // what was read (a read names its resource even when it failed)
-    if (row.action == "R" && (response.status < 300 || row.interaction == "read" || row.interaction == "vread"))
-      EntitiesIn(response.body, row);
-    if (!impl_->audit->Offer(std::move(row)))
-      Log(LogLevel::kError, "audit queue full: the audit row of request " + ctx.request_id + " was not queued");
-  }
-  if (!LogEnabled(LogLevel::kInfo)) return;
-  std::string line = "\"request_id\":";
-  fhir::AppendJsonString(line, ctx.request_id);
-  line += ",\"method\":";
-  fhir::AppendJsonString(line, request.method);
-  line += ",\"target\":";
-  fhir::AppendJsonString(line, request.target);
-  line += fmt::format(",\"status\":{},\"ms\":{:.3f},\"interaction\":", response.status, seconds * 1000);
-  fhir::AppendJsonString(line, ctx.interaction);
-  if (!ctx.resource_type.empty()) {
-    line += ",\"type\":";
-    fhir::AppendJsonString(line, ctx.resource_type);
-  }
-  line += fmt::format(",\"bytes_in\":{},\"bytes_out\":{},\"principal\":", request.body.size(), response.body.size());
-  fhir::AppendJsonString(line, ctx.principal);
-  AccessLog(line);
+  if (impl_->audit == nullptr || ctx.interaction == "metrics" || ctx.interaction == "health" ||
+      ctx.audited_in_transaction)
+    return;
+  if (!impl_->audit->Offer(AnsweredRow(request, response, ctx, fhir::NowMs(), seconds * 1000)))
+    Log(LogLevel::kError, "audit queue full: the audit row of request " + ctx.request_id + " was not queued");
 }
 
 bool FhirApi::IsCheap(const HttpRequest& request) const {

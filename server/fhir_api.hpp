@@ -45,8 +45,12 @@ class FhirApi {
   // malformed HTTP): an OperationOutcome with the status of `kind`.
   HttpResponse Reject(fhir::ErrorKind kind, std::string message, const RequestContext& ctx) const;
 
-  // A request answered (metrics, access log) and the requests in flight.
+  // A request served: Count adds it to the metrics (before the answer is
+  // sent, so a client that has its answer sees it counted); Observe queues
+  // its audit row and writes its access-log line (once the answer is sent).
+  void Count(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx) const;
   void Observe(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx) const;
+  // The requests in flight.
   void InFlight(int delta) const;
   // Audit rows of every request go to `sink` (nullptr: auditing off); when
   // its queue is full, requests are refused with 503.

@@ -324,7 +324,8 @@ struct HttpServer::Impl {
     co_return co_await Offload(db_pool, std::move(work));
   }
 
-  net::awaitable<void> WriteResponse(beast::tcp_stream& stream, HttpResponse&& r, unsigned version,
+  // Sends `r`; its body is lent to the writer and given back afterwards.
+  net::awaitable<void> WriteResponse(beast::tcp_stream& stream, HttpResponse& r, unsigned version,
                                      bool keep_alive, bool& ok) {
     http::response<http::string_body> res{static_cast<http::status>(r.status), version};
     for (auto& [k, v] : r.headers) res.set(k, v);
@@ -337,6 +338,7 @@ struct HttpServer::Impl {
     stream.expires_after(config.read_timeout);
     auto [ec, n] = co_await http::async_write(stream, res, kTuple);
     ok = !ec;
+    if (r.status != 204 && r.status != 304) r.body = std::move(res.body());
   }
 
   // Answers a request that could not be read whole, then the connection closes.
@@ -344,7 +346,8 @@ struct HttpServer::Impl {
     RequestContext ctx;
     ctx.request_id = MakeRequestId({});
     bool ok = false;
-    co_await WriteResponse(stream, api.Reject(kind, std::move(message), ctx), 11, false, ok);
+    HttpResponse r = api.Reject(kind, std::move(message), ctx);
+    co_await WriteResponse(stream, r, 11, false, ok);
   }
 
   net::awaitable<void> Session(tcp::socket socket, ReadBatcher* reads) {
@@ -407,11 +410,14 @@ struct HttpServer::Impl {
       ++in_flight;
       api.InFlight(1);
       HttpResponse resp = co_await Serve(hreq, ctx, reads);
-      api.Observe(hreq, resp, ctx);
-      api.InFlight(-1);
+      api.Count(hreq, resp, ctx);
       bool ok = false;
       bool again = keep_alive && !stopping.load();
-      co_await WriteResponse(stream, std::move(resp), version, again, ok);
+      co_await WriteResponse(stream, resp, version, again, ok);
+      // audited once the answer is on its way: the audit's work is not in
+      // the time the client waits
+      api.Observe(hreq, resp, ctx);
+      api.InFlight(-1);
       --in_flight;
       if (!ok) co_return;
       if (!again) break;
