@@ -93,7 +93,11 @@ void LoadCustomSearchParameters(std::shared_ptr<const fhir::Definitions> defs, s
   std::vector<std::string> notes;
   auto built = server::BuildIndexer(std::move(defs), indexers.Current()->registry(), store, &notes);
   for (const auto& n : notes) server::Log(server::LogLevel::kWarn, "custom search parameter ignored: " + n);
-  if (!built) throw std::runtime_error("cannot load the custom search parameters");
+  if (!built) {
+    const auto& issues = built.error().outcome.issues();
+    throw std::runtime_error("cannot load the custom search parameters" +
+                             (issues.empty() ? std::string() : ": " + issues[0].diagnostics));
+  }
   indexers.Set(*built);
   if (auto n = indexers.Current()->registry().Custom().size())
     server::Log(server::LogLevel::kInfo, fmt::format("{} custom search parameter(s) active, index generation {}", n,
