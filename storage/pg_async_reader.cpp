@@ -72,6 +72,10 @@ PgAsyncReader::PgAsyncReader(const std::string& dsn, std::chrono::milliseconds s
   };
   std::string timeout = fmt::format("SET statement_timeout = {}", statement_timeout.count());
   exec(PQexec(impl_->conn, timeout.c_str()), "setting statement_timeout");
+  // One plan fits every batch (a primary-key lookup per key); left to
+  // choose, PostgreSQL plans each batch anew, which costs more than the
+  // lookups themselves.
+  exec(PQexec(impl_->conn, "SET plan_cache_mode = force_generic_plan"), "setting plan_cache_mode");
   exec(PQprepare(impl_->conn, kSelectCurrentBatch.name, kSelectCurrentBatch.sql, 2, nullptr),
        "preparing the batched read");
   if (PQsetnonblocking(impl_->conn, 1) != 0)
