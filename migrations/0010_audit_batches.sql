@@ -17,12 +17,19 @@
 ALTER TABLE audit_event RENAME TO audit_event_row;
 ALTER INDEX audit_event_ts RENAME TO audit_event_row_ts;
 ALTER INDEX audit_event_patients RENAME TO audit_event_row_patients;
+-- The partitions, and their indexes, take the new name too.
 DO $$
 DECLARE
   p record;
+  x record;
 BEGIN
-  FOR p IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  FOR p IN SELECT c.oid, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
            WHERE i.inhparent = 'audit_event_row'::regclass AND c.relname ~ '^audit_event_[0-9]{4}_[0-9]{2}$' LOOP
+    FOR x IN SELECT ic.relname FROM pg_index ix JOIN pg_class ic ON ic.oid = ix.indexrelid
+             WHERE ix.indrelid = p.oid AND starts_with(ic.relname, p.relname || '_') LOOP
+      EXECUTE format('ALTER INDEX %I RENAME TO %I', x.relname,
+                     'audit_event_row_' || substr(x.relname, 13));
+    END LOOP;
     EXECUTE format('ALTER TABLE %I RENAME TO %I', p.relname, 'audit_event_row_' || substr(p.relname, 13));
   END LOOP;
 END $$;
