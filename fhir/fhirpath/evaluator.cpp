@@ -1085,7 +1085,7 @@ Result<Collection> Engine::EvaluateOn(const Expression& expression, const Item& 
   auto arena = std::make_shared<Arena>();
   arena->expression = expression.shared_root();
   EvalContext ctx(*impl_, options, *arena);
-  ctx.now_ms = options.now_ms != 0 ? options.now_ms : NowMs();
+  ctx.now_ms = options.now_ms;  // 0: the clock is read when now() and the like first need it
   Item root;
   if (resource.IsObject()) {
     root = ResourceItem(ctx, resource);
@@ -1111,7 +1111,7 @@ Result<Collection> Engine::EvaluateOnNode(const Expression& expression, const Js
   auto arena = std::make_shared<Arena>();
   arena->expression = expression.shared_root();
   EvalContext ctx(*impl_, options, *arena);
-  ctx.now_ms = options.now_ms != 0 ? options.now_ms : NowMs();
+  ctx.now_ms = options.now_ms;  // 0: the clock is read when now() and the like first need it
   Item root;
   if (resource.IsObject()) {
     root = ResourceItem(ctx, resource);
@@ -1138,7 +1138,7 @@ Result<Collection> Engine::Evaluate(const Expression& expression, const JsonValu
   auto arena = std::make_shared<Arena>();
   arena->expression = expression.shared_root();
   EvalContext ctx(*impl_, options, *arena);
-  ctx.now_ms = options.now_ms != 0 ? options.now_ms : NowMs();
+  ctx.now_ms = options.now_ms;  // 0: the clock is read when now() and the like first need it
   Item root;
   if (resource.IsObject()) {
     root = ResourceItem(ctx, resource);

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "fhir/fhirpath/evaluator.hpp"
+#include "fhir/primitives.hpp"
 
 namespace eds::fhir::fhirpath {
 namespace {
@@ -992,18 +993,25 @@ Items FnDescendants(EvalContext& ctx, const Items& in, const Node&) {
 
 // ---- dates ---------------------------------------------------------------------------
 
+// The evaluation's clock: read once, when first needed (most expressions
+// never ask, and reading it for each would cost them).
+std::int64_t NowOf(EvalContext& ctx) {
+  if (ctx.now_ms == 0) ctx.now_ms = NowMs();
+  return ctx.now_ms;
+}
+
 Items FnNow(EvalContext& ctx, const Items&, const Node&) {
-  return {MakeDate(ctx, DateTimeValue::FromEpochMs(ctx.now_ms), ValueKind::kDateTime)};
+  return {MakeDate(ctx, DateTimeValue::FromEpochMs(NowOf(ctx)), ValueKind::kDateTime)};
 }
 
 Items FnToday(EvalContext& ctx, const Items&, const Node&) {
-  auto v = DateTimeValue::FromEpochMs(ctx.now_ms);
+  auto v = DateTimeValue::FromEpochMs(NowOf(ctx));
   v.precision = DatePrecision::kDay;
   return {MakeDate(ctx, v, ValueKind::kDate)};
 }
 
 Items FnTimeOfDay(EvalContext& ctx, const Items&, const Node&) {
-  return {MakeDate(ctx, DateTimeValue::FromEpochMs(ctx.now_ms), ValueKind::kTime)};
+  return {MakeDate(ctx, DateTimeValue::FromEpochMs(NowOf(ctx)), ValueKind::kTime)};
 }
 
 // ---- FHIR additions ------------------------------------------------------------------------
