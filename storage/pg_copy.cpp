@@ -1,17 +1,25 @@
 // COPY text encoding and streaming.
 #include "storage/pg_copy.hpp"
 
+#include <array>
+
 #include <pqxx/pqxx>
 #include <pqxx/tablewriter>
 
 namespace eds::storage {
 
 void AppendCopyField(std::string& out, std::string_view s) {
+  // the bytes COPY text needs escaped, looked up rather than compared
+  static constexpr auto kSpecial = [] {
+    std::array<bool, 256> t{};
+    t['\\'] = t['\n'] = t['\r'] = t['\t'] = true;
+    return t;
+  }();
   std::size_t start = 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
-    const char* esc = c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : nullptr;
-    if (esc == nullptr) continue;
+    if (!kSpecial[static_cast<unsigned char>(c)]) continue;
+    const char* esc = c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t";
     out.append(s.data() + start, i - start);
     out += esc;
     start = i + 1;
