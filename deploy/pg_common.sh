@@ -86,6 +86,17 @@ pg_abspath() {
     printf '%s\n' "$p"
 }
 
+# Hold DIR.lock for the rest of the calling script, or stop when another
+# run holds it: two runs sharing one cluster's state directory would stop
+# and delete each other's cluster mid-run.
+pg_lock_state_dir() {
+    local dir lock_fd
+    dir="$(pg_abspath "$1")"
+    mkdir -p "$(dirname "$dir")"
+    exec {lock_fd}>"$dir.lock"
+    flock -n "$lock_fd" || pg_die "another run is using '$dir' (it holds '$dir.lock'); wait for it to end"
+}
+
 pg_is_initialized() {
     [[ -f "$1/PG_VERSION" ]]
 }

@@ -41,6 +41,7 @@ SERVER_POOL="${SERVER_POOL:-$CONNECTIONS}"
 bin="${EDS_BIN:-$repo_root/build/release/eds}"
 bench_dir="$repo_root/tests/bench"
 state_dir="$repo_root/build/search-bench-pg"
+pg_lock_state_dir "$state_dir"
 work="$repo_root/build/search-bench"
 data="$repo_root/build/search-data/scale-$SCALE"
 
