@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include <pqxx/pqxx>
+
+#include "storage/migrator.hpp"
 #include "support.hpp"
 
 using namespace eds::testing;
@@ -59,4 +62,46 @@ TEST_CASE("bad configuration is reported, not crashed on", "[migrations]") {
   CHECK(RunEds({"serve", "--no-such-flag", "1"}) == 2);   // unknown flag
   CHECK(RunEds({"frobnicate"}) == 2);                     // unknown command
   CHECK(RunEds({"version"}) == 0);
+}
+
+TEST_CASE("a database with audit rows keeps them through the move to audit batches (migration 10)", "[migrations]") {
+  const std::string dsn = CreateDatabase("eds_mig_audit_" + UniquePrefix());
+  // the schema as version 9 left it
+  {
+    pqxx::connection conn(dsn);
+    pqxx::work tx(conn);
+    tx.exec("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())");
+    for (const auto& m : eds::storage::BuiltinMigrations()) {
+      if (m.version > 9) break;
+      tx.exec(m.sql);
+      tx.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name);
+    }
+    tx.exec("INSERT INTO audit_event (ts, request_id, interaction, method, resource_type, resource_id, patients,"
+            " caller_region, purpose_of_use, status, latency_ms, bytes_in, bytes_out, resources_returned, event_id,"
+            " action) VALUES"
+            " (now(), 'old-read', 'read', 'GET', 'Patient', 'p1', '{Patient/p1}', 'R1', 'BTG', 200, 1, 0, 10, 1,"
+            "  'e1', 'R'),"
+            " (now(), 'old-denied', 'read', 'GET', 'Patient', 'p2', '{Patient/p2}', 'R1', '', 403, 1, 0, 10, 0,"
+            "  'e2', 'R')");
+    tx.exec("INSERT INTO patient_region (patient, rda) VALUES ('Patient/p1', 'R2')");
+    tx.commit();
+  }
+  REQUIRE(eds::storage::Migrate(dsn).database_version >= 10);
+  // the rows, now in audit_event_row, are still audit_event's
+  CHECK(Sql(dsn, "SELECT request_id FROM audit_event ORDER BY request_id") ==
+        std::vector<std::vector<std::string>>{{"old-denied"}, {"old-read"}});
+  CHECK(Sql(dsn, "SELECT count(*) FROM audit_event_row")[0][0] == "2");
+  CHECK(Sql(dsn, "SELECT count(*) FROM pg_class WHERE relname ~ '^audit_event_[0-9]{4}_'")[0][0] == "0");
+  // the monitoring views read the view, batches included
+  Sql(dsn, "INSERT INTO audit_event_batch (first_ts, last_ts, row_count, patients, records)"
+           " SELECT now(), now(), 1, '{Patient/p3}', ARRAY[ROW(now(), 'new-read', 'read', 'GET', 'Patient', 'p3', NULL,"
+           " '{Patient/p3}', 'anonymous', '', '', 'R1', 'BTG', '', 200, '', 1, 0, 10, 1, '', 'e3', 'R', '{}', false,"
+           " '')::audit_record]::text");
+  CHECK(Sql(dsn, "SELECT string_agg(request_id, ',' ORDER BY request_id) FROM monitoring.break_glass_access")[0][0] ==
+        "new-read,old-read");
+  CHECK(Sql(dsn, "SELECT count(*) FROM monitoring.denied_access")[0][0] == "1");
+  CHECK(Sql(dsn, "SELECT patient FROM monitoring.cross_region_access")[0][0] == "Patient/p1");
+  CHECK(Sql(dsn, "SELECT eds_monitoring_refresh()")[0][0] == "t");
+  CHECK(Sql(dsn, "SELECT sum(requests)::text FROM monitoring.usage_category_daily_mv")[0][0] == "3");
 }
