@@ -24,6 +24,10 @@
 namespace eds::fhir {
 namespace {
 
+// A profile as messages name it: its canonical URL, with |version when it
+// has one (several versions of one URL can be loaded side by side).
+std::string ProfileName(const Profile& p) { return p.version.empty() ? p.url : p.url + "|" + p.version; }
+
 constexpr std::size_t kMaxIssues = 300;
 
 bool AllDigits(std::string_view s, std::size_t pos, std::size_t n, int* out = nullptr) {
@@ -872,7 +876,7 @@ class Walker {
           for (const auto& code : child->types) ok = ok || code == i.type->name;
           if (!ok)
             Report(Severity::kError, "structure",
-                   fmt::format("the type {} is not allowed by the profile {}", i.type->name, profile_->url), i.expr);
+                   fmt::format("the type {} is not allowed by the profile {}", i.type->name, ProfileName(*profile_)), i.expr);
         }
       for (const auto& i : found) {
         InstanceRules(*child, i);
@@ -897,7 +901,7 @@ class Walker {
     std::string what = slice.empty() ? pe.name : fmt::format("{} (slice {})", pe.name, slice);
     if (pe.min && static_cast<int>(count) < *pe.min && (base == nullptr || !slice.empty() || *pe.min > base->min))
       Report(Severity::kError, "required",
-             fmt::format("{} is required (minimum {}) by the profile {}, but {} found", what, *pe.min, profile_->url,
+             fmt::format("{} is required (minimum {}) by the profile {}, but {} found", what, *pe.min, ProfileName(*profile_),
                          count == 0 ? std::string("none was") : fmt::format("only {} were", count)),
              at);
     if (pe.max && *pe.max != "*") {
@@ -906,7 +910,7 @@ class Walker {
       if (!same_as_base && static_cast<int>(count) > max)
         Report(Severity::kError, "structure",
                fmt::format("{} may occur at most {} time(s) by the profile {}, but occurs {} times", what, max,
-                           profile_->url, count),
+                           ProfileName(*profile_), count),
                at);
     }
   }
@@ -1125,7 +1129,7 @@ class Walker {
           if (!unsupported_reported_) {
             Report(Severity::kWarning, "not-supported",
                    fmt::format("the slices of {} in {} use a discriminator this server cannot evaluate", sliced.id,
-                               profile_->url),
+                               ProfileName(*profile_)),
                    at);
             unsupported_reported_ = true;
           }

@@ -713,6 +713,13 @@ int CountIssues(const eds::fhir::Outcome& o, Severity severity, const std::strin
   return n;
 }
 
+// The diagnostics of the first issue at `expression`.
+std::string DiagnosticsAt(const eds::fhir::Outcome& o, const std::string& expression) {
+  for (const auto& i : o.issues())
+    if (i.expression == expression) return i.diagnostics;
+  return {};
+}
+
 std::string Declaring(const std::string& profile, const std::string& body = "") {
   return Pat(R"("meta":{"profile":[")" + profile + R"("]})" + (body.empty() ? "" : "," + body));
 }
@@ -741,6 +748,8 @@ TEST_CASE("validator: meta.profile with |version checks that version; a bare URL
     INFO(Describe(o1));
     CHECK(CountIssues(o1, Severity::kError, "Patient.birthDate", "required") == 1);
     CHECK(CountIssues(o1, Severity::kError, "Patient.gender", "required") == 0);
+    // the message names the version that asked for it
+    CHECK(DiagnosticsAt(o1, "Patient.birthDate").find(kVersionedUrl + "|1.0.0") != std::string::npos);
 
     auto o2 = ValidateAgainst(validator, Declaring(kVersionedUrl + "|2.0.0"));
     INFO(Describe(o2));
@@ -751,6 +760,7 @@ TEST_CASE("validator: meta.profile with |version checks that version; a bare URL
     INFO(Describe(latest));
     CHECK(CountIssues(latest, Severity::kError, "Patient.birthDate", "required") == 0);
     CHECK(CountIssues(latest, Severity::kError, "Patient.gender", "required") == 1);
+    CHECK(DiagnosticsAt(latest, "Patient.gender").find(kVersionedUrl + "|2.0.0") != std::string::npos);
 
     // each version's rules are met by what it asks for only
     CHECK_FALSE(ValidateAgainst(validator, Declaring(kVersionedUrl + "|1.0.0", R"("birthDate":"1980-01-01")"))
