@@ -3,9 +3,10 @@
 // `audit_event_batch` holding all the audit rows queued since the last
 // (migration 0010; the view `audit_event` shows them one row each). A row is
 // encoded as its audit_record literal by the thread that offers it, and
-// queued as those bytes: the writing thread only sends them. Nothing is dropped: rows that cannot be written stay
-// queued and are retried, and when the queue is full the server refuses new
-// requests (503) instead of serving them unaudited.
+// queued as those bytes: the writing thread only sends them. Nothing is
+// dropped: rows that cannot be written stay queued and are retried, and when
+// the queue is full the server refuses new requests (503) instead of serving
+// them unaudited.
 #pragma once
 
 #include <atomic>
