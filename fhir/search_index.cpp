@@ -157,6 +157,11 @@ struct Compiled {
   const SearchParamDef* def;
   fhirpath::Expression expression;
   std::vector<Component> components;  // composite parameters
+  // SearchParameterRegistry::SharedReferencesOf: the rows of another
+  // reference parameter that make this one's rows redundant
+  std::optional<SearchParameterRegistry::SharedReferences> shared_references;
+  // SearchParameterRegistry::RootComponentsOf, by code
+  std::vector<std::string> root_codes;
 };
 
 bool SqlHandles(SearchParamType t) {
@@ -187,6 +192,68 @@ void Truncate(IndexRows& x, const RowCounts& to) {
   x.uris.resize(to.u);
 }
 
+// Row values, apart from the parameter and the group.
+bool SameValue(const StringIndexRow& a, const StringIndexRow& b) {
+  return a.normalized == b.normalized && a.exact == b.exact;
+}
+bool SameValue(const TokenIndexRow& a, const TokenIndexRow& b) {
+  return a.system == b.system && a.code == b.code && a.text == b.text;
+}
+bool SameValue(const DateIndexRow& a, const DateIndexRow& b) { return a.low_ms == b.low_ms && a.high_ms == b.high_ms; }
+bool SameValue(const NumberIndexRow& a, const NumberIndexRow& b) {
+  return a.value == b.value && a.low == b.low && a.high == b.high;
+}
+bool SameValue(const QuantityIndexRow& a, const QuantityIndexRow& b) {
+  return a.value == b.value && a.low == b.low && a.high == b.high && a.system == b.system && a.code == b.code &&
+         a.unit == b.unit;
+}
+bool SameValue(const UriIndexRow& a, const UriIndexRow& b) { return a.value == b.value; }
+bool SameValue(const ReferenceIndexRow& a, const ReferenceIndexRow& b) {
+  return a.target_type == b.target_type && a.target_id == b.target_id && a.version == b.version && a.url == b.url;
+}
+
+// Whether every row of `param` in `group` has a row of the same value under
+// `other` in group 0.
+template <class Row>
+bool AllRepeated(const std::vector<Row>& rows, const std::string& param, int group, const std::string& other) {
+  for (const auto& r : rows) {
+    if (r.group != group || r.param != param) continue;
+    bool found = false;
+    for (const auto& o : rows) found = found || (o.group == 0 && o.param == other && SameValue(r, o));
+    if (!found) return false;
+  }
+  return true;
+}
+
+bool AllRepeated(const IndexRows& x, SearchParamType type, const std::string& param, int group,
+                 const std::string& other) {
+  switch (type) {
+    case SearchParamType::kString: return AllRepeated(x.strings, param, group, other);
+    case SearchParamType::kToken: return AllRepeated(x.tokens, param, group, other);
+    case SearchParamType::kDate: return AllRepeated(x.dates, param, group, other);
+    case SearchParamType::kNumber: return AllRepeated(x.numbers, param, group, other);
+    case SearchParamType::kQuantity: return AllRepeated(x.quantities, param, group, other);
+    case SearchParamType::kUri: return AllRepeated(x.uris, param, group, other);
+    default: return false;
+  }
+}
+
+template <class V>
+void EraseGroup(V& rows, int group) {
+  rows.erase(std::remove_if(rows.begin(), rows.end(), [group](const auto& r) { return r.group == group; }),
+             rows.end());
+}
+
+void EraseGroup(IndexRows& x, int group) {
+  EraseGroup(x.strings, group);
+  EraseGroup(x.tokens, group);
+  EraseGroup(x.dates, group);
+  EraseGroup(x.numbers, group);
+  EraseGroup(x.quantities, group);
+  EraseGroup(x.references, group);
+  EraseGroup(x.uris, group);
+}
+
 void MarkGroup(IndexRows& x, const RowCounts& from, int group) {
   Mark(x.strings, from.s, group);
   Mark(x.tokens, from.t, group);
@@ -204,6 +271,9 @@ struct SearchIndexer::Impl {
   std::shared_ptr<const SearchParameterRegistry> registry;
   fhirpath::Engine engine;
   std::unordered_map<std::string, std::vector<Compiled>> by_type;
+  // parameters all of whose rows other parameters write (SharedRowsOf with
+  // no rest of their own): indexed without an expression to evaluate
+  std::unordered_map<std::string, std::vector<const SearchParamDef*>> shared_only;
   mutable std::atomic<std::size_t> failures{0};
 
   Impl(std::shared_ptr<const Definitions> d, std::shared_ptr<const SearchParameterRegistry> r)
@@ -221,11 +291,19 @@ SearchIndexer::SearchIndexer(std::shared_ptr<const Definitions> definitions,
       std::string text = impl_->registry->ExpressionFor(*def, type);
       // rows another parameter writes anyway are not written again under
       // this one (searches read both codes): only the rest is evaluated
-      if (auto shared = impl_->registry->SharedRowsOf(*def)) text = shared->rest;
+      if (auto shared = impl_->registry->SharedRowsOf(*def)) {
+        text = shared->rest;
+        if (text.empty()) {
+          impl_->shared_only[type].push_back(def);
+          continue;
+        }
+      }
       if (text.empty()) continue;
       auto parsed = fhirpath::Expression::Parse(text);
       if (!parsed) continue;
-      Compiled compiled{def, std::move(*parsed), {}};
+      Compiled compiled{def, std::move(*parsed), {}, impl_->registry->SharedReferencesOf(type, *def), {}};
+      for (const SearchParamDef* part : impl_->registry->RootComponentsOf(type, *def))
+        compiled.root_codes.push_back(part->code);
       if (def->type == SearchParamType::kComposite) {
         bool ok = !def->components.empty();
         for (std::size_t k = 0; ok && k < def->components.size(); ++k) {
@@ -276,7 +354,9 @@ bool SearchIndexer::IsIndexed(std::string_view resource_type, const SearchParamD
   if (it == impl_->by_type.end()) return false;
   for (const auto& c : it->second)
     if (c.def == &def) return true;
-  return false;
+  auto shared = impl_->shared_only.find(std::string(resource_type));
+  return shared != impl_->shared_only.end() &&
+         std::find(shared->second.begin(), shared->second.end(), &def) != shared->second.end();
 }
 
 IndexRows SearchIndexer::Extract(const Resource& resource) const {
@@ -284,6 +364,8 @@ IndexRows SearchIndexer::Extract(const Resource& resource) const {
   auto it = impl_->by_type.find(resource.type());
   if (it == impl_->by_type.end()) return out;
   int group = 0;
+  std::vector<std::pair<const Compiled*, int>> roots;  // groups of RootComponentsOf composites
+  std::vector<const Compiled*> shares;                 // SharedReferencesOf parameters
   for (const auto& c : it->second) {
     auto result = impl_->engine.Evaluate(c.expression, resource);
     if (!result) {
@@ -329,9 +411,40 @@ IndexRows SearchIndexer::Extract(const Resource& resource) const {
           break;
         }
       }
-      if (complete) MarkGroup(out, before, group);
-      else Truncate(out, before);
+      if (complete) {
+        MarkGroup(out, before, group);
+        if (!c.root_codes.empty()) roots.emplace_back(&c, group);
+      } else {
+        Truncate(out, before);
+      }
     }
+    if (c.shared_references) shares.push_back(&c);
+  }
+  // rows other parameters' rows repeat are left out (searches read those)
+  for (const auto& [c, g] : roots) {
+    bool repeated = true;
+    for (std::size_t k = 0; repeated && k < c->components.size(); ++k)
+      repeated = AllRepeated(out, c->components[k].def.type, c->components[k].def.code, g, c->root_codes[k]);
+    if (repeated) EraseGroup(out, g);
+  }
+  for (const Compiled* c : shares) {
+    const auto& share = *c->shared_references;
+    auto& refs = out.references;
+    std::vector<char> drop(refs.size(), 0);
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+      const auto& r = refs[i];
+      if (r.param != c->def->code || r.group != 0) continue;
+      if (!share.target_type.empty() && r.target_type != share.target_type) continue;
+      for (const auto& o : refs)
+        if (o.group == 0 && o.param == share.code && SameValue(r, o)) drop[i] = 1;
+    }
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < refs.size(); ++i)
+      if (!drop[i]) {
+        if (kept != i) refs[kept] = std::move(refs[i]);
+        ++kept;
+      }
+    refs.resize(kept);
   }
   return out;
 }

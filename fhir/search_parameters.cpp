@@ -119,6 +119,9 @@ struct SearchParameterRegistry::Impl {
 
   // parameter -> the rows it shares (SharedRowsOf)
   std::unordered_map<const SearchParamDef*, SharedRows> shared;
+  // "type\ncode" -> SharedReferencesOf, RootComponentsOf
+  std::unordered_map<std::string, SharedReferences> shared_references;
+  std::unordered_map<std::string, std::vector<const SearchParamDef*>> root_components;
 
   void Add(const SearchParamDef* p, bool replace) {
     if (!p->url.empty()) by_url[p->url] = p;
@@ -152,54 +155,151 @@ std::vector<std::string> Branches(const std::string& expression) {
 
 }  // namespace
 
-// Finds, for every parameter of a single resource type, another parameter
-// of that type whose expression branches are a strict part of its own and
-// whose rows would be the same (same type; for composites the same
-// component types and expressions): the largest such one.
+namespace {
+
+// Whether `q`'s rows would be `p`'s rows for the same branches: for
+// composites, the same component types and expressions.
+bool SameComponents(const SearchParameterRegistry& reg, const SearchParamDef& p, const SearchParamDef& q) {
+  if (p.type != SearchParamType::kComposite) return true;
+  bool same = p.components.size() == q.components.size() && !p.components.empty();
+  for (std::size_t k = 0; same && k < p.components.size(); ++k) {
+    const SearchParamDef* a = reg.FindByUrl(p.components[k].definition);
+    const SearchParamDef* b = reg.FindByUrl(q.components[k].definition);
+    same = a != nullptr && b != nullptr && a->type == b->type &&
+           Trim(p.components[k].expression) == Trim(q.components[k].expression);
+  }
+  return same;
+}
+
+bool Contains(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+std::string TypeKey(std::string_view type, const std::string& code) {
+  std::string k(type);
+  k += '\n';
+  k += code;
+  return k;
+}
+
+}  // namespace
+
+// For every parameter of a single resource type, the other parameters of
+// that type whose expression branches are parts of its own, with the same
+// rows (same type; for composites the same component types and
+// expressions): the largest first, none overlapping another. Then the
+// reference parameters that are another one (limited to a target type),
+// and the composites of the resource itself whose components are
+// parameters of their own.
 void SearchParameterRegistry::ComputeSharedRows() {
   auto& impl = *impl_;
   impl.shared.clear();
+  impl.shared_references.clear();
+  impl.root_components.clear();
+  struct Candidate {
+    const SearchParamDef* def;
+    std::vector<std::string> branches;
+  };
   for (const auto& [type, params] : impl.by_type) {
     for (const auto& [code, p] : params) {
       if (p->base.size() != 1 || p->base[0] != type || !Shareable(p->type)) continue;
       const auto mine = Branches(ExpressionFor(*p, type));
       if (mine.size() < 2) continue;
-      const SearchParamDef* best = nullptr;
-      std::vector<std::string> best_branches;
+      std::vector<Candidate> candidates;
       for (const auto& [other_code, q] : params) {
         if (q == p || q->type != p->type) continue;
         auto theirs = Branches(ExpressionFor(*q, type));
-        if (theirs.empty() || theirs.size() >= mine.size() || theirs.size() <= best_branches.size()) continue;
+        if (theirs.empty() || theirs.size() >= mine.size()) continue;
         bool inside = true;
-        for (const auto& b : theirs) inside = inside && std::find(mine.begin(), mine.end(), b) != mine.end();
-        if (!inside) continue;
-        if (p->type == SearchParamType::kComposite) {
-          bool same = p->components.size() == q->components.size() && !p->components.empty();
-          for (std::size_t k = 0; same && k < p->components.size(); ++k) {
-            const SearchParamDef* a = FindByUrl(p->components[k].definition);
-            const SearchParamDef* b = FindByUrl(q->components[k].definition);
-            same = a != nullptr && b != nullptr && a->type == b->type &&
-                   Trim(p->components[k].expression) == Trim(q->components[k].expression);
-          }
-          if (!same) continue;
-        }
-        best = q;
-        best_branches = std::move(theirs);
+        for (const auto& b : theirs) inside = inside && Contains(mine, b);
+        if (inside && SameComponents(*this, *p, *q)) candidates.push_back({q, std::move(theirs)});
       }
-      if (best == nullptr) continue;
-      std::string rest;
+      // the largest first; of equal ones the first by code (the map's order)
+      std::stable_sort(candidates.begin(), candidates.end(),
+                       [](const Candidate& a, const Candidate& b) { return a.branches.size() > b.branches.size(); });
+      SharedRows rows;
+      std::vector<std::string> covered;
+      for (const auto& c : candidates) {
+        bool overlaps = false;
+        for (const auto& b : c.branches) overlaps = overlaps || Contains(covered, b);
+        if (overlaps) continue;
+        rows.shared.push_back(c.def->code);
+        covered.insert(covered.end(), c.branches.begin(), c.branches.end());
+      }
+      if (rows.shared.empty()) continue;
       for (const auto& b : mine)
-        if (std::find(best_branches.begin(), best_branches.end(), b) == best_branches.end())
-          rest += (rest.empty() ? "" : " | ") + b;
-      impl.shared[p] = SharedRows{best->code, std::move(rest)};
+        if (!Contains(covered, b)) rows.rest += (rows.rest.empty() ? "" : " | ") + b;
+      impl.shared[p] = std::move(rows);
     }
   }
-  // a parameter whose rows are shared by another writes them all itself
-  for (auto it = impl.shared.begin(); it != impl.shared.end();) {
-    bool target_shares = false;
-    for (const auto& [def, rows] : impl.shared)
-      target_shares = target_shares || (def->code == it->second.shared && def->base == it->first->base);
-    it = target_shares ? impl.shared.erase(it) : std::next(it);
+  // a parameter whose rows are shared by another writes them all itself:
+  // the others' rows never come from a third code
+  std::unordered_map<const SearchParamDef*, SharedRows> kept;
+  for (const auto& [def, rows] : impl.shared) {
+    const std::string& type = def->base[0];
+    SharedRows k;
+    std::vector<std::string> back;  // branches of dropped codes, written again
+    for (const auto& code : rows.shared) {
+      const SearchParamDef* q = Find(type, code);
+      if (q != nullptr && impl.shared.count(q) == 0) k.shared.push_back(code);
+      else if (q != nullptr) back.push_back(ExpressionFor(*q, type));
+    }
+    if (k.shared.empty()) continue;
+    k.rest = rows.rest;
+    for (const auto& b : back) k.rest += (k.rest.empty() ? "" : " | ") + b;
+    kept.emplace(def, std::move(k));
+  }
+  impl.shared = std::move(kept);
+
+  for (const auto& [type, params] : impl.by_type) {
+    // references: `X` and `X.where(resolve() is T)` of single branches
+    std::map<std::string, const SearchParamDef*> by_expression;  // the first by code
+    for (const auto& [code, p] : params) {
+      if (p->type != SearchParamType::kReference) continue;
+      auto branches = Branches(ExpressionFor(*p, type));
+      if (branches.size() == 1) by_expression.emplace(branches[0], p);
+    }
+    for (const auto& [code, p] : params) {
+      if (p->type != SearchParamType::kReference) continue;
+      auto branches = Branches(ExpressionFor(*p, type));
+      if (branches.size() != 1) continue;
+      const std::string& e = branches[0];
+      auto same = by_expression.find(e);
+      if (same != by_expression.end() && same->second != p) {
+        impl.shared_references[TypeKey(type, code)] = {same->second->code, {}};
+        continue;
+      }
+      static constexpr std::string_view kWhere = ".where(resolve() is ";
+      auto w = e.rfind(kWhere);
+      if (w == std::string::npos || e.back() != ')') continue;
+      std::string target = e.substr(w + kWhere.size(), e.size() - 1 - w - kWhere.size());
+      if (impl.is_resource_type.count(target) == 0) continue;
+      auto whole = by_expression.find(e.substr(0, w));
+      if (whole == by_expression.end()) continue;
+      impl.shared_references[TypeKey(type, code)] = {whole->second->code, target};
+    }
+    // a reference parameter whose rows come from `X` that is itself the
+    // same as a third reads the third's
+    for (const auto& [code, p] : params) {
+      auto it = impl.shared_references.find(TypeKey(type, code));
+      if (it == impl.shared_references.end()) continue;
+      auto next = impl.shared_references.find(TypeKey(type, it->second.code));
+      if (next != impl.shared_references.end() && next->second.target_type.empty()) it->second.code = next->second.code;
+    }
+
+    for (const auto& [code, p] : params) {
+      if (p->type != SearchParamType::kComposite || p->components.empty() || Trim(ExpressionFor(*p, type)) != type)
+        continue;
+      std::vector<const SearchParamDef*> parts;
+      for (const auto& c : p->components) {
+        const SearchParamDef* q = FindByUrl(c.definition);
+        if (q == nullptr || Find(type, q->code) != q || q->type == SearchParamType::kComposite ||
+            q->type == SearchParamType::kReference || impl.shared.count(q) != 0)
+          break;
+        parts.push_back(q);
+      }
+      if (parts.size() == p->components.size()) impl.root_components[TypeKey(type, code)] = std::move(parts);
+    }
   }
 }
 
@@ -208,6 +308,21 @@ std::optional<SearchParameterRegistry::SharedRows> SearchParameterRegistry::Shar
   auto it = impl_->shared.find(&def);
   if (it == impl_->shared.end()) return std::nullopt;
   return it->second;
+}
+
+std::optional<SearchParameterRegistry::SharedReferences> SearchParameterRegistry::SharedReferencesOf(
+    std::string_view resource_type, const SearchParamDef& def) const {
+  if (def.type != SearchParamType::kReference || Find(resource_type, def.code) != &def) return std::nullopt;
+  auto it = impl_->shared_references.find(TypeKey(resource_type, def.code));
+  if (it == impl_->shared_references.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<const SearchParamDef*> SearchParameterRegistry::RootComponentsOf(std::string_view resource_type,
+                                                                              const SearchParamDef& def) const {
+  if (def.type != SearchParamType::kComposite || Find(resource_type, def.code) != &def) return {};
+  auto it = impl_->root_components.find(TypeKey(resource_type, def.code));
+  return it == impl_->root_components.end() ? std::vector<const SearchParamDef*>{} : it->second;
 }
 
 namespace {

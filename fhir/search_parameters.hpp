@@ -71,20 +71,49 @@ class SearchParameterRegistry {
   // the 31 branches of clinical-patient). Empty when none applies.
   std::string ExpressionFor(const SearchParamDef& def, std::string_view resource_type) const;
 
-  // Parameters that are another parameter plus more, such as Observation's
-  // combo-code (code | component.code) or combo-code-value-quantity (the
-  // code-value-quantity of the Observation and of each component): their
-  // rows for the shared part would repeat the other parameter's rows. For
-  // such a parameter of one resource type, `shared` is the other's code
-  // and `rest` the branches of its expression the other does not have; the
-  // indexer writes rows for `rest` only, and a search reads the rows of both
-  // codes. nullopt for every other parameter (several types, dates and
-  // references, which sort walks and includes read by code alone).
+  // Parameters that are others put together, such as Observation's
+  // combo-code (code | component.code, the rows of code and component-code)
+  // or combo-code-value-quantity (code-value-quantity | component-code-
+  // value-quantity): their rows for those parts would repeat the other
+  // parameters' rows. For such a parameter of one resource type, `shared`
+  // holds the others' codes (none of which shares rows itself) and `rest`
+  // the branches of its expression none of them has; the indexer writes
+  // rows for `rest` only, and a search reads the rows of every code.
+  // nullopt for every other parameter (several types, dates and references,
+  // which sort walks and includes read by code alone).
   struct SharedRows {
-    std::string shared;
+    std::vector<std::string> shared;
     std::string rest;
   };
   std::optional<SharedRows> SharedRowsOf(const SearchParamDef& def) const;
+
+  // Reference parameters that select what another reference parameter of
+  // the type selects, or the part of it that leads to one type:
+  // Observation's `patient` (Observation.subject.where(resolve() is
+  // Patient)) is `subject` limited to Patient targets; Encounter's `patient`
+  // and `subject` are one expression. For such a parameter, `code` is the
+  // other's code (a parameter that shares nothing itself) and `target_type`
+  // the type its rows are limited to (empty: none). The indexer drops the
+  // parameter's reference rows that the other's rows repeat; a search reads
+  // its own rows and the other's (of that target type). Its `:identifier`
+  // rows are its own.
+  struct SharedReferences {
+    std::string code;
+    std::string target_type;
+  };
+  std::optional<SharedReferences> SharedReferencesOf(std::string_view resource_type,
+                                                     const SearchParamDef& def) const;
+
+  // A composite parameter whose expression is the resource itself
+  // (Observation's code-value-quantity: the Observation's code and value)
+  // and whose components are parameters the type has on their own (code,
+  // value-quantity, each sharing nothing): those parameters, in component
+  // order. The indexer drops the composite's rows when each component's
+  // rows repeat that parameter's; a search reads those parameters' rows
+  // too (group 0, so the two parts of one match come from the same
+  // resource root). Empty for every other parameter.
+  std::vector<const SearchParamDef*> RootComponentsOf(std::string_view resource_type,
+                                                      const SearchParamDef& def) const;
 
   std::size_t size() const;
 

@@ -175,6 +175,46 @@ class Parser {
     return first;
   }
 
+  // The rows of reference parameter `code` that other parameters' rows
+  // hold, on each of `types` (listed in the result when `list_types`).
+  std::vector<SharedReferenceRows> SharedReferences(const std::vector<std::string>& types, const std::string& code,
+                                                    bool list_types) const {
+    std::vector<SharedReferenceRows> out;
+    for (const auto& t : types) {
+      const SearchParamDef* p = reg_.Find(t, code);
+      if (p == nullptr) continue;
+      auto s = reg_.SharedReferencesOf(t, *p);
+      if (!s) continue;
+      auto it = std::find_if(out.begin(), out.end(), [&](const SharedReferenceRows& r) {
+        return r.code == s->code && r.target_type == s->target_type;
+      });
+      if (it == out.end()) it = out.insert(out.end(), {s->code, s->target_type, {}});
+      if (list_types) it->resource_types.push_back(t);
+    }
+    return out;
+  }
+
+  // Per component of composite `p` on `type`: every code whose rows a
+  // search reads (see SearchCriterion::component_rows).
+  std::vector<std::vector<std::string>> ComponentRows(const std::string& type, const SearchParamDef& p) const {
+    std::vector<const SearchParamDef*> sources{&p};
+    if (auto shared = reg_.SharedRowsOf(p))
+      for (const auto& code : shared->shared)
+        if (const SearchParamDef* s = reg_.Find(type, code)) sources.push_back(s);
+    std::vector<std::vector<std::string>> out(p.components.size());
+    for (std::size_t k = 0; k < out.size(); ++k) {
+      auto add = [&](std::string code) {
+        if (std::find(out[k].begin(), out[k].end(), code) == out[k].end()) out[k].push_back(std::move(code));
+      };
+      for (const SearchParamDef* s : sources) add(s->code + "$" + std::to_string(k));
+      for (const SearchParamDef* s : sources) {
+        auto roots = reg_.RootComponentsOf(type, *s);
+        if (roots.size() == out.size()) add(roots[k]->code);
+      }
+    }
+    return out;
+  }
+
   std::optional<Error> Sort(const std::string& v) {
     const std::string& type = q_.resource_type;
     for (const auto& raw : SplitEscaped(v, ',')) {
@@ -186,8 +226,10 @@ class Parser {
       }
       k.code = key;
       k.param = type.empty() ? nullptr : reg_.Find(type, key);
-      if (k.param != nullptr)
+      if (k.param != nullptr) {
         if (auto shared = reg_.SharedRowsOf(*k.param)) k.shared_rows = shared->shared;
+        k.shared_references = SharedReferences({type}, key, false);
+      }
       if (k.param == nullptr && key != "_id" && key != "_lastUpdated")
         return Invalid("_sort", "unknown search parameter '" + key + "'");
       if (k.param != nullptr && (k.param->type == SearchParamType::kComposite ||
@@ -221,6 +263,7 @@ class Parser {
       spec.param = reg_.Find(spec.source_type, code);
       if (spec.param == nullptr || spec.param->type != SearchParamType::kReference)
         return Invalid(name, fmt::format("'{}' is not a reference parameter of {}", code, spec.source_type));
+      spec.shared_references = SharedReferences({spec.source_type}, code, false);
     }
     if (parts.size() == 3) spec.target_type = Unescape(parts[2]);
     out.push_back(spec);
@@ -291,7 +334,7 @@ class Parser {
       if (!type.empty() && !rp->targets.empty() &&
           std::find(rp->targets.begin(), rp->targets.end(), type) == rp->targets.end())
         return Invalid(name, fmt::format("{}.{} cannot refer to {}", has_type, ref, type));
-      c.reverse.push_back({has_type, rp});
+      c.reverse.push_back({has_type, rp, SharedReferences({has_type}, ref, false)});
       type = has_type;
       rest = rest.substr(p2 + 1);
     }
@@ -331,7 +374,7 @@ class Parser {
         std::string target, next = links[i + 1].substr(0, links[i + 1].find(':'));
         std::vector<std::string> all_targets;
         if (auto e = ChainTarget(name, type, *p, modifier, next, target, &all_targets)) return e;
-        c.chain.push_back({type, p, target, all_targets});
+        c.chain.push_back({type, p, SharedReferences({type}, code, false), target, all_targets});
         type = target;
         continue;
       }
@@ -344,6 +387,10 @@ class Parser {
       if (auto shared = reg_.SharedRowsOf(*p)) c.shared_rows = shared->shared;
       c.modifier = modifier;
       c.resource_type = q_.resource_type.empty() && c.chain.empty() && c.reverse.empty() ? "" : type;
+      if (p->type == SearchParamType::kReference)
+        c.shared_references = c.resource_type.empty() ? SharedReferences(q_.types, code, true)
+                                                      : SharedReferences({type}, code, false);
+      if (p->type == SearchParamType::kComposite) c.component_rows = ComponentRows(type, *p);
     }
     if (c.param->type == SearchParamType::kSpecial)
       return Ignore(name, "special search parameters are not supported");

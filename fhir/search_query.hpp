@@ -37,11 +37,22 @@ struct SearchValue {
   std::vector<SearchValue> components;
 };
 
+// Rows of a reference parameter that another parameter's rows hold
+// (SearchParameterRegistry::SharedReferencesOf): those of `code` whose
+// target is of `target_type` (any when empty), for resources of
+// `resource_types` (empty: the type the parameter is searched on).
+struct SharedReferenceRows {
+  std::string code;
+  std::string target_type;
+  std::vector<std::string> resource_types;
+};
+
 // A step of a chain: `param` (a reference parameter) of `resource_type`,
 // leading to resources of `target_type`.
 struct ChainLink {
   std::string resource_type;
   const SearchParamDef* param = nullptr;
+  std::vector<SharedReferenceRows> shared_references;
   std::string target_type;
   // When the reference may lead to several types that all have the next
   // parameter alike (Observation?subject.identifier=...): all of them.
@@ -53,6 +64,7 @@ struct ChainLink {
 struct ReverseLink {
   std::string resource_type;
   const SearchParamDef* param = nullptr;
+  std::vector<SharedReferenceRows> shared_references;
 };
 
 struct SearchCriterion {
@@ -61,9 +73,15 @@ struct SearchCriterion {
   std::vector<ChainLink> chain;       // forward chain, in order
   std::string resource_type;          // type `param` applies to (after the links)
   const SearchParamDef* param = nullptr;
-  // the code of a parameter whose index rows `param` shares
-  // (SearchParameterRegistry::SharedRowsOf): its rows are read too
-  std::string shared_rows;
+  // the codes of parameters whose index rows `param` shares
+  // (SearchParameterRegistry::SharedRowsOf): their rows are read too
+  std::vector<std::string> shared_rows;
+  // a reference parameter: the rows of others it shares
+  std::vector<SharedReferenceRows> shared_references;
+  // a composite: per component, every code whose rows it reads ("code$k",
+  // those of the composites it shares, and the parameters of
+  // SearchParameterRegistry::RootComponentsOf)
+  std::vector<std::vector<std::string>> component_rows;
   std::string modifier;               // missing exact contains text not above below identifier of-type, or a type
   std::vector<SearchValue> values;    // OR
   std::vector<const SearchParamDef*> components;  // composite: the component parameters, in order
@@ -71,7 +89,8 @@ struct SearchCriterion {
 
 struct SortKey {
   const SearchParamDef* param = nullptr;  // nullptr for _id / _lastUpdated handled by code
-  std::string shared_rows;                // as SearchCriterion::shared_rows
+  std::vector<std::string> shared_rows;   // as SearchCriterion::shared_rows
+  std::vector<SharedReferenceRows> shared_references;  // as SearchCriterion::shared_references
   std::string code;
   bool descending = false;
 };
@@ -79,6 +98,7 @@ struct SortKey {
 struct IncludeSpec {
   std::string source_type;                // type holding the reference ("*" allowed in target only)
   const SearchParamDef* param = nullptr;  // nullptr with wildcard
+  std::vector<SharedReferenceRows> shared_references;  // as SearchCriterion::shared_references
   std::string target_type;                // optional restriction
   bool iterate = false;
   bool wildcard = false;                  // _include=*

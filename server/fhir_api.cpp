@@ -1169,7 +1169,17 @@ struct FhirApi::Impl {
         if (search_type.empty() && !query->types.empty() &&
             std::find(query->types.begin(), query->types.end(), t) == query->types.end())
           continue;
-        filter.params_by_type.emplace_back(t, registry.CompartmentParams(p.match.type, t));
+        auto codes = registry.CompartmentParams(p.match.type, t);
+        // reference rows other parameters hold (SharedReferencesOf) for
+        // targets of the compartment's type
+        for (std::size_t i = 0, n = codes.size(); i < n; ++i) {
+          const fhir::SearchParamDef* d = registry.Find(t, codes[i]);
+          auto shared = d == nullptr ? std::nullopt : registry.SharedReferencesOf(t, *d);
+          if (shared && (shared->target_type.empty() || shared->target_type == p.match.type) &&
+              std::find(codes.begin(), codes.end(), shared->code) == codes.end())
+            codes.push_back(shared->code);
+        }
+        filter.params_by_type.emplace_back(t, std::move(codes));
       }
       if (search_type.empty()) {
         query->types.clear();

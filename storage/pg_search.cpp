@@ -55,6 +55,40 @@ class SqlBuilder {
   std::vector<std::string> params_;
 };
 
+// `a`.param naming the rows of parameter `code` (+ `suffix`), those of the
+// parameters whose rows it shares (SearchParameterRegistry::SharedRowsOf)
+// and, without a suffix, the reference rows of others it shares
+// (SharedReferencesOf), each only with its target type and resource types.
+std::string RowsOf(SqlBuilder& sql, const std::string& a, const std::string& code,
+                   const std::vector<std::string>& shared, const std::vector<fhir::SharedReferenceRows>& refs,
+                   const std::string& suffix) {
+  std::vector<std::string> codes{code + suffix};
+  for (const auto& s : shared) codes.push_back(s + suffix);
+  bool limited = false;
+  if (suffix.empty())
+    for (const auto& r : refs) {
+      if (std::find(codes.begin(), codes.end(), r.code) == codes.end()) codes.push_back(r.code);
+      limited = limited || !r.target_type.empty() || !r.resource_types.empty();
+    }
+  if (codes.size() == 1) return a + ".param = " + sql.Param(codes[0]);
+  std::string out = a + ".param = ANY(" + sql.Param(TextArray(codes)) + "::text[])";
+  if (!limited) return out;
+  // a reference parameter shares no rows of the SharedRowsOf kind
+  std::string alts = a + ".param = " + sql.Param(code);
+  for (const auto& r : refs) {
+    alts += " OR (" + a + ".param = " + sql.Param(r.code);
+    if (!r.target_type.empty()) alts += " AND " + a + ".target_type = " + sql.Param(r.target_type);
+    if (!r.resource_types.empty()) alts += " AND " + a + ".res_type = ANY(" + sql.Param(TextArray(r.resource_types)) + "::text[])";
+    alts += ")";
+  }
+  return out + " AND (" + alts + ")";
+}
+
+std::string RowsOf(SqlBuilder& sql, const std::string& a, const std::string& code,
+                   const std::vector<fhir::SharedReferenceRows>& refs) {
+  return RowsOf(sql, a, code, {}, refs, "");
+}
+
 // LIKE pattern text with % _ \ escaped.
 std::string LikeEscape(std::string_view s) {
   std::string out;
@@ -141,15 +175,8 @@ class Translator {
       any += (any.empty() ? "" : " OR ") + *cond;
     }
     return "SELECT DISTINCT d.res_type, d.res_id FROM " + std::string(TableOf(t)) + " d WHERE d.res_type = " +
-           sql_.Param(type) + " AND " + ParamIs("d", c.param->code, c.shared_rows, suffix) + " AND (" + any + ")";
-  }
-
-  // `a`.param naming the rows of parameter `code` (+ `suffix`), and those of
-  // the parameter whose rows it shares, if any.
-  std::string ParamIs(const std::string& a, const std::string& code, const std::string& shared,
-                      const std::string& suffix) {
-    if (shared.empty()) return a + ".param = " + sql_.Param(code + suffix);
-    return a + ".param = ANY(" + sql_.Param(TextArray({code + suffix, shared + suffix})) + "::text[])";
+           sql_.Param(type) + " AND " + RowsOf(sql_, "d", c.param->code, c.shared_rows, c.shared_references, suffix) +
+           " AND (" + any + ")";
   }
 
  private:
@@ -165,8 +192,9 @@ class Translator {
       if (!inner) return inner;
       return "EXISTS (SELECT 1 FROM search_reference " + ref + " JOIN resource " + res + " ON " + res +
              ".res_type = " + ref + ".res_type AND " + res + ".res_id = " + ref + ".res_id AND NOT " + res +
-             ".deleted WHERE " + ref + ".res_type = " + sql_.Param(link.resource_type) + " AND " + ref +
-             ".param = " + sql_.Param(link.param->code) + " AND " + ref + ".target_type = " + r + ".res_type AND " +
+             ".deleted WHERE " + ref + ".res_type = " + sql_.Param(link.resource_type) + " AND " +
+             RowsOf(sql_, ref, link.param->code, link.shared_references) + " AND " + ref + ".target_type = " + r +
+             ".res_type AND " +
              ref + ".target_id = " + r + ".res_id AND " + *inner + ")";
     }
     if (chain + 1 == c.chain.size() && reverse == c.reverse.size() && PositiveIndexCriterion(c)) {
@@ -182,8 +210,8 @@ class Translator {
       direct_columns_.reset();
       if (!inner) return inner;
       return "EXISTS (SELECT 1 FROM search_reference " + ref + " WHERE " + ref + ".res_type = " + r +
-             ".res_type AND " + ref + ".res_id = " + r + ".res_id AND " + ref + ".param = " +
-             sql_.Param(link.param->code) + " AND " + ref +
+             ".res_type AND " + ref + ".res_id = " + r + ".res_id AND " +
+             RowsOf(sql_, ref, link.param->code, link.shared_references) + " AND " + ref +
              (link.target_types.empty() ? ".target_type = " + sql_.Param(link.target_type)
                                         : ".target_type = ANY(" + sql_.Param(TextArray(link.target_types)) + "::text[])") +
              " AND " + *inner + ")";
@@ -200,7 +228,7 @@ class Translator {
       return "EXISTS (SELECT 1 FROM search_reference " + ref + " JOIN resource " + res + " ON " + res +
              ".res_type = " + ref + ".target_type AND " + res + ".res_id = " + ref + ".target_id AND NOT " + res +
              ".deleted WHERE " + ref + ".res_type = " + r + ".res_type AND " + ref + ".res_id = " + r +
-             ".res_id AND " + ref + ".param = " + sql_.Param(link.param->code) + " AND " + ref +
+             ".res_id AND " + RowsOf(sql_, ref, link.param->code, link.shared_references) + " AND " + ref +
              (link.target_types.empty() ? ".target_type = " + sql_.Param(link.target_type)
                                         : ".target_type = ANY(" + sql_.Param(TextArray(link.target_types)) + "::text[])") +
              " AND " + *inner + ")";
@@ -244,7 +272,7 @@ class Translator {
     const std::string ri = direct_columns_ ? direct_columns_->second : r + ".res_id";
     std::string exists = "EXISTS (SELECT 1 FROM " + std::string(table) + " " + a + " WHERE " + a +
                          ".res_type = " + rt + " AND " + a + ".res_id = " + ri + " AND " +
-                         ParamIs(a, p.code, c.shared_rows, suffix);
+                         RowsOf(sql_, a, p.code, c.shared_rows, c.shared_references, suffix);
     if (!type_hint_.empty()) exists += " AND " + a + ".res_type = " + std::exchange(type_hint_, {});
     if (c.modifier == "missing") return (c.values[0].text == "true" ? "NOT " : "") + exists + ")";
     std::vector<std::string> ors;
@@ -268,13 +296,16 @@ class Translator {
       std::string from, where;
       std::string first;
       for (std::size_t k = 0; k < c.components.size(); ++k) {
-        if (v == nullptr && k > 0) break;  // :missing looks at the first component only
         const char* table = TableOf(c.components[k]->type);
         if (table == nullptr) return MakeError(ErrorKind::kNotSupported, "unsupported composite component");
         const std::string a = Alias("k");
         // the rows of one group all come from one composite (group numbers
-        // are unique within a resource), also when the rows are shared
-        const std::string param = ParamIs(a, p.code, c.shared_rows, "$" + std::to_string(k));
+        // are unique within a resource), also when the rows are shared;
+        // rows of plain parameters (RootComponentsOf) are all group 0
+        const std::string param =
+            k < c.component_rows.size() && c.component_rows[k].size() > 1
+                ? a + ".param = ANY(" + sql_.Param(TextArray(c.component_rows[k])) + "::text[])"
+                : a + ".param = " + sql_.Param(p.code + "$" + std::to_string(k));
         if (k == 0) {
           first = a;
           from = std::string(table) + " " + a;
@@ -459,14 +490,14 @@ std::vector<fhir::VersionRecord> Include(pqxx::transaction_base& tx, const std::
                " FROM search_reference ref JOIN resource t ON t.res_type = ref.target_type AND t.res_id = ref.target_id"
                " AND NOT t.deleted WHERE ref.res_type = " + sql.Param(type) + " AND ref.res_id = ANY(" +
                sql.Param(TextArray(ids)) + "::text[])";
-        if (spec.param != nullptr) text += " AND ref.param = " + sql.Param(spec.param->code);
+        if (spec.param != nullptr) text += " AND " + RowsOf(sql, "ref", spec.param->code, spec.shared_references);
       } else {
         if (spec.source_type.empty()) continue;
         text = std::string("SELECT ") + kRecordColumns +
                " FROM search_reference ref JOIN resource t ON t.res_type = ref.res_type AND t.res_id = ref.res_id"
                " AND NOT t.deleted WHERE ref.res_type = " + sql.Param(spec.source_type) + " AND ref.target_type = " +
                sql.Param(type) + " AND ref.target_id = ANY(" + sql.Param(TextArray(ids)) + "::text[])";
-        if (spec.param != nullptr) text += " AND ref.param = " + sql.Param(spec.param->code);
+        if (spec.param != nullptr) text += " AND " + RowsOf(sql, "ref", spec.param->code, spec.shared_references);
       }
       if (!spec.target_type.empty()) text += " AND " + std::string(reverse ? "ref.target_type" : "t.res_type") + " = " + sql.Param(spec.target_type);
       text += " LIMIT 10000";
@@ -782,11 +813,9 @@ fhir::Result<SearchPage> RunSearchImpl(pqxx::transaction_base& tx, const fhir::S
       keys.push_back({"s." + name, cast, key.descending, false});
       continue;
     }
-    const std::string param = key.shared_rows.empty()
-                                  ? "= " + sql.Param(key.param->code)
-                                  : "= ANY(" + sql.Param(TextArray({key.param->code, key.shared_rows})) + "::text[])";
+    const std::string param = RowsOf(sql, "x", key.param->code, key.shared_rows, key.shared_references, "");
     computed += fmt::format(", (SELECT {}(x.{}) FROM {} x WHERE x.res_type = r.res_type AND x.res_id = r.res_id"
-                            " AND x.param {} AND x.grp = 0) AS {}",
+                            " AND {} AND x.grp = 0) AS {}",
                             key.descending ? "max" : "min", column, table, param, name);
     keys.push_back({"s." + name, cast, key.descending, true});
   }

@@ -144,6 +144,85 @@ TEST_CASE("composite parameters match within one component", "[search]") {
   CHECK(c.Get(base + "http://loinc.org%7C8480-6").status == 400);  // a component missing
 }
 
+TEST_CASE("parameters that repeat other parameters' rows are searched through those rows", "[search]") {
+  HttpClient c(SharedServer().port());
+  const std::string t = UniquePrefix() + "-shared";
+  const std::string pat = Create(c, "Patient", R"({"resourceType":"Patient",)" + Tag(t) + R"(,"name":[{"family":"Rossi"}]})");
+  const std::string grp = Create(c, "Group", R"({"resourceType":"Group",)" + Tag(t) + R"(,"type":"person","actual":true})");
+  const std::string pid = pat.substr(8), gid = grp.substr(6);
+  auto obs = [&](const std::string& subject, const std::string& code, int value) {
+    return Create(c, "Observation",
+                  R"({"resourceType":"Observation",)" + Tag(t) + R"(,"status":"final",
+      "code":{"coding":[{"system":"http://loinc.org","code":")" + code + R"("}]},
+      "subject":{"reference":")" + subject + R"("},"valueQuantity":{"value":)" + std::to_string(value) +
+                      R"(,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}})");
+  };
+  const std::string o_pat = obs(pat, "8480-6", 120), o_grp = obs(grp, "8480-6", 140);
+  const std::string ext = "http://other.example/fhir/Patient/x" + pid;  // another server's patient
+  const std::string o_ext = obs(ext, "8462-4", 80);
+  const std::string cond = Create(c, "Condition", R"({"resourceType":"Condition",)" + Tag(t) +
+                                                     R"(,"code":{"text":"x"},"subject":{"reference":")" + pat + R"("}})");
+
+  // the rows: subject only, and no composite rows for the Observation's own code and value
+  auto rows = Sql(TestDsn(),
+                  "SELECT param FROM search_reference WHERE res_type = 'Observation' AND res_id = $1 ORDER BY param",
+                  {o_pat.substr(12)});
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0][0] == "subject");
+  CHECK(Sql(TestDsn(),
+            "SELECT count(*) FROM search_token WHERE res_type = 'Observation' AND res_id = $1 AND param LIKE '%$%'",
+            {o_pat.substr(12)})[0][0] == "0");
+
+  const std::string tag = "&_tag=" + t;
+  CHECK(Set(Search(c, "/fhir/Observation?patient=" + pat + tag)) == std::set<std::string>{o_pat});
+  CHECK(Set(Search(c, "/fhir/Observation?patient=" + pid + tag)) == std::set<std::string>{o_pat});
+  CHECK(Set(Search(c, "/fhir/Observation?patient=" + ext + tag)) ==
+        std::set<std::string>{o_ext});
+  CHECK(Search(c, "/fhir/Observation?patient=" + grp + tag).empty());  // a Group subject is no patient
+  CHECK(Set(Search(c, "/fhir/Observation?subject=" + gid + tag)) == std::set<std::string>{o_grp});
+  CHECK(Set(Search(c, "/fhir/Observation?patient:missing=true" + tag)) == std::set<std::string>{o_grp});
+  CHECK(Set(Search(c, "/fhir/Observation?patient:missing=false" + tag)) == std::set<std::string>{o_pat, o_ext});
+  CHECK(Set(Search(c, "/fhir/Condition?patient=" + pat + tag)) == std::set<std::string>{cond});
+  // chains, reverse chains, includes, compartments
+  CHECK(Set(Search(c, "/fhir/Observation?patient.family=rossi" + tag)) == std::set<std::string>{o_pat});
+  CHECK(Set(Search(c, "/fhir/Patient?_has:Observation:patient:code=8480-6" + tag)) == std::set<std::string>{pat});
+  CHECK(Search(c, "/fhir/Patient?_has:Observation:patient:code=8462-4" + tag).empty());  // external reference
+  {
+    auto r = c.Get("/fhir/Observation?_id=" + o_pat.substr(12) + "," + o_grp.substr(12) + "&_include=Observation:patient");
+    REQUIRE(r.status == 200);
+    std::set<std::string> included;
+    for (const auto& e : r.Json()["entry"].GetArray())
+      if (std::string(e["search"]["mode"].GetString()) == "include")
+        included.insert(std::string(e["resource"]["resourceType"].GetString()) + "/" + e["resource"]["id"].GetString());
+    CHECK(included == std::set<std::string>{pat});
+    r = c.Get("/fhir/Patient?_id=" + pid + "&_revinclude=Observation:patient&_revinclude=Condition:patient");
+    REQUIRE(r.status == 200);
+    included.clear();
+    for (const auto& e : r.Json()["entry"].GetArray())
+      if (std::string(e["search"]["mode"].GetString()) == "include")
+        included.insert(std::string(e["resource"]["resourceType"].GetString()) + "/" + e["resource"]["id"].GetString());
+    CHECK(included == std::set<std::string>{o_pat, cond});
+  }
+  CHECK(Set(Search(c, "/fhir/Patient/" + pid + "/Condition")) == std::set<std::string>{cond});  // through `patient`
+  CHECK(Set(Search(c, "/fhir/Patient/" + pid + "/Observation")) == std::set<std::string>{o_pat});
+  CHECK(Set(Search(c, "/fhir?_type=Observation,Condition&patient=" + pat + tag)) ==
+        std::set<std::string>{o_pat, cond});
+
+  // composites of the Observation itself read code and value-quantity
+  const std::string cvq = "/fhir/Observation?_tag=" + t + "&code-value-quantity=";
+  CHECK(Set(Search(c, cvq + "http://loinc.org%7C8480-6%24gt130")) == std::set<std::string>{o_grp});
+  CHECK(Set(Search(c, cvq + "8480-6%24lt130,8462-4%24le80")) == std::set<std::string>{o_pat, o_ext});
+  CHECK(Search(c, cvq + "8462-4%24gt80").empty());
+  CHECK(Set(Search(c, "/fhir/Observation?_tag=" + t + "&combo-code-value-quantity=8480-6%24ge120")) ==
+        std::set<std::string>{o_pat, o_grp});
+  CHECK(Set(Search(c, "/fhir/Observation?_tag=" + t + "&combo-value-quantity=gt100")) ==
+        std::set<std::string>{o_pat, o_grp});
+  CHECK(Set(Search(c, "/fhir/Observation?_tag=" + t + "&combo-code=8462-4")) == std::set<std::string>{o_ext});
+  CHECK(Set(Search(c, "/fhir/Observation?_tag=" + t + "&code-value-quantity:missing=false")) ==
+        std::set<std::string>{o_pat, o_grp, o_ext});
+  CHECK(Set(Search(c, "/fhir/Observation?_tag=" + t + "&_sort=patient")) .size() == 3);
+}
+
 TEST_CASE(":identifier on references and :of-type on identifiers", "[search]") {
   HttpClient c(SharedServer().port());
   const std::string u = UniquePrefix();

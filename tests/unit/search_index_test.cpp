@@ -244,13 +244,17 @@ TEST_CASE("parameters that are another plus more share its rows", "[search]") {
   auto registry = SearchParameterRegistry::Load(testing::DefinitionsDir(), defs->resource_types());
   auto shared = [&](const char* type, const char* code) {
     auto s = registry->SharedRowsOf(*registry->Find(type, code));
-    return s ? s->shared + " + " + s->rest : std::string();
+    if (!s) return std::string();
+    std::string codes;
+    for (const auto& c : s->shared) codes += (codes.empty() ? "" : ",") + c;
+    return codes + " + " + s->rest;
   };
-  CHECK(shared("Observation", "combo-code") == "code + Observation.component.code");
-  CHECK(shared("Observation", "combo-code-value-quantity") == "code-value-quantity + Observation.component");
-  // of two equal candidates the first by code
-  CHECK(shared("Observation", "combo-data-absent-reason") ==
-        "component-data-absent-reason + Observation.dataAbsentReason");
+  // parameters made of others read those rows: none of their own
+  CHECK(shared("Observation", "combo-code") == "code,component-code + ");
+  CHECK(shared("Observation", "combo-code-value-quantity") ==
+        "code-value-quantity,component-code-value-quantity + ");
+  CHECK(shared("Observation", "combo-value-quantity") == "component-value-quantity,value-quantity + ");
+  CHECK(shared("Observation", "combo-data-absent-reason") == "component-data-absent-reason,data-absent-reason + ");
   CHECK(shared("Observation", "code").empty());
   CHECK(shared("Observation", "subject").empty());            // references keep their own rows
   CHECK(shared("Observation", "component-code").empty());     // one branch: nothing to share
@@ -268,8 +272,11 @@ TEST_CASE("parameters that are another plus more share its rows", "[search]") {
   REQUIRE(plain.ok());
   auto rows = indexer.Extract(*plain);
   CHECK(count(rows, "code") == 1);
-  CHECK(count(rows, "code-value-quantity$0") == 1);
+  CHECK(count(rows, "value-quantity") == 1);
+  CHECK(count(rows, "code-value-quantity$0") == 0);  // the rows of code and value-quantity
+  CHECK(count(rows, "code-value-quantity$1") == 0);
   CHECK(count(rows, "combo-code") == 0);  // read from code's rows
+  CHECK(count(rows, "combo-value-quantity") == 0);
   CHECK(count(rows, "combo-code-value-quantity$0") == 0);
   CHECK(count(rows, "combo-code-value-quantity$1") == 0);
 
@@ -278,9 +285,71 @@ TEST_CASE("parameters that are another plus more share its rows", "[search]") {
     "component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":107}}]})");
   REQUIRE(with_components.ok());
   rows = indexer.Extract(*with_components);
-  CHECK(count(rows, "combo-code") == 1);  // the component's code only
-  CHECK(count(rows, "combo-code-value-quantity$0") == 1);
-  CHECK(count(rows, "combo-code-value-quantity$1") == 1);
+  CHECK(count(rows, "component-code") == 1);  // the component's code, read by combo-code too
+  CHECK(count(rows, "combo-code") == 0);
+  CHECK(count(rows, "component-code-value-quantity$0") == 1);
+  CHECK(count(rows, "component-code-value-quantity$1") == 1);
+  CHECK(count(rows, "combo-code-value-quantity$0") == 0);
+  CHECK(count(rows, "code-value-quantity$0") == 0);  // no value: no tuple of the Observation itself
+}
+
+TEST_CASE("reference parameters that are another one read its rows", "[search]") {
+  auto defs = testing::R4Definitions();
+  auto registry = SearchParameterRegistry::Load(testing::DefinitionsDir(), defs->resource_types());
+  auto shared = [&](const char* type, const char* code) {
+    auto s = registry->SharedReferencesOf(type, *registry->Find(type, code));
+    return s ? s->code + "/" + s->target_type : std::string();
+  };
+  CHECK(shared("Observation", "patient") == "subject/Patient");  // subject.where(resolve() is Patient)
+  CHECK(shared("Condition", "patient") == "subject/Patient");
+  CHECK(shared("Encounter", "patient") == "subject/Patient");
+  CHECK(shared("Coverage", "patient") == "beneficiary/");  // the same expression: the first code writes
+  CHECK(shared("Coverage", "beneficiary").empty());
+  CHECK(shared("Observation", "subject").empty());
+  CHECK(shared("AllergyIntolerance", "patient").empty());  // its own element
+  CHECK(shared("Observation", "performer").empty());
+
+  auto roots = [&](const char* type, const char* code) {
+    std::string out;
+    for (const auto* p : registry->RootComponentsOf(type, *registry->Find(type, code)))
+      out += (out.empty() ? "" : ",") + p->code;
+    return out;
+  };
+  CHECK(roots("Observation", "code-value-quantity") == "code,value-quantity");
+  CHECK(roots("Observation", "code-value-concept") == "code,value-concept");
+  CHECK(roots("Observation", "combo-code-value-quantity").empty());  // components of components too
+  CHECK(roots("Observation", "component-code-value-quantity").empty());
+
+  SearchIndexer indexer(defs, registry);
+  auto refs = [&](const char* json) {
+    auto r = Resource::Parse(json);
+    REQUIRE(r.ok());
+    std::string out;
+    for (const auto& x : indexer.Extract(*r).references)
+      out += (out.empty() ? "" : " ") + x.param + "=" + x.target_type + "/" + x.target_id;
+    return out;
+  };
+  // the patient's rows are the subject's of type Patient: left out
+  CHECK(refs(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},
+    "subject":{"reference":"Patient/p1"}})") == "subject=Patient/p1");
+  CHECK(refs(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},
+    "subject":{"reference":"http://other.example/fhir/Patient/p2"}})") == "subject=Patient/p2");
+  CHECK(refs(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},
+    "subject":{"reference":"Group/g1"}})") == "subject=Group/g1");
+  CHECK(refs(R"({"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},
+    "subject":{"reference":"Patient/p1"}})") == "subject=Patient/p1");
+  // Coverage: patient is beneficiary
+  CHECK(refs(R"({"resourceType":"Coverage","status":"active","beneficiary":{"reference":"Patient/p1"},
+    "payor":[{"reference":"Organization/o1"}]})") == "beneficiary=Patient/p1 payor=Organization/o1");
+  // identifier-only references keep their :identifier rows under both codes
+  auto r = Resource::Parse(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},
+    "subject":{"type":"Patient","identifier":{"system":"urn:oid:1","value":"42"}}})");
+  REQUIRE(r.ok());
+  auto rows = indexer.Extract(*r);
+  std::string idents;
+  for (const auto& t : rows.tokens)
+    if (t.param.find(":identifier") != std::string::npos) idents += t.param + " ";
+  CHECK(idents == "patient:identifier subject:identifier ");
 }
 
 }  // namespace
