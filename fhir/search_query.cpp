@@ -259,6 +259,8 @@ class Parser {
     std::string code = Unescape(parts[1]);
     if (code == "*") {
       spec.wildcard = true;
+      for (const SearchParamDef* d : reg_.ForType(spec.source_type))
+        if (d->type == SearchParamType::kReference) spec.wildcard_params.push_back(d->code);
     } else {
       spec.param = reg_.Find(spec.source_type, code);
       if (spec.param == nullptr || spec.param->type != SearchParamType::kReference)

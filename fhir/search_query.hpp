@@ -99,6 +99,8 @@ struct IncludeSpec {
   std::string source_type;                // type holding the reference ("*" allowed in target only)
   const SearchParamDef* param = nullptr;  // nullptr with wildcard
   std::vector<SharedReferenceRows> shared_references;  // as SearchCriterion::shared_references
+  // wildcard with a source type (`Observation:*`): its reference parameters
+  std::vector<std::string> wildcard_params;
   std::string target_type;                // optional restriction
   bool iterate = false;
   bool wildcard = false;                  // _include=*

@@ -498,6 +498,7 @@ std::vector<fhir::VersionRecord> Include(pqxx::transaction_base& tx, const std::
                " AND NOT t.deleted WHERE ref.res_type = " + sql.Param(spec.source_type) + " AND ref.target_type = " +
                sql.Param(type) + " AND ref.target_id = ANY(" + sql.Param(TextArray(ids)) + "::text[])";
         if (spec.param != nullptr) text += " AND " + RowsOf(sql, "ref", spec.param->code, spec.shared_references);
+        else text += " AND ref.param = ANY(" + sql.Param(TextArray(spec.wildcard_params)) + "::text[])";
       }
       if (!spec.target_type.empty()) text += " AND " + std::string(reverse ? "ref.target_type" : "t.res_type") + " = " + sql.Param(spec.target_type);
       text += " LIMIT 10000";

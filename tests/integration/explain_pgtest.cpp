@@ -80,6 +80,10 @@ TEST_CASE("key searches are answered from indexes (EXPLAIN)", "[search]") {
        {"search_token_code"}},
       {"code sorted by date", "Observation", {{"code", "http://loinc.org|L7"}, {"_sort", "-date"}, {"_count", "10"}},
        {"search_token_code"}},
+      {"patient, read from subject's rows too", "Observation", {{"patient", "Patient/p5"}},
+       {"search_reference_target"}},
+      {"reverse chain", "Patient", {{"_has:Observation:patient:code", "http://loinc.org|L5"}, {"_count", "10"}},
+       {"search_reference_target", "search_token_code"}},
       {"by id", "Patient", {{"_id", "p42"}}, {"resource_pkey"}},
       {"all, newest first", "Observation", {{"_sort", "-_lastUpdated"}, {"_count", "10"}}, {"resource_type_updated"}},
   };
