@@ -136,11 +136,63 @@ std::tm UtcTm(int64_t epoch_ms, int& millis) {
 }
 }  // namespace
 
+namespace {
+
+// Days since 1970-01-01 to a proleptic Gregorian date (the era arithmetic
+// of Howard Hinnant's public-domain date algorithms).
+void CivilFromDays(int64_t days, int64_t& year, unsigned& month, unsigned& day) {
+  days += 719468;
+  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(days - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  day = doy - (153 * mp + 2) / 5 + 1;
+  month = mp < 10 ? mp + 3 : mp - 9;
+  year = static_cast<int64_t>(yoe) + era * 400 + (month <= 2 ? 1 : 0);
+}
+
+void PutDigits(char* out, unsigned value, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    out[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+}
+
+}  // namespace
+
+// Without gmtime_r, which takes a process-wide lock in glibc: bulk loads
+// format two instants per date index row on every preparing thread.
 std::string FormatInstant(int64_t epoch_ms) {
-  int ms = 0;
-  std::tm tm = UtcTm(epoch_ms, ms);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  int64_t secs = epoch_ms / 1000;
+  int ms = static_cast<int>(epoch_ms % 1000);
+  if (ms < 0) {
+    ms += 1000;
+    --secs;
+  }
+  int64_t days = secs / 86400;
+  int64_t rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
+  int64_t year = 0;
+  unsigned month = 0, day = 0;
+  CivilFromDays(days, year, month, day);
+  if (year < 0 || year > 9999) {
+    std::tm tm = UtcTm(epoch_ms, ms);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  }
+  std::string out = "0000-00-00T00:00:00.000Z";
+  PutDigits(&out[0], static_cast<unsigned>(year), 4);
+  PutDigits(&out[5], month, 2);
+  PutDigits(&out[8], day, 2);
+  PutDigits(&out[11], static_cast<unsigned>(rem / 3600), 2);
+  PutDigits(&out[14], static_cast<unsigned>(rem / 60 % 60), 2);
+  PutDigits(&out[17], static_cast<unsigned>(rem % 60), 2);
+  PutDigits(&out[20], static_cast<unsigned>(ms), 3);
+  return out;
 }
 
 std::string FormatHttpDate(int64_t epoch_ms) {

@@ -2,6 +2,8 @@
 // the instant and HTTP date formats.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+#include <ctime>
 #include <string>
 
 #include "fhir/primitives.hpp"
@@ -107,6 +109,22 @@ TEST_CASE("FormatInstant", "[fhir]") {
   CHECK(FormatInstant(951868799000) == "2000-02-29T23:59:59.000Z");
   CHECK(FormatInstant(1714990272005) == "2024-05-06T10:11:12.005Z");
   CHECK(FormatInstant(-1) == "1969-12-31T23:59:59.999Z");
+  CHECK(FormatInstant(-62135596800000) == "0001-01-01T00:00:00.000Z");
+  CHECK(FormatInstant(253402300799999) == "9999-12-31T23:59:59.999Z");
+  SECTION("the same as gmtime over four centuries, leap days and negative instants included") {
+    // a step of a prime number of seconds visits every day, hour and month
+    for (int64_t ms = -2208988800000; ms < 10413792000000; ms += 7'919'017'333) {
+      std::time_t secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+      std::tm tm{};
+      gmtime_r(&secs, &tm);
+      char expected[96];
+      std::snprintf(expected, sizeof expected, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                    static_cast<int>(((ms % 1000) + 1000) % 1000));
+      INFO(ms);
+      CHECK(FormatInstant(ms) == expected);
+    }
+  }
   SECTION("round trip through ParseDateTimeRange") {
     for (int64_t ms : {int64_t{0}, int64_t{1700000000123}, int64_t{951868799000}, int64_t{4102444799999}}) {
       auto r = ParseDateTimeRange(FormatInstant(ms));
