@@ -8,6 +8,7 @@
 
 #include "fhir/definitions.hpp"
 #include "fhir/fhirpath.hpp"
+#include "fhir/fhirpath/ast.hpp"
 #include "fhir/json.hpp"
 #include "fhir/primitives.hpp"
 
@@ -162,7 +163,63 @@ struct Compiled {
   std::optional<SearchParameterRegistry::SharedReferences> shared_references;
   // SearchParameterRegistry::RootComponentsOf, by code
   std::vector<std::string> root_codes;
+  // FirstElements of the expression; `any` when it has none
+  std::vector<std::string> first_elements;
+  bool any = true;
 };
+
+// The elements whose absence from a resource makes `n` empty: for a path
+// from the resource (Observation.code, Observation.value as Quantity,
+// Observation.subject.where(resolve() is Patient), unions of such) the
+// element each path starts with. False when `n` is not of that shape and may
+// have a value on any resource (exists(), iif(), comparisons, ...).
+bool FirstElements(const fhirpath::Node& n, std::string_view type, std::vector<std::string>& out) {
+  using fhirpath::NodeKind;
+  switch (n.kind) {
+    case NodeKind::kMember: {
+      if (n.target == nullptr) return false;  // the resource itself, or an element of $this
+      const fhirpath::Node& t = *n.target;
+      if (t.kind == NodeKind::kMember && t.target == nullptr &&
+          (t.name == type || t.name == "Resource" || t.name == "DomainResource")) {
+        out.push_back(n.name);
+        return true;
+      }
+      return FirstElements(t, type, out);
+    }
+    case NodeKind::kCall: {
+      // functions whose result is empty when their input is
+      static constexpr std::string_view kEmptyOnEmpty[] = {"where", "resolve", "as",   "ofType", "first",
+                                                           "last",  "extension", "single", "distinct",
+                                                           "skip",  "take",  "tail", "select", "trace"};
+      if (n.target == nullptr ||
+          std::find(std::begin(kEmptyOnEmpty), std::end(kEmptyOnEmpty), n.name) == std::end(kEmptyOnEmpty))
+        return false;
+      return FirstElements(*n.target, type, out);
+    }
+    case NodeKind::kIndexer: return n.target != nullptr && FirstElements(*n.target, type, out);
+    case NodeKind::kTypeOp:
+      return n.op == fhirpath::Op::kAs && n.target != nullptr && FirstElements(*n.target, type, out);
+    case NodeKind::kBinary:
+      return n.op == fhirpath::Op::kUnion && n.target != nullptr && n.rhs != nullptr &&
+             FirstElements(*n.target, type, out) && FirstElements(*n.rhs, type, out);
+    default: return false;
+  }
+}
+
+// Whether the resource has one of `names` (a choice element by any of its
+// types, valueQuantity for value; a primitive by its extension alone).
+bool HasAnyElement(const JsonValue& doc, const std::vector<std::string>& names) {
+  if (!doc.IsObject()) return true;
+  for (auto m = doc.MemberBegin(); m != doc.MemberEnd(); ++m) {
+    std::string_view k(m->name.GetString(), m->name.GetStringLength());
+    if (!k.empty() && k[0] == '_') k.remove_prefix(1);
+    for (const auto& n : names)
+      if (k.size() >= n.size() && k.compare(0, n.size(), n) == 0 &&
+          (k.size() == n.size() || (k[n.size()] >= 'A' && k[n.size()] <= 'Z')))
+        return true;
+  }
+  return false;
+}
 
 bool SqlHandles(SearchParamType t) {
   return t == SearchParamType::kString || t == SearchParamType::kToken || t == SearchParamType::kDate ||
@@ -278,6 +335,8 @@ struct SearchIndexer::Impl {
 
   Impl(std::shared_ptr<const Definitions> d, std::shared_ptr<const SearchParameterRegistry> r)
       : definitions(d), registry(std::move(r)), engine(std::move(d)) {}
+
+  IndexRows Extract(const Resource& resource, bool skip_absent) const;
 };
 
 SearchIndexer::SearchIndexer(std::shared_ptr<const Definitions> definitions,
@@ -301,7 +360,8 @@ SearchIndexer::SearchIndexer(std::shared_ptr<const Definitions> definitions,
       if (text.empty()) continue;
       auto parsed = fhirpath::Expression::Parse(text);
       if (!parsed) continue;
-      Compiled compiled{def, std::move(*parsed), {}, impl_->registry->SharedReferencesOf(type, *def), {}};
+      Compiled compiled{def, std::move(*parsed), {}, impl_->registry->SharedReferencesOf(type, *def), {}, {}, true};
+      compiled.any = !FirstElements(compiled.expression.root(), type, compiled.first_elements);
       for (const SearchParamDef* part : impl_->registry->RootComponentsOf(type, *def))
         compiled.root_codes.push_back(part->code);
       if (def->type == SearchParamType::kComposite) {
@@ -359,17 +419,25 @@ bool SearchIndexer::IsIndexed(std::string_view resource_type, const SearchParamD
          std::find(shared->second.begin(), shared->second.end(), &def) != shared->second.end();
 }
 
-IndexRows SearchIndexer::Extract(const Resource& resource) const {
+IndexRows SearchIndexer::Extract(const Resource& resource) const { return impl_->Extract(resource, true); }
+
+IndexRows SearchIndexer::ExtractEvaluatingAll(const Resource& resource) const {
+  return impl_->Extract(resource, false);
+}
+
+IndexRows SearchIndexer::Impl::Extract(const Resource& resource, bool skip_absent) const {
   IndexRows out;
-  auto it = impl_->by_type.find(resource.type());
-  if (it == impl_->by_type.end()) return out;
+  auto it = by_type.find(resource.type());
+  if (it == by_type.end()) return out;
+  const JsonValue& doc = resource.tree().doc;
   int group = 0;
   std::vector<std::pair<const Compiled*, int>> roots;  // groups of RootComponentsOf composites
   std::vector<const Compiled*> shares;                 // SharedReferencesOf parameters
   for (const auto& c : it->second) {
-    auto result = impl_->engine.Evaluate(c.expression, resource);
+    if (skip_absent && !c.any && !HasAnyElement(doc, c.first_elements)) continue;
+    auto result = engine.Evaluate(c.expression, resource);
     if (!result) {
-      impl_->failures.fetch_add(1, std::memory_order_relaxed);
+      failures.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     for (const auto& item : *result) {
@@ -389,9 +457,9 @@ IndexRows SearchIndexer::Extract(const Resource& resource) const {
       ++group;
       bool complete = true;  // every component has a value: else no composite search can match the node
       for (const auto& comp : c.components) {
-        auto values = impl_->engine.EvaluateOn(comp.expression, item, resource.tree().doc);
+        auto values = engine.EvaluateOn(comp.expression, item, resource.tree().doc);
         if (!values) {
-          impl_->failures.fetch_add(1, std::memory_order_relaxed);
+          failures.fetch_add(1, std::memory_order_relaxed);
           complete = false;
           break;
         }

@@ -108,7 +108,12 @@ class SearchIndexer {
   // The rows `resource` contributes to every indexed parameter of its type.
   // A parameter whose expression fails on this resource contributes nothing
   // (and is counted in failures(), for monitoring).
+  // Parameters whose expression is a path from the resource (unions, as,
+  // where, resolve and the like included) are not evaluated when the
+  // resource lacks the element the path starts with.
   IndexRows Extract(const Resource& resource) const;
+  // The same, every parameter evaluated: the reference for tests.
+  IndexRows ExtractEvaluatingAll(const Resource& resource) const;
 
   // True when searches by `def` on `resource_type` are answered from the
   // index (or, for _id and _lastUpdated, from the resource table): its

@@ -2,6 +2,9 @@
 // rows each FHIR type contributes to each parameter type.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -350,6 +353,50 @@ TEST_CASE("reference parameters that are another one read its rows", "[search]")
   for (const auto& t : rows.tokens)
     if (t.param.find(":identifier") != std::string::npos) idents += t.param + " ";
   CHECK(idents == "patient:identifier subject:identifier ");
+}
+
+}  // namespace
+}  // namespace eds::fhir
+
+namespace eds::fhir {
+namespace {
+
+std::string Dump(const IndexRows& r) {
+  std::string out;
+  auto g = [](int group) { return "#" + std::to_string(group) + "\n"; };
+  for (const auto& x : r.strings) out += "s " + x.param + "|" + x.normalized + "|" + x.exact + g(x.group);
+  for (const auto& x : r.tokens) out += "t " + x.param + "|" + x.system + "|" + x.code + "|" + x.text + g(x.group);
+  for (const auto& x : r.dates)
+    out += "d " + x.param + "|" + std::to_string(x.low_ms) + "|" + std::to_string(x.high_ms) + g(x.group);
+  for (const auto& x : r.numbers) out += "n " + x.param + "|" + x.value + g(x.group);
+  for (const auto& x : r.quantities) out += "q " + x.param + "|" + x.value + "|" + x.code + g(x.group);
+  for (const auto& x : r.references)
+    out += "r " + x.param + "|" + x.target_type + "/" + x.target_id + "|" + x.url + g(x.group);
+  for (const auto& x : r.uris) out += "u " + x.param + "|" + x.value + g(x.group);
+  return out;
+}
+
+TEST_CASE("leaving out parameters whose first element is absent changes no row of any R4 example",
+          "[search]") {
+  auto defs = testing::R4Definitions();
+  auto registry = SearchParameterRegistry::Load(testing::DefinitionsDir(), defs->resource_types());
+  SearchIndexer indexer(defs, registry);
+  std::size_t resources = 0, rows = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(testing::DefinitionsDir())) {
+    if (entry.path().extension() != ".json") continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto r = Resource::Parse(text);
+    if (!r.ok()) continue;
+    auto fast = indexer.Extract(*r);
+    auto all = indexer.ExtractEvaluatingAll(*r);
+    INFO(entry.path().filename().string());
+    CHECK(Dump(fast) == Dump(all));
+    ++resources;
+    rows += all.size();
+  }
+  CHECK(resources > 1000);
+  CHECK(rows > 10000);
 }
 
 }  // namespace
