@@ -867,7 +867,7 @@ fhir::Result<SearchPage> RunSearchImpl(pqxx::transaction_base& tx, const fhir::S
   }
   // one criterion (or none): a plan for any of its values is as good as a
   // plan for these; several: which one to start from depends on the values
-  auto rows = ExecPrepared(tx, text, sql.params(), q.criteria.size() <= 1 ? PlanMode::kGeneric : PlanMode::kAuto);
+  auto rows = ExecPrepared(tx, text, sql.params(), q.criteria.size() <= 1 ? PlanMode::kGeneric : PlanMode::kCustom);
   if (walk && rows.size() <= static_cast<std::size_t>(count)) return RunSearchImpl(tx, q, plan, false);
   const std::size_t n = std::min<std::size_t>(rows.size(), static_cast<std::size_t>(count));
   const bool more = rows.size() > n;

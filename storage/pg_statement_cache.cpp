@@ -18,7 +18,7 @@ constexpr std::size_t kStatementsPerConnection = 200;
 // The statements one connection has prepared, most recently used first.
 struct ConnectionStatements {
   int backend_pid = 0;  // a reopened connection (another backend) has none
-  bool session_generic = false;  // the session's plan_cache_mode is force_generic_plan
+  PlanMode session_mode = PlanMode::kAuto;  // the session's plan_cache_mode
   std::list<std::string> lru;
   std::unordered_map<std::string, std::list<std::string>::iterator> index;
 };
@@ -43,13 +43,12 @@ pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& sql, co
                           PlanMode mode) {
   pqxx::connection_base& conn = tx.conn();
   const std::string name = NameFor(sql);
-  const bool want_generic = mode == PlanMode::kGeneric;
   // outside a transaction block the setting is the session's (and kept
   // track of); inside one it lasts until the transaction ends
   const bool autocommit = dynamic_cast<pqxx::nontransaction*>(&tx) != nullptr;
   std::string evict;
   bool known = false;
-  bool session_generic = false;
+  PlanMode session_mode = PlanMode::kAuto;
   {
     std::lock_guard<std::mutex> lock(registry_mutex);
     auto& stmts = registry[&conn];
@@ -57,8 +56,8 @@ pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& sql, co
       stmts = ConnectionStatements{};
       stmts.backend_pid = conn.backendpid();
     }
-    session_generic = stmts.session_generic;
-    if (autocommit) stmts.session_generic = want_generic;
+    session_mode = stmts.session_mode;
+    if (autocommit) stmts.session_mode = mode;
     if (auto it = stmts.index.find(name); it != stmts.index.end()) {
       stmts.lru.splice(stmts.lru.begin(), stmts.lru, it->second);
       known = true;
@@ -81,9 +80,11 @@ pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& sql, co
       // defined by an earlier attempt that the registry has forgotten
     }
   }
-  if (want_generic != session_generic)
+  if (mode != session_mode)
     tx.exec(std::string(autocommit ? "SET" : "SET LOCAL") + " plan_cache_mode = " +
-            (want_generic ? "force_generic_plan" : "auto"));
+            (mode == PlanMode::kGeneric  ? "force_generic_plan"
+             : mode == PlanMode::kCustom ? "force_custom_plan"
+                                         : "auto"));
   return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(params));
 }
 

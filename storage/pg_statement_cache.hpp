@@ -17,8 +17,11 @@ namespace eds::storage {
 // the values at hand and a reusable generic one (its default); kGeneric
 // always reuses the generic plan, for statements whose best plan does not
 // depend on the values (one criterion: its values change how many rows
-// match, not the way to find them).
-enum class PlanMode { kAuto, kGeneric };
+// match, not the way to find them); kCustom always plans for the values at
+// hand, for statements whose best plan does (several criteria: which one to
+// start from depends on how many rows each value matches, which a generic
+// plan cannot know and PostgreSQL's own choice misjudges).
+enum class PlanMode { kAuto, kGeneric, kCustom };
 
 // Runs `sql` with `params` as a prepared statement of the transaction's
 // connection (prepared on first use), planned as `mode` says.
