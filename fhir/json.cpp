@@ -338,6 +338,40 @@ std::string SerializeJson(const JsonValue& value) {
 }
 
 namespace {
+
+// The links of a narrative (Narrative.div: <a href="..."> and <img
+// src="...">) rewritten by `map`; the number of links changed.
+int RewriteNarrativeLinks(std::string& xhtml, const std::function<std::optional<std::string>(std::string_view)>& map) {
+  int n = 0;
+  for (std::string_view attr : {std::string_view("href="), std::string_view("src=")}) {
+    std::size_t pos = 0;
+    while ((pos = xhtml.find(attr, pos)) != std::string::npos) {
+      const std::size_t at = pos;
+      pos += attr.size();
+      // an attribute name: preceded by white space
+      if (at == 0 || (xhtml[at - 1] != ' ' && xhtml[at - 1] != '\t' && xhtml[at - 1] != '\n' && xhtml[at - 1] != '\r'))
+        continue;
+      if (pos >= xhtml.size() || (xhtml[pos] != '"' && xhtml[pos] != '\'')) continue;
+      const char quote = xhtml[pos];
+      const std::size_t start = pos + 1;
+      const std::size_t end = xhtml.find(quote, start);
+      if (end == std::string::npos) break;
+      if (auto to = map(std::string_view(xhtml).substr(start, end - start))) {
+        if (to->find_first_of("\"'<>&") != std::string::npos) {  // not an attribute value as it is
+          pos = end + 1;
+          continue;
+        }
+        xhtml.replace(start, end - start, *to);
+        pos = start + to->size() + 1;
+        ++n;
+      } else {
+        pos = end + 1;
+      }
+    }
+  }
+  return n;
+}
+
 int Rewrite(JsonValue& v, rapidjson::Document::AllocatorType& alloc,
             const std::function<std::optional<std::string>(std::string_view)>& map) {
   int n = 0;
@@ -347,6 +381,12 @@ int Rewrite(JsonValue& v, rapidjson::Document::AllocatorType& alloc,
         if (auto to = map(StringOf(m.value))) {
           m.value.SetString(to->data(), static_cast<rapidjson::SizeType>(to->size()), alloc);
           ++n;
+        }
+      } else if (KeyIs(m.name, "div") && IsString(m.value)) {
+        std::string xhtml(StringOf(m.value));
+        if (int changed = RewriteNarrativeLinks(xhtml, map); changed > 0) {
+          m.value.SetString(xhtml.data(), static_cast<rapidjson::SizeType>(xhtml.size()), alloc);
+          n += changed;
         }
       } else {
         n += Rewrite(m.value, alloc, map);

@@ -36,7 +36,12 @@ TEST_CASE("a transaction stores every entry and rewrites references between them
   HttpClient c(SharedServer().port());
   const std::string p = UniquePrefix();
   std::string observation =
-      "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"glucose\"},"
+      "{\"resourceType\":\"Observation\",\"text\":{\"status\":\"generated\",\"div\":\"<div "
+      "xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><a href=\\\"urn:uuid:6a1e3c2e-0000-4000-8000-000000000001\\\">Rossi</a> "
+      "by <a href='http://example.org/fhir/Practitioner/temp1'>Bianchi</a> "
+      "<img src=\\\"urn:uuid:6a1e3c2e-0000-4000-8000-000000000001\\\"/> "
+      "<a href=\\\"http://other.example/x\\\">elsewhere</a></div>\"},"
+      "\"status\":\"final\",\"code\":{\"text\":\"glucose\"},"
       "\"subject\":{\"reference\":\"urn:uuid:6a1e3c2e-0000-4000-8000-000000000001\"},"
       "\"performer\":[{\"reference\":\"http://example.org/fhir/Practitioner/temp1\"}],"
       "\"specimen\":{\"reference\":\"#s1\"},"
@@ -68,6 +73,14 @@ TEST_CASE("a transaction stores every entry and rewrites references between them
   CHECK(std::string(obs["performer"][0]["reference"].GetString()) == "Practitioner/" + practitioner_id);
   CHECK(std::string(obs["contained"][0]["subject"]["reference"].GetString()) == "Patient/" + patient_id);
   CHECK(std::string(obs["extension"][0]["valueReference"]["reference"].GetString()) == "Practitioner/" + practitioner_id);
+  // the narrative's links too
+  const std::string div = obs["text"]["div"].GetString();
+  INFO(div);
+  CHECK(div.find("<a href=\"Patient/" + patient_id + "\">Rossi</a>") != std::string::npos);
+  CHECK(div.find("<a href='Practitioner/" + practitioner_id + "'>Bianchi</a>") != std::string::npos);
+  CHECK(div.find("<img src=\"Patient/" + patient_id + "\"/>") != std::string::npos);
+  CHECK(div.find("<a href=\"http://other.example/x\">elsewhere</a>") != std::string::npos);
+  CHECK(div.find("urn:uuid") == std::string::npos);
   CHECK(c.Get("/fhir/Patient/" + patient_id).status == 200);
   CHECK(c.Get("/fhir/Patient/" + p + "-tx1").status == 200);
 }

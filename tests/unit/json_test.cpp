@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include <optional>
 #include <string>
 
 #include "fhir/json.hpp"
@@ -251,6 +252,28 @@ TEST_CASE("JsonEquivalent compares trees", "[fhir]") {
     CHECK_FALSE(JsonEquivalent(R"({"resourceType":"Patient","versionId":"1"})",
                                R"({"resourceType":"Patient","versionId":"2"})", true));
   }
+}
+
+TEST_CASE("RewriteReferences rewrites references and the links of narratives", "[fhir]") {
+  auto r = Resource::Parse(R"({"resourceType":"Observation","subject":{"reference":"urn:uuid:a"},
+    "text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><a href=\"urn:uuid:a\">x</a><a data-href=\"urn:uuid:a\">y</a><img src='urn:uuid:a'/><a href=\"urn:uuid:b\">z</a><a href=\"urn:uuid:q\">q</a></div>"},
+    "contained":[{"resourceType":"Patient","id":"p","link":[{"other":{"reference":"urn:uuid:b"}}]}]})");
+  REQUIRE(r.ok());
+  auto map = [](std::string_view from) -> std::optional<std::string> {
+    if (from == "urn:uuid:a") return std::string("Patient/1");
+    if (from == "urn:uuid:b") return std::string("Patient/2");
+    if (from == "urn:uuid:q") return std::string("Patient/\"3");  // cannot be written into an attribute
+    return std::nullopt;
+  };
+  CHECK(r->RewriteReferences(map) == 5);  // subject, contained, three narrative links
+  const std::string out = r->Render("1", "2024-01-01T00:00:00.000Z");
+  CHECK(out.find(R"("subject":{"reference":"Patient/1"})") != std::string::npos);
+  CHECK(out.find(R"("other":{"reference":"Patient/2"})") != std::string::npos);
+  CHECK(out.find(R"(<a href=\"Patient/1\">x</a>)") != std::string::npos);
+  CHECK(out.find(R"(<a data-href=\"urn:uuid:a\">y</a>)") != std::string::npos);  // another attribute
+  CHECK(out.find(R"(<img src='Patient/1'/>)") != std::string::npos);
+  CHECK(out.find(R"(<a href=\"Patient/2\">z</a>)") != std::string::npos);
+  CHECK(out.find(R"(<a href=\"urn:uuid:q\">q</a>)") != std::string::npos);
 }
 
 TEST_CASE("AppendJsonString escapes", "[fhir]") {
