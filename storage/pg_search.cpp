@@ -78,7 +78,8 @@ std::string RowsOf(SqlBuilder& sql, const std::string& a, const std::string& cod
   for (const auto& r : refs) {
     alts += " OR (" + a + ".param = " + sql.Param(r.code);
     if (!r.target_type.empty()) alts += " AND " + a + ".target_type = " + sql.Param(r.target_type);
-    if (!r.resource_types.empty()) alts += " AND " + a + ".res_type = ANY(" + sql.Param(TextArray(r.resource_types)) + "::text[])";
+    if (!r.resource_types.empty())
+      alts += " AND " + a + ".res_type = ANY(" + sql.Param(TextArray(r.resource_types)) + "::text[])";
     alts += ")";
   }
   return out + " AND (" + alts + ")";
