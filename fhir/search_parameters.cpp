@@ -1,12 +1,16 @@
 // SearchParameter loading and lookup.
 #include "fhir/search_parameters.hpp"
 
+#include "fhir/fhirpath.hpp"
+#include "fhir/fhirpath/ast.hpp"
+
 #include <rapidjson/document.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
@@ -182,6 +186,81 @@ std::string TypeKey(std::string_view type, const std::string& code) {
   return k;
 }
 
+// A branch of an expression as "element.as(type).element..." relative to
+// the resource (type names in lower case), so that a composite's component
+// (value.as(Quantity)) and a parameter of the resource ((Observation.value
+// as Quantity)) compare; false for any other shape.
+bool PathForm(const fhirpath::Node& n, std::string_view type, std::string& out) {
+  using fhirpath::NodeKind;
+  auto lower = [](std::string t) {
+    for (auto& ch : t) ch = static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+    return t;
+  };
+  switch (n.kind) {
+    case NodeKind::kMember:
+      if (n.target == nullptr) {
+        out = n.name == type ? std::string() : n.name;
+        return true;
+      }
+      if (!PathForm(*n.target, type, out)) return false;
+      out += (out.empty() ? "" : ".") + n.name;
+      return true;
+    case NodeKind::kTypeOp:
+      if (n.op != fhirpath::Op::kAs || n.target == nullptr || !PathForm(*n.target, type, out)) return false;
+      out += ".as(" + lower(n.type.name) + ")";
+      return true;
+    case NodeKind::kCall:
+      if (n.name != "as" || n.target == nullptr || !PathForm(*n.target, type, out)) return false;
+      out += ".as(" + lower(n.type.name) + ")";
+      return true;
+    default: return false;
+  }
+}
+
+// The PathForms of the branches of `expression`; nullopt when one has
+// another shape.
+std::optional<std::vector<std::string>> PathForms(const std::string& expression, std::string_view type) {
+  auto parsed = fhirpath::Expression::Parse(expression);
+  if (!parsed) return std::nullopt;
+  std::vector<const fhirpath::Node*> todo{&parsed->root()};
+  std::vector<std::string> out;
+  while (!todo.empty()) {
+    const fhirpath::Node* n = todo.back();
+    todo.pop_back();
+    if (n->kind == fhirpath::NodeKind::kBinary && n->op == fhirpath::Op::kUnion) {
+      todo.push_back(n->target.get());
+      todo.push_back(n->rhs.get());
+      continue;
+    }
+    std::string form;
+    if (!PathForm(*n, type, form) || form.empty()) return std::nullopt;
+    out.push_back(std::move(form));
+  }
+  return out;
+}
+
+// Whether parameter `q`'s rows on `type` are exactly the rows of a
+// composite component with `expression` evaluated on the resource: the same
+// branches, except ones that can give `q` no row (SampledData for a
+// quantity: Observation's value-quantity has it, code-value-quantity's
+// value component does not).
+bool SameRowsAsComponent(const SearchParameterRegistry& reg, const SearchParamDef& q, const std::string& type,
+                         const std::string& expression) {
+  auto component = PathForms(expression, type);
+  auto plain = PathForms(reg.ExpressionFor(q, type), type);
+  if (!component || !plain) return false;
+  for (const auto& f : *component)
+    if (!Contains(*plain, f)) return false;
+  static constexpr std::string_view kNoQuantity = ".as(sampleddata)";
+  for (const auto& f : *plain) {
+    if (Contains(*component, f)) continue;
+    const bool no_rows = q.type == SearchParamType::kQuantity && f.size() > kNoQuantity.size() &&
+                         f.compare(f.size() - kNoQuantity.size(), kNoQuantity.size(), kNoQuantity) == 0;
+    if (!no_rows) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 // For every parameter of a single resource type, the other parameters of
@@ -294,7 +373,8 @@ void SearchParameterRegistry::ComputeSharedRows() {
       for (const auto& c : p->components) {
         const SearchParamDef* q = FindByUrl(c.definition);
         if (q == nullptr || Find(type, q->code) != q || q->type == SearchParamType::kComposite ||
-            q->type == SearchParamType::kReference || impl.shared.count(q) != 0)
+            q->type == SearchParamType::kReference || impl.shared.count(q) != 0 ||
+            !SameRowsAsComponent(*this, *q, type, c.expression))
           break;
         parts.push_back(q);
       }

@@ -221,7 +221,21 @@ TEST_CASE("parameters that repeat other parameters' rows are searched through th
   CHECK(Set(Search(c, "/fhir/Observation?_tag=" + t + "&combo-code=8462-4")) == std::set<std::string>{o_ext});
   CHECK(Set(Search(c, "/fhir/Observation?_tag=" + t + "&code-value-quantity:missing=false")) ==
         std::set<std::string>{o_pat, o_grp, o_ext});
-  CHECK(Set(Search(c, "/fhir/Observation?_tag=" + t + "&_sort=patient")) .size() == 3);
+  CHECK(Set(Search(c, "/fhir/Observation?_tag=" + t + "&_sort=patient")).size() == 3);
+
+  // code-value-string keeps rows of its own: value-string also holds a
+  // valueCodeableConcept's text, which the composite's component does not
+  auto coded = [&](const std::string& value) {
+    return Create(c, "Observation",
+                  R"({"resourceType":"Observation",)" + Tag(t) +
+                      R"(,"status":"final","code":{"coding":[{"system":"http://loinc.org","code":"5778-6"}]},)" + value +
+                      "}");
+  };
+  const std::string o_string = coded(R"("valueString":"amber")");
+  coded(R"("valueCodeableConcept":{"text":"amber"})");
+  CHECK(Set(Search(c, "/fhir/Observation?_tag=" + t + "&code-value-string=5778-6%24amber")) ==
+        std::set<std::string>{o_string});
+  CHECK(Search(c, "/fhir/Observation?_tag=" + t + "&value-string=amber").size() == 2);
 }
 
 TEST_CASE(":identifier on references and :of-type on identifiers", "[search]") {

@@ -320,6 +320,9 @@ TEST_CASE("reference parameters that are another one read its rows", "[search]")
   };
   CHECK(roots("Observation", "code-value-quantity") == "code,value-quantity");
   CHECK(roots("Observation", "code-value-concept") == "code,value-concept");
+  CHECK(roots("Observation", "code-value-date") == "code,value-date");
+  // value-string also holds valueCodeableConcept.text, which the component does not
+  CHECK(roots("Observation", "code-value-string").empty());
   CHECK(roots("Observation", "combo-code-value-quantity").empty());  // components of components too
   CHECK(roots("Observation", "component-code-value-quantity").empty());
 
