@@ -95,6 +95,26 @@ pg_lock_state_dir() {
     mkdir -p "$(dirname "$dir")"
     exec {lock_fd}>"$dir.lock"
     flock -n "$lock_fd" || pg_die "another run is using '$dir' (it holds '$dir.lock'); wait for it to end"
+    export EDS_LOCK_FDS="${EDS_LOCK_FDS:-} $lock_fd"
+}
+
+# Held by each benchmark for its whole run, machine-wide: two benchmarks at
+# once share the cores, and both runs' figures are then worthless.
+pg_lock_benchmark() {
+    local lock_fd lock="${TMPDIR:-/tmp}/eds-benchmark.lock"
+    exec {lock_fd}>>"$lock"
+    flock -n "$lock_fd" || pg_die "another benchmark is running on this machine (it holds '$lock'); wait for it to end"
+    export EDS_LOCK_FDS="${EDS_LOCK_FDS:-} $lock_fd"
+}
+
+# Runs a command without the locks above: a server it starts must not
+# inherit them (a cluster kept running would hold them after the script
+# that took them has ended).
+pg_without_locks() {
+    (
+        for fd in ${EDS_LOCK_FDS:-}; do eval "exec $fd>&-"; done
+        "$@"
+    )
 }
 
 pg_is_initialized() {
@@ -185,7 +205,7 @@ pg_start_cluster() {
     pg_validate_port "$port"
     touch "$logfile"
     pg_chown "$logfile"
-    if ! pg_as_owner "$PG_BIN/pg_ctl" start -D "$datadir" -l "$logfile" -w -t 90 \
+    if ! pg_without_locks pg_as_owner "$PG_BIN/pg_ctl" start -D "$datadir" -l "$logfile" -w -t 90 \
         -o "-p $port" >/dev/null; then
         pg_info "PostgreSQL failed to start; last lines of $logfile:"
         tail -n 20 "$logfile" >&2 || true

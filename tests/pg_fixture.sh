@@ -89,7 +89,8 @@ cmd_restart() {
     [[ -f "$state_dir/pgdir" ]] || pg_die "no cluster recorded in $state_dir"
     local pgdir
     pgdir="$(<"$state_dir/pgdir")"
-    pg_as_owner "$PG_BIN/pg_ctl" restart -D "$pgdir/data" -m fast -w -t 90 -l "$pgdir/pg.log" >/dev/null ||
+    pg_without_locks pg_as_owner "$PG_BIN/pg_ctl" restart -D "$pgdir/data" -m fast -w -t 90 -l "$pgdir/pg.log" \
+        >/dev/null ||
         pg_die "could not restart PostgreSQL (log: $pgdir/pg.log)"
 }
 

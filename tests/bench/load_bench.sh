@@ -33,6 +33,7 @@ PG_SHARED_BUFFERS="${PG_SHARED_BUFFERS:-1GB}"
 bin="${EDS_BIN:-$repo_root/build/release/eds}"
 bench_dir="$repo_root/tests/bench"
 state_dir="$repo_root/build/load-bench-pg"
+pg_lock_benchmark
 pg_lock_state_dir "$state_dir"
 work="$repo_root/build/load-bench"
 data="$repo_root/build/search-data/scale-$SCALE"

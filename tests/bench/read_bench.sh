@@ -29,6 +29,7 @@ COMPARE_AUDIT="${COMPARE_AUDIT:-0}"
 bin="${EDS_BIN:-$repo_root/build/release/eds}"
 bench_dir="$repo_root/tests/bench"
 state_dir="$repo_root/build/bench-pg"
+pg_lock_benchmark
 pg_lock_state_dir "$state_dir"
 work="$repo_root/build/bench"
 

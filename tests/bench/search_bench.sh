@@ -41,6 +41,7 @@ SERVER_POOL="${SERVER_POOL:-$CONNECTIONS}"
 bin="${EDS_BIN:-$repo_root/build/release/eds}"
 bench_dir="$repo_root/tests/bench"
 state_dir="$repo_root/build/search-bench-pg"
+pg_lock_benchmark
 pg_lock_state_dir "$state_dir"
 work="$repo_root/build/search-bench"
 data="$repo_root/build/search-data/scale-$SCALE"
@@ -118,7 +119,8 @@ pg_info "data: $(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); pr
 
 reused=0
 loaded_mark="$stamp scale=$SCALE"
-if [[ "${KEEP_DB:-0}" == 1 && -f "$state_dir/loaded" && "$(<"$state_dir/loaded")" == "$loaded_mark" ]] &&
+if [[ "${KEEP_DB:-0}" == 1 && -f "$state_dir/loaded" && -f "$state_dir/dsn" &&
+    "$(<"$state_dir/loaded")" == "$loaded_mark" ]] &&
     "$PG_BIN/psql" -X -q -At "$(<"$state_dir/dsn")" -c "SELECT 1" >/dev/null 2>&1; then
     reused=1
     pg_info "KEEP_DB=1: reusing the database loaded by an earlier run"
