@@ -105,3 +105,47 @@ TEST_CASE("a database with audit rows keeps them through the move to audit batch
   CHECK(Sql(dsn, "SELECT eds_monitoring_refresh()")[0][0] == "t");
   CHECK(Sql(dsn, "SELECT sum(requests)::text FROM monitoring.usage_category_daily_mv")[0][0] == "3");
 }
+
+TEST_CASE("the key columns compare in byte order, rows written before included (migration 12)", "[migrations]") {
+  // a database whose default collation is linguistic (ICU, English)
+  const std::string name = "eds_mig_collate_" + UniquePrefix();
+  {
+    pqxx::connection c(TestDsn());
+    pqxx::nontransaction tx(c);
+    tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(name) + " WITH (FORCE)");
+    tx.exec("CREATE DATABASE " + tx.quote_name(name) +
+            " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'");
+  }
+  const std::string dsn = DsnWithDatabase(TestDsn(), name);
+  {
+    pqxx::connection conn(dsn);
+    pqxx::work tx(conn);
+    tx.exec("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())");
+    for (const auto& m : eds::storage::BuiltinMigrations()) {
+      if (m.version > 11) break;
+      tx.exec(m.sql);
+      tx.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name);
+    }
+    tx.exec("INSERT INTO search_token (res_type, res_id, param, system, code, display)"
+            " VALUES ('Observation', 'o1', 'code', 'http://loinc.org', '718-7', ''),"
+            "        ('Observation', 'o2', 'code', 'http://loinc.org', 'Z-1', ''),"
+            "        ('Observation', 'o3', 'code', 'http://loinc.org', 'a-1', '')");
+    tx.commit();
+  }
+  // linguistic order before: case is a tie-breaker
+  REQUIRE(Sql(dsn, "SELECT string_agg(code, ',' ORDER BY code) FROM search_token")[0][0] == "718-7,a-1,Z-1");
+  REQUIRE(eds::storage::Migrate(dsn).database_version >= 12);
+  // every text column of the search index tables but the free text (display,
+  // unit), and the resource tables' keys
+  CHECK(Sql(dsn, "SELECT string_agg(c.relname || '.' || a.attname, ',' ORDER BY c.relname, a.attname)"
+                 " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                 " WHERE (c.relname LIKE 'search\\_%' OR c.relname IN ('resource', 'resource_history'))"
+                 "   AND c.relkind = 'r' AND a.attnum > 0 AND a.atttypid = 'text'::regtype"
+                 "   AND a.attcollation <> 'pg_catalog.\"C\"'::regcollation")[0][0] ==
+        "resource_history.method,search_quantity.unit,search_token.display");
+  // byte order after: upper case before lower case
+  CHECK(Sql(dsn, "SELECT string_agg(code, ',' ORDER BY code) FROM search_token")[0][0] == "718-7,Z-1,a-1");
+  CHECK(Sql(dsn, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                 " WHERE c.relname = 'search_token_code' AND i.indisvalid")[0][0] == "1");
+}
