@@ -333,15 +333,17 @@ struct SearchIndexer::Impl {
   std::unordered_map<std::string, std::vector<const SearchParamDef*>> shared_only;
   mutable std::atomic<std::size_t> failures{0};
 
-  Impl(std::shared_ptr<const Definitions> d, std::shared_ptr<const SearchParameterRegistry> r)
-      : definitions(d), registry(std::move(r)), engine(std::move(d)) {}
+  LocalBases local_bases;
+
+  Impl(std::shared_ptr<const Definitions> d, std::shared_ptr<const SearchParameterRegistry> r, LocalBases bases)
+      : definitions(d), registry(std::move(r)), engine(std::move(d)), local_bases(std::move(bases)) {}
 
   IndexRows Extract(const Resource& resource, bool skip_absent) const;
 };
 
 SearchIndexer::SearchIndexer(std::shared_ptr<const Definitions> definitions,
-                             std::shared_ptr<const SearchParameterRegistry> registry)
-    : impl_(std::make_unique<Impl>(std::move(definitions), std::move(registry))) {
+                             std::shared_ptr<const SearchParameterRegistry> registry, LocalBases local_bases)
+    : impl_(std::make_unique<Impl>(std::move(definitions), std::move(registry), std::move(local_bases))) {
   for (const auto& type : impl_->definitions->resource_types()) {
     auto& list = impl_->by_type[type];
     for (const SearchParamDef* def : impl_->registry->ForType(type)) {
@@ -387,6 +389,7 @@ SearchIndexer::SearchIndexer(std::shared_ptr<const Definitions> definitions,
 SearchIndexer::~SearchIndexer() = default;
 
 const SearchParameterRegistry& SearchIndexer::registry() const { return *impl_->registry; }
+const LocalBases& SearchIndexer::local_bases() const { return impl_->local_bases; }
 const std::shared_ptr<const SearchParameterRegistry>& SearchIndexer::shared_registry() const { return impl_->registry; }
 const std::shared_ptr<const Definitions>& SearchIndexer::definitions() const { return impl_->definitions; }
 
@@ -488,6 +491,13 @@ IndexRows SearchIndexer::Impl::Extract(const Resource& resource, bool skip_absen
     }
     if (c.shared_references) shares.push_back(&c);
   }
+  // an absolute URL names a resource of this server only under one of its
+  // bases: another server's Patient/123 is not the local Patient/123
+  for (auto& r : out.references)
+    if (!r.url.empty() && !r.target_id.empty() && !local_bases.Relative(r.url)) {
+      r.target_id.clear();
+      r.version.clear();
+    }
   // rows other parameters' rows repeat are left out (searches read those)
   for (const auto& [c, g] : roots) {
     bool repeated = true;

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fhir/local_bases.hpp"
 #include "fhir/search_parameters.hpp"
 
 namespace eds::fhir {
@@ -99,8 +100,11 @@ class Resource;
 // evaluated on every write. Thread-safe after construction.
 class SearchIndexer {
  public:
+  // An absolute reference is indexed as a reference to a resource of this
+  // server (target type and id) only under one of `local_bases`; under any
+  // other base it keeps its URL and the type its path names, never an id.
   SearchIndexer(std::shared_ptr<const Definitions> definitions,
-                std::shared_ptr<const SearchParameterRegistry> registry);
+                std::shared_ptr<const SearchParameterRegistry> registry, LocalBases local_bases = {});
   ~SearchIndexer();
   SearchIndexer(const SearchIndexer&) = delete;
   SearchIndexer& operator=(const SearchIndexer&) = delete;
@@ -121,6 +125,7 @@ class SearchIndexer {
   bool IsIndexed(std::string_view resource_type, const SearchParamDef& def) const;
 
   const SearchParameterRegistry& registry() const;
+  const LocalBases& local_bases() const;
   const std::shared_ptr<const SearchParameterRegistry>& shared_registry() const;
   const std::shared_ptr<const Definitions>& definitions() const;
   // The parameter-set generation of this indexer: the newest generation of

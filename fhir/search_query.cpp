@@ -414,7 +414,7 @@ class Parser {
     if (value.empty()) return Invalid(c.name, "empty value");
     if (c.modifier == "missing") {
       if (value != "true" && value != "false") return Invalid(c.name, ":missing takes true or false");
-      c.values.push_back({Prefix::kEq, value, {value}, false, {}});
+      c.values.push_back({Prefix::kEq, value, {value}, false, {}, {}});
       return std::nullopt;
     }
     for (const auto& raw : SplitEscaped(value, ',')) {
@@ -432,6 +432,13 @@ class Parser {
         v.parts.push_back(v.text);
       } else if (auto e = ParseValue(c.name, c.param->type, c.modifier, raw, v)) {
         return e;
+      } else if (c.param->type == SearchParamType::kReference && c.modifier != "identifier") {
+        if (auto rel = opt_.local_bases.Relative(v.text)) {
+          std::string local(*rel);
+          v.url = std::move(v.text);
+          v.text = std::move(local);
+          v.parts = {v.text};
+        }
       }
       c.values.push_back(std::move(v));
     }

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "fhir/local_bases.hpp"
 #include "fhir/outcome.hpp"
 #include "fhir/result.hpp"
 #include "fhir/search_parameters.hpp"
@@ -35,6 +36,10 @@ struct SearchValue {
   // composite: one value per component, each parsed as its component's type
   // (with its own prefix: "http://loinc.org|8480-6$lt60")
   std::vector<SearchValue> components;
+  // reference: the absolute URL asked for when it is under one of the
+  // server's bases (SearchOptions::local_bases); `text` is then its
+  // Type/id, and rows holding the URL itself match too
+  std::string url;
 };
 
 // Rows of a reference parameter that another parameter's rows hold
@@ -149,6 +154,9 @@ struct SearchOptions {
   std::function<bool(std::string_view resource_type, const SearchParamDef&)> supported;
   int default_count = 50;
   int max_count = 1000;
+  // The server's own bases: a reference value under one of them names a
+  // local resource (Type/id); any other absolute URL is matched as a URL.
+  LocalBases local_bases;
 };
 
 // Parses `params` (decoded name/value pairs in request order) for a search

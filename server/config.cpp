@@ -75,6 +75,22 @@ const std::vector<Option>& Options() {
       {"public-url", "EDS_PUBLIC_URL",
        "absolute base URL used in Location headers and links (default http://<Host><base-path>)",
        [](ServerConfig& c, const std::string& v) { c.public_base_url = v; }},
+      {"local-bases", "EDS_LOCAL_BASES",
+       "comma-separated absolute base URLs that also name this server, besides --public-url: an "
+       "absolute reference is a reference to a resource of this server only under one of them",
+       [](ServerConfig& c, const std::string& v) {
+         c.local_bases.clear();
+         std::size_t start = 0;
+         while (start <= v.size()) {
+           std::size_t comma = std::min(v.find(',', start), v.size());
+           std::string base = v.substr(start, comma - start);
+           start = comma + 1;
+           if (base.empty()) continue;
+           if (base.rfind("http://", 0) != 0 && base.rfind("https://", 0) != 0)
+             throw std::invalid_argument("--local-bases: expected http:// or https:// URLs, got '" + base + "'");
+           c.local_bases.push_back(std::move(base));
+         }
+       }},
       {"migrate", "EDS_MIGRATE", "apply database migrations at start-up",
        [](ServerConfig& c, const std::string& v) { c.migrate = v.empty() || v == "1" || v == "true"; },
        true},
@@ -208,6 +224,13 @@ ServerConfig ParseConfig(const std::vector<std::string>& args) {
   if (c.io_threads == 0)
     c.io_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 2));
   return c;
+}
+
+std::vector<std::string> ServerConfig::OwnBases() const {
+  std::vector<std::string> out;
+  if (!public_base_url.empty()) out.push_back(public_base_url);
+  out.insert(out.end(), local_bases.begin(), local_bases.end());
+  return out;
 }
 
 std::string ConfigHelp() {

@@ -35,6 +35,11 @@ struct ServerConfig {
   std::string definitions_dir;      // unpacked hl7.fhir.r4.examples package
   std::string base_path = "/fhir";
   std::string public_base_url;      // absolute base for Location and links; default from Host
+  // Other absolute bases this server answers at (aliases, former names):
+  // references under them, or under public_base_url, name local resources.
+  std::vector<std::string> local_bases;
+  // public_base_url (when set) and local_bases.
+  std::vector<std::string> OwnBases() const;
   bool migrate = false;             // apply migrations at start-up
   std::size_t body_limit = 16 * 1024 * 1024;
   std::size_t header_limit = 64 * 1024;

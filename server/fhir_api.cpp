@@ -368,7 +368,7 @@ struct FhirApi::Impl {
     auto current = Indexer();
     if (!current) return;
     std::vector<std::string> notes;
-    auto next = BuildIndexer(defs, current->registry(), store, &notes);
+    auto next = BuildIndexer(defs, *current, store, &notes);
     for (const auto& n : notes) Log(LogLevel::kWarn, "custom search parameter ignored: " + n);
     if (!next) {
       Log(LogLevel::kError, "custom search parameters not reloaded: " +
@@ -1161,6 +1161,12 @@ struct FhirApi::Impl {
       return indexer->IsIndexed(type, d);
     };
     options.strict = strict;
+    {
+      // references under this request's base or a configured one are local
+      std::vector<std::string> bases = indexer->local_bases().bases();
+      bases.push_back(p.base_url);
+      options.local_bases = fhir::LocalBases(bases);
+    }
     auto query = fhir::ParseSearch(search_type, params, registry, options);
     if (!query) return std::move(query.error());
     if (interaction == Interaction::kSearchCompartment) {

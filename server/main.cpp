@@ -80,7 +80,7 @@ int Migrate(const server::ServerConfig& c) {
 storage::PgStoreOptions StoreOptions(const server::ServerConfig& c, std::shared_ptr<const fhir::Definitions> defs,
                                      const std::shared_ptr<fhir::IndexerHolder>& indexers) {
   auto search_parameters = fhir::SearchParameterRegistry::Load(c.definitions_dir, defs->resource_types());
-  indexers->Set(std::make_shared<const fhir::SearchIndexer>(defs, search_parameters));
+  indexers->Set(std::make_shared<const fhir::SearchIndexer>(defs, search_parameters, fhir::LocalBases(c.OwnBases())));
   storage::PgStoreOptions options;
   options.dsn = c.database_url;
   options.pool_size = c.pool_size;
@@ -91,7 +91,7 @@ storage::PgStoreOptions StoreOptions(const server::ServerConfig& c, std::shared_
 void LoadCustomSearchParameters(std::shared_ptr<const fhir::Definitions> defs, storage::ResourceStore& store,
                                 fhir::IndexerHolder& indexers) {
   std::vector<std::string> notes;
-  auto built = server::BuildIndexer(std::move(defs), indexers.Current()->registry(), store, &notes);
+  auto built = server::BuildIndexer(std::move(defs), *indexers.Current(), store, &notes);
   for (const auto& n : notes) server::Log(server::LogLevel::kWarn, "custom search parameter ignored: " + n);
   if (!built) {
     const auto& issues = built.error().outcome.issues();

@@ -14,8 +14,9 @@
 namespace eds::server {
 
 fhir::Result<std::shared_ptr<const fhir::SearchIndexer>> BuildIndexer(
-    std::shared_ptr<const fhir::Definitions> definitions, const fhir::SearchParameterRegistry& registry,
+    std::shared_ptr<const fhir::Definitions> definitions, const fhir::SearchIndexer& current,
     storage::ResourceStore& store, std::vector<std::string>* notes) {
+  const fhir::SearchParameterRegistry& registry = current.registry();
   auto stored = store.SearchParameters();
   if (!stored) return std::move(stored.error());
   std::vector<fhir::SearchParamDef> custom;
@@ -45,7 +46,8 @@ fhir::Result<std::shared_ptr<const fhir::SearchIndexer>> BuildIndexer(
     custom.push_back(std::move(def));
   }
   return std::shared_ptr<const fhir::SearchIndexer>(
-      std::make_shared<const fhir::SearchIndexer>(std::move(definitions), registry.WithCustom(std::move(custom))));
+      std::make_shared<const fhir::SearchIndexer>(std::move(definitions), registry.WithCustom(std::move(custom)),
+                                                  current.local_bases()));
 }
 
 std::string CheckSearchParameter(std::string_view json) {

@@ -25,12 +25,12 @@ class ResourceStore;
 
 namespace eds::server {
 
-// The indexer for `registry`'s package parameters plus every active
+// The indexer for `current`'s package parameters and local bases plus every active
 // SearchParameter resource in `store` (ones with the URL of a package
 // parameter, or whose expression does not parse, are left out; `notes`
 // says why).
 fhir::Result<std::shared_ptr<const fhir::SearchIndexer>> BuildIndexer(
-    std::shared_ptr<const fhir::Definitions> definitions, const fhir::SearchParameterRegistry& registry,
+    std::shared_ptr<const fhir::Definitions> definitions, const fhir::SearchIndexer& current,
     storage::ResourceStore& store, std::vector<std::string>* notes = nullptr);
 
 // Checks a SearchParameter resource a client writes: what it needs to be

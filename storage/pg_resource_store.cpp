@@ -526,7 +526,7 @@ Result<WriteResult> DeleteIn(pqxx::work& tx, Index&& index, const std::string& t
   if (CurrentWriteAudit() != nullptr) {
     // the patients the deleted version referred to, before its index goes
     for (const auto& row : tx.exec_params("SELECT DISTINCT target_id FROM search_reference WHERE res_type = $1"
-                                          " AND res_id = $2 AND target_type = 'Patient' LIMIT 50",
+                                          " AND res_id = $2 AND target_type = 'Patient' AND target_id <> '' LIMIT 50",
                                           type, id))
       NoteAuditedPatient(std::string("Patient/") + row[0].c_str());
     if (type == "Patient") NoteAuditedPatient("Patient/" + id);

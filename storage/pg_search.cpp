@@ -375,6 +375,7 @@ class Translator {
           cond = a + ".target_id = " + sql_.Param(t);
           if (!modifier.empty()) cond = "(" + cond + " AND " + a + ".target_type = " + sql_.Param(modifier) + ")";
         }
+        if (!v.url.empty()) cond = "(" + cond + " OR " + a + ".url = " + sql_.Param(v.url) + ")";
         return cond;
       }
       case SearchParamType::kDate: {

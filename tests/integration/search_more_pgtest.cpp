@@ -307,6 +307,70 @@ TEST_CASE("searching across types and within a patient's compartment", "[search]
   CHECK(c.Get("/fhir/Patient/" + id1 + "/Nope").status == 404);
 }
 
+TEST_CASE("absolute references to other servers never match a local resource", "[search]") {
+  const std::string dsn = CreateDatabase("eds_local_bases_" + UniquePrefix());
+  ServerProcess server(dsn, {"--migrate", "--public-url", "http://eds.test/fhir", "--local-bases",
+                             "https://alias.test/fhir/"});
+  HttpClient c(server.port());
+  const std::string own = "http://127.0.0.1:" + std::to_string(server.port()) + "/fhir";
+  const std::string p = Create(c, "Patient", R"({"resourceType":"Patient","name":[{"family":"Rossi"}]})");
+  const std::string id = p.substr(8);
+  auto obs = [&](const std::string& subject) {
+    return Create(c, "Observation", R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
+                                    R"("subject":{"reference":")" + subject + R"("}})");
+  };
+  const std::string relative = obs(p);
+  const std::string public_url = obs("http://eds.test/fhir/" + p);
+  const std::string alias = obs("https://ALIAS.test/fhir/" + p);
+  const std::string other = obs("http://other.example/fhir/" + p);
+  // an absolute URL under a base the server was not told about is another server's
+  const std::string request_base = obs(own + "/" + p);
+  const std::set<std::string> local{relative, public_url, alias};
+
+  CHECK(Set(Search(c, "/fhir/Observation?patient=" + id)) == local);
+  CHECK(Set(Search(c, "/fhir/Observation?subject=" + p)) == local);
+  CHECK(Set(Search(c, "/fhir/Observation?subject:Patient=" + id)) == local);
+  CHECK(Set(Search(c, "/fhir/Observation?subject.name=rossi")) == local);
+  CHECK(Set(Search(c, "/fhir/Patient/" + id + "/Observation")) == local);
+  CHECK(Set(Search(c, "/fhir/Patient?_has:Observation:subject:status=final")) == std::set<std::string>{p});
+  // another server's patient is matched by its URL only
+  CHECK(Set(Search(c, "/fhir/Observation?subject=http://other.example/fhir/" + p)) ==
+        std::set<std::string>{other});
+  CHECK(Set(Search(c, "/fhir/Observation?patient=http://other.example/fhir/" + p)) ==
+        std::set<std::string>{other});
+  // a URL under one of the server's bases is the local resource
+  CHECK(Set(Search(c, "/fhir/Observation?subject=http://eds.test/fhir/" + p)) == local);
+  CHECK(Set(Search(c, "/fhir/Observation?subject=https://alias.test/fhir/" + p)) == local);
+  // with a public URL set, the address a request came to is not one of them
+  CHECK(Set(Search(c, "/fhir/Observation?patient=" + own + "/" + p)) == std::set<std::string>{request_base});
+  {
+    // without one, it is (the base the server's links use): the local resource,
+    // and rows holding that very URL too
+    ServerProcess plain(dsn);
+    HttpClient pc(plain.port());
+    const std::string base = "http://127.0.0.1:" + std::to_string(plain.port()) + "/fhir";
+    const std::string at_base = Create(pc, "Observation",
+                                       R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
+                                       R"("subject":{"reference":")" + base + "/" + p + R"("}})");
+    CHECK(Set(Search(pc, "/fhir/Observation?patient=" + base + "/" + p)) ==
+          std::set<std::string>{relative, public_url, alias, at_base});
+    // written without configured bases, its row names no local patient
+    CHECK(Set(Search(pc, "/fhir/Observation?patient=" + id)) == std::set<std::string>{relative, public_url, alias});
+  }
+  // _include follows local references only
+  auto inc = c.Get("/fhir/Observation?_id=" + other.substr(12) + "," + alias.substr(12) +
+                   "&_include=Observation:subject");
+  REQUIRE(inc.status == 200);
+  auto d = inc.Json();
+  std::set<std::string> included;
+  for (const auto& e : d["entry"].GetArray())
+    if (std::string(e["search"]["mode"].GetString()) == "include")
+      included.insert(std::string(e["resource"]["resourceType"].GetString()) + "/" + e["resource"]["id"].GetString());
+  CHECK(included == std::set<std::string>{p});
+  CHECK(Sql(dsn, "SELECT count(*) FROM search_reference WHERE res_id = $1 AND target_id = ''", {other.substr(12)})[0][0] ==
+        "1");
+}
+
 TEST_CASE("_summary, _elements, totals and _offset paging", "[search]") {
   HttpClient c(SharedServer().port());
   const std::string t = UniquePrefix() + "-sum";

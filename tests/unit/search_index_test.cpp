@@ -338,8 +338,9 @@ TEST_CASE("reference parameters that are another one read its rows", "[search]")
   // the patient's rows are the subject's of type Patient: left out
   CHECK(refs(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},
     "subject":{"reference":"Patient/p1"}})") == "subject=Patient/p1");
+  // another server's Patient: its type, never a local id
   CHECK(refs(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},
-    "subject":{"reference":"http://other.example/fhir/Patient/p2"}})") == "subject=Patient/p2");
+    "subject":{"reference":"http://other.example/fhir/Patient/p2"}})") == "subject=Patient/");
   CHECK(refs(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},
     "subject":{"reference":"Group/g1"}})") == "subject=Group/g1");
   CHECK(refs(R"({"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},
@@ -400,6 +401,51 @@ TEST_CASE("leaving out parameters whose first element is absent changes no row o
   }
   CHECK(resources > 1000);
   CHECK(rows > 10000);
+}
+
+}  // namespace
+}  // namespace eds::fhir
+
+namespace eds::fhir {
+namespace {
+
+TEST_CASE("absolute references name local resources only under the server's own bases", "[search]") {
+  LocalBases bases({"https://EDS.example.it/fhir/", "http://localhost:8080/fhir"});
+  CHECK(bases.bases().size() == 2);
+  CHECK(bases.Relative("https://eds.example.it/fhir/Patient/p1") == std::optional<std::string_view>("Patient/p1"));
+  CHECK(bases.Relative("https://eds.example.it/fhir/Patient/p1/_history/3") ==
+        std::optional<std::string_view>("Patient/p1/_history/3"));
+  CHECK(bases.Relative("http://LOCALHOST:8080/fhir/Observation/o-1") ==
+        std::optional<std::string_view>("Observation/o-1"));
+  CHECK_FALSE(bases.Relative("https://eds.example.it/FHIR/Patient/p1"));       // paths compare exactly
+  CHECK_FALSE(bases.Relative("https://eds.example.it/fhir2/Patient/p1"));      // not the base plus '/'
+  CHECK_FALSE(bases.Relative("https://eds.example.it/fhir/x/Patient/p1"));     // more than Type/id
+  CHECK_FALSE(bases.Relative("https://eds.example.it/fhir/Patient/p1/extra"));
+  CHECK_FALSE(bases.Relative("https://eds.example.it/fhir/Patient/bad id"));
+  CHECK_FALSE(bases.Relative("https://other.example/fhir/Patient/p1"));
+  CHECK_FALSE(bases.Relative("Patient/p1"));
+  CHECK(LocalBases({"not a url", ""}).empty());
+
+  auto defs = testing::R4Definitions();
+  auto registry = SearchParameterRegistry::Load(testing::DefinitionsDir(), defs->resource_types());
+  SearchIndexer indexer(defs, registry, bases);
+  CHECK(indexer.local_bases().bases().size() == 2);
+  auto refs = [&](const std::string& subject) {
+    auto r = Resource::Parse(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":")" +
+                             subject + R"("}})");
+    REQUIRE(r.ok());
+    std::string out;
+    for (const auto& x : indexer.Extract(*r).references)
+      out += (out.empty() ? "" : " ") + x.param + "=" + x.target_type + "/" + x.target_id + "@" + x.version + " " +
+             x.url;
+    return out;
+  };
+  CHECK(refs("https://eds.example.it/fhir/Patient/p1") == "subject=Patient/p1@ https://eds.example.it/fhir/Patient/p1");
+  CHECK(refs("http://localhost:8080/fhir/Patient/p1/_history/2") ==
+        "subject=Patient/p1@2 http://localhost:8080/fhir/Patient/p1/_history/2");
+  CHECK(refs("https://other.example/fhir/Patient/p1/_history/2") ==
+        "subject=Patient/@ https://other.example/fhir/Patient/p1/_history/2");
+  CHECK(refs("Patient/p1") == "subject=Patient/p1@ ");
 }
 
 }  // namespace
