@@ -214,8 +214,10 @@ std::string FormatHttpDate(int64_t epoch_ms) {
 
 std::string NewResourceId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint64_t hi = rng(), lo = rng();
-  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  // RFC 9562 version 7: the first 48 bits are the Unix time in milliseconds
+  const auto ms = static_cast<uint64_t>(NowMs()) & 0xffffffffffffULL;
+  uint64_t hi = (ms << 16) | 0x7000ULL | (rng() & 0x0fffULL);
+  uint64_t lo = rng();
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
   return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff, lo >> 48,
                      lo & 0xffffffffffffULL);

@@ -31,7 +31,10 @@ std::string FormatInstant(int64_t epoch_ms);
 // Milliseconds since the epoch as an HTTP date: Mon, 06 May 2024 10:11:12 GMT.
 std::string FormatHttpDate(int64_t epoch_ms);
 
-// A fresh resource id: a random (version 4) UUID.
+// A fresh resource id: a time-ordered (version 7) UUID, the creation time
+// in milliseconds then 74 random bits. Ids made later sort later, so the
+// B-tree entries of new resources go to the right edge of the indexes
+// keyed by id instead of a random page each.
 std::string NewResourceId();
 
 // Decodes base64 (RFC 4648, padding optional, whitespace ignored) as FHIR

@@ -10,7 +10,9 @@
 # LOAD_ONLY=1 (stop after the load and its COPY baseline: the ingest benchmark,
 # e.g. LOAD_ONLY=1 BUNDLE_SIZE=20 SCALE=0.05),
 # LOAD_CLIENTS (concurrent loading clients, default 8), BUNDLE_SIZE (entries
-# per transaction, default 100), SERVER_THREADS / SERVER_POOL (server shape),
+# per transaction, default 100), BUNDLE_METHOD (PUT, the default: the
+# generated ids; POST: creates, ids assigned by the server, with LOAD_ONLY=1
+# only), SERVER_THREADS / SERVER_POOL (server shape),
 # PG_SHARED_BUFFERS (default 1GB), KEEP_DB=1 (leave the loaded database
 # running at the end, and reuse it in the next KEEP_DB=1 run of the same
 # data instead of loading again: for repeated search measurements; the
@@ -28,11 +30,15 @@ SCALE="${SCALE:-1}"
 DURATION="${DURATION:-10}"
 LOAD_CLIENTS="${LOAD_CLIENTS:-8}"
 BUNDLE_SIZE="${BUNDLE_SIZE:-100}"
+BUNDLE_METHOD="${BUNDLE_METHOD:-PUT}"
 PG_SHARED_BUFFERS="${PG_SHARED_BUFFERS:-1GB}"
 [[ "$SCALE" =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] || pg_die "SCALE must be a positive number"
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || pg_die "DURATION must be a positive number of seconds"
 [[ "$LOAD_CLIENTS" =~ ^[1-9][0-9]*$ ]] || pg_die "LOAD_CLIENTS must be a positive number"
 [[ "$BUNDLE_SIZE" =~ ^[1-9][0-9]*$ ]] || pg_die "BUNDLE_SIZE must be a positive number"
+[[ "$BUNDLE_METHOD" == PUT || "$BUNDLE_METHOD" == POST ]] || pg_die "BUNDLE_METHOD must be PUT or POST"
+[[ "$BUNDLE_METHOD" == PUT || ("${LOAD_ONLY:-}" == 1 && "${KEEP_DB:-0}" != 1) ]] ||
+    pg_die "BUNDLE_METHOD=POST needs LOAD_ONLY=1 (and no KEEP_DB): the searches look for the generated ids"
 CONNECTIONS=16
 THREADS=2
 SERVER_THREADS="${SERVER_THREADS:-0}"  # 0: the server's default
@@ -178,9 +184,9 @@ if ((reused)); then
     copied="$expected_total"
     copy_s="-"
 else
-    pg_info "loading $expected_total resources: transaction Bundles of $BUNDLE_SIZE PUTs, $LOAD_CLIENTS clients"
+    pg_info "loading $expected_total resources: transaction Bundles of $BUNDLE_SIZE ${BUNDLE_METHOD}s, $LOAD_CLIENTS clients"
     if ! python3 "$bench_dir/search_data.py" load --base "$base" --data "$data" --clients "$LOAD_CLIENTS" \
-        --bundle-size "$BUNDLE_SIZE" >"$work/load.out"; then
+        --bundle-size "$BUNDLE_SIZE" --method "$BUNDLE_METHOD" >"$work/load.out"; then
         server_log
         pg_die "loading through the server failed"
     fi
@@ -210,7 +216,7 @@ else
         # a clinical document) from LOAD_CLIENTS clients against the raw COPY
         echo
         printf '%-52s %12s\n' "load" "resources/s"
-        printf '%-52s %12s   (%d in %s s, %d clients, %d per Bundle)\n' "server: POST /fhir transaction Bundles of PUTs" \
+        printf '%-52s %12s   (%d in %s s, %d clients, %d per Bundle)\n' "server: POST /fhir transaction Bundles of ${BUNDLE_METHOD}s" \
             "$load_rate" "$load_n" "$load_s" "$LOAD_CLIENTS" "$BUNDLE_SIZE"
         printf '%-52s %12s   (%d in %s s)\n' "raw PostgreSQL: COPY into one jsonb table" "$copy_rate" "$copied" "$copy_s"
         awk -v a="$load_rate" -v b="$copy_rate" 'BEGIN { printf "load ratio server/raw: %.3f\n", a / b }'
@@ -414,7 +420,7 @@ printf '%-52s %12s\n' "load" "resources/s"
 if ((reused)); then
     echo "load: not measured (KEEP_DB=1 reused a loaded database)"
 else
-    printf '%-52s %12s   (%d in %s s, %d clients, %d per Bundle)\n' "server: POST /fhir transaction Bundles of PUTs" \
+    printf '%-52s %12s   (%d in %s s, %d clients, %d per Bundle)\n' "server: POST /fhir transaction Bundles of ${BUNDLE_METHOD}s" \
         "$load_rate" "$load_n" "$load_s" "$LOAD_CLIENTS" "$BUNDLE_SIZE"
     printf '%-52s %12s   (%d in %s s)\n' "raw PostgreSQL: COPY into one jsonb table" "$copy_rate" "$copied" "$copy_s"
     awk -v a="$load_rate" -v b="$copy_rate" 'BEGIN { printf "load ratio server/raw: %.3f\n", a / b }'

@@ -9,7 +9,7 @@
       DIR/params/*.tsv and DIR/manifest.json. SCALE 1 = 100,000 Patients and
       about 1,000,000 Observations.
 
-  search_data.py load --base URL --data DIR [--clients N] [--bundle-size B]
+  search_data.py load --base URL --data DIR [--clients N] [--bundle-size B] [--method PUT|POST]
       PUTs every row of DIR/resources.copy through POST URL/fhir transaction
       Bundles of B entries, N clients at once over keep-alive connections;
       prints "resources seconds" on stdout.
@@ -31,6 +31,7 @@ import threading
 import time
 import unicodedata
 import urllib.parse
+import uuid
 
 SEED = 20260101
 CF_SYSTEM = "http://hl7.it/sid/codiceFiscale"
@@ -410,7 +411,7 @@ def generate(scale, out):
 # ---- loading ------------------------------------------------------------------------
 
 
-def load(base, data, clients, bundle_size):
+def load(base, data, clients, bundle_size, method="PUT"):
     url = urllib.parse.urlsplit(base)
     work = queue.Queue(maxsize=clients * 4)
     errors = []
@@ -460,7 +461,12 @@ def load(base, data, clients, bundle_size):
                 break
             rtype, rid, content = line.rstrip("\n").split("\t", 2)
             content = content.replace("\\\\", "\\")
-            entries.append('{"resource":%s,"request":{"method":"PUT","url":"%s/%s"}}' % (content, rtype, rid))
+            if method == "POST":
+                # creates: the server assigns the ids (references keep the generated ones)
+                entries.append('{"fullUrl":"urn:uuid:%s","resource":%s,"request":{"method":"POST","url":"%s"}}' % (
+                    uuid.uuid4(), content, rtype))
+            else:
+                entries.append('{"resource":%s,"request":{"method":"PUT","url":"%s/%s"}}' % (content, rtype, rid))
             total += 1
             if len(entries) == bundle_size:
                 flush()
@@ -568,6 +574,7 @@ def main():
     ld.add_argument("--data", required=True)
     ld.add_argument("--clients", type=int, default=4)
     ld.add_argument("--bundle-size", type=int, default=100)
+    ld.add_argument("--method", choices=["PUT", "POST"], default="PUT")
     ck = sub.add_parser("check")
     ck.add_argument("kind")
     ck.add_argument("values", nargs="*")
@@ -579,7 +586,7 @@ def main():
             ap.error("--scale must be positive")
         generate(a.scale, a.out)
         return 0
-    return load(a.base, a.data, a.clients, a.bundle_size)
+    return load(a.base, a.data, a.clients, a.bundle_size, a.method)
 
 
 if __name__ == "__main__":

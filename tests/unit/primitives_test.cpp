@@ -4,7 +4,9 @@
 
 #include <cstdio>
 #include <ctime>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "fhir/primitives.hpp"
 
@@ -161,6 +163,31 @@ TEST_CASE("NowMs is the current time", "[fhir]") {
   const int64_t now = NowMs();
   CHECK(now > 1700000000000);  // after November 2023
   CHECK(NowMs() >= now);
+}
+
+TEST_CASE("new resource ids are version 7 UUIDs in creation order", "[fhir]") {
+  const int64_t before = NowMs();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2000; ++i) ids.push_back(NewResourceId());
+  const int64_t after = NowMs();
+  std::set<std::string> distinct(ids.begin(), ids.end());
+  CHECK(distinct.size() == ids.size());
+  std::string previous_ms;
+  for (const auto& id : ids) {
+    REQUIRE(id.size() == 36);
+    CHECK(IsValidId(id));
+    CHECK(id[8] == '-');
+    CHECK(id[13] == '-');
+    CHECK(id[14] == '7');                                   // version
+    CHECK(std::string("89ab").find(id[19]) != std::string::npos);  // RFC 9562 variant
+    // the first 48 bits: the creation time in milliseconds
+    const std::string ms_hex = id.substr(0, 8) + id.substr(9, 4);
+    const int64_t ms = std::stoll(ms_hex, nullptr, 16);
+    CHECK(ms >= before);
+    CHECK(ms <= after);
+    CHECK(ms_hex >= previous_ms);  // later ids sort after earlier ones, to the millisecond
+    previous_ms = ms_hex;
+  }
 }
 
 }  // namespace
