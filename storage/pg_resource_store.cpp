@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <set>
 #include <utility>
 
 #include "fhir/json.hpp"
@@ -689,37 +690,51 @@ class PgTxScope final : public TxScope {
   PgTxScope(const PgTxScope&) = delete;
   PgTxScope& operator=(const PgTxScope&) = delete;
 
-  // Writes the buffered index rows (before a search, and before the commit).
-  void FlushIndex() { FlushPendingIndex(tx_, pending_); }
+  // Writes the buffered new resources, then the buffered index rows (before
+  // anything else reads or writes in the transaction, and before the commit).
+  std::optional<fhir::Error> Flush() {
+    if (auto err = FlushCreates()) return err;
+    FlushPendingIndex(tx_, pending_);
+    return std::nullopt;
+  }
 
   void LockCriteria(const std::string& type, const std::string& criteria_text) override {
     LockCriteriaIn(tx_, type, criteria_text);
   }
   Result<std::vector<fhir::VersionRecord>> Find(const fhir::SearchQuery& query, int limit) override {
-    FlushIndex();
+    if (auto err = Flush()) return std::move(*err);
     return FindIn(tx_, query, limit);
   }
   Result<VersionRecord> ReadForUpdate(const std::string& type, const std::string& id) override {
+    if (auto err = FlushCreates()) return std::move(*err);
     auto r = tx_.exec_prepared(kSelectCurrentForUpdate.name, type, id);
     if (r.empty()) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} is not known", type, id));
     return RecordOf(type, id, r[0]);
   }
   Result<VersionRecord> Read(const std::string& type, const std::string& id) override {
     if (type == kAuditEventType) return ReadAuditEvent(tx_, id);
+    if (auto err = FlushCreates()) return std::move(*err);
     auto w = ReadIn(tx_, type, id);
     if (!w) return std::move(w.error());
     return std::move(w->record);
   }
+  // Version 1 of a resource with a fresh id: buffered, and written with the
+  // transaction's other new resources in one statement (see FlushCreates).
   Result<WriteResult> Create(fhir::Resource& resource, const std::string& id) override {
-    auto w = impl_.InsertFirst(tx_, resource, id, WriteMethod::kCreate);
-    if (!w) return MakeError(ErrorKind::kConflict, fmt::format("{}/{} already exists", resource.type(), id));
-    return std::move(*w);
+    const int64_t now = fhir::NowMs();
+    resource.SetId(id);
+    std::string content = resource.Render("1", fhir::FormatInstant(now));
+    creates_.push_back({resource.type(), id, std::to_string(now), content});
+    impl_.Index(tx_, &resource, resource.type(), id, false);
+    NoteAuditedWrite(resource.type(), id, 1);
+    return WriteResult{{resource.type(), id, 1, now, WriteMethod::kCreate, false, std::move(content)}, true, true};
   }
   Result<WriteResult> Update(fhir::Resource& resource, const std::string& id, std::optional<int64_t> if_match) override {
+    if (auto err = FlushCreates()) return std::move(*err);
     return UpdateIn(tx_, impl_.Inserter(), impl_.Indexer(), resource, id, if_match);
   }
   Result<WriteResult> Delete(const std::string& type, const std::string& id, std::optional<int64_t> if_match) override {
-    FlushIndex();  // a deletion reads the resource's references
+    if (auto err = Flush()) return std::move(*err);  // a deletion reads the resource's references
     return DeleteIn(tx_, impl_.Indexer(), type, id, if_match);
   }
   Result<VersionRecord> ReadVersion(const std::string& type, const std::string& id, int64_t version) override {
@@ -727,12 +742,16 @@ class PgTxScope final : public TxScope {
       if (version != 1) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} has no version {}", type, id, version));
       return ReadAuditEvent(tx_, id);
     }
+    if (auto err = FlushCreates()) return std::move(*err);
     return ReadVersionIn(tx_, type, id, version);
   }
-  Result<HistoryPage> History(const HistoryQuery& query) override { return HistoryIn(tx_, query); }
+  Result<HistoryPage> History(const HistoryQuery& query) override {
+    if (auto err = FlushCreates()) return std::move(*err);
+    return HistoryIn(tx_, query);
+  }
   Result<SearchPage> Search(const fhir::SearchQuery& query) override {
     if (query.resource_type == kAuditEventType) return SearchAuditEvents(tx_, query);
-    FlushIndex();
+    if (auto err = Flush()) return std::move(*err);
     return RunSearchIn(tx_, query);
   }
 
@@ -818,10 +837,52 @@ class PgTxScope final : public TxScope {
     return rec;
   }
 
+  // Writes the buffered new resources and their history rows with one
+  // statement. A fresh id that exists after all (never for the server's
+  // UUIDs, unless two writers chose one) fails the transaction.
+  std::optional<fhir::Error> FlushCreates() {
+    if (creates_.empty()) return std::nullopt;
+    std::vector<std::string> types, ids, ms, contents;
+    for (auto& c : creates_) {
+      types.push_back(c.type);
+      ids.push_back(c.id);
+      ms.push_back(c.ms);
+      contents.push_back(std::move(c.content));
+    }
+    const std::size_t expected = creates_.size();
+    auto r = ExecPrepared(tx_, kInsertCreated,
+                          {ArrayLiteral(types), ArrayLiteral(ids), ArrayLiteral(ms), ArrayLiteral(contents)});
+    if (r.size() != expected) {
+      std::set<std::pair<std::string, std::string>> written;
+      for (const auto& row : r) written.emplace(row[0].c_str(), row[1].c_str());
+      for (const auto& c : creates_)
+        if (written.count({c.type, c.id}) == 0)
+          return MakeError(ErrorKind::kConflict, fmt::format("{}/{} already exists", c.type, c.id));
+    }
+    creates_.clear();
+    return std::nullopt;
+  }
+
+  static constexpr const char* kInsertCreated =
+      "WITH ins AS ("
+      " INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
+      " SELECT t, i, 1, " EDS_TS("ms") ", false, c::json"
+      " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS u(t, i, ms, c)"
+      " ON CONFLICT DO NOTHING"
+      " RETURNING res_type, res_id, version_id, last_updated, content)"
+      " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
+      " SELECT res_type, res_id, version_id, last_updated, 'POST', content FROM ins"
+      " RETURNING res_type, res_id";
+
+  struct PendingCreate {
+    std::string type, id, ms, content;
+  };
+
   pqxx::work& tx_;
   PgResourceStore::Impl& impl_;
   PendingIndex pending_;
   PendingIndex* previous_pending_;
+  std::vector<PendingCreate> creates_;
 };
 
 }  // namespace
@@ -832,7 +893,7 @@ std::optional<fhir::Error> PgResourceStore::RunTransaction(
     pqxx::work tx(c);
     PgTxScope scope(tx, *impl_);
     if (auto err = body(scope)) return std::move(*err);  // rolled back
-    scope.FlushIndex();
+    if (auto err = scope.Flush()) return std::move(*err);
     CommitAudited(tx);
     return true;
   });
