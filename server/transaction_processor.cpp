@@ -80,6 +80,14 @@ class Run {
                                       "conditional references are resolved in transactions only, not in batches",
                                       fmt::format("Bundle.entry[{}].resource", i))};
     }
+    if (transaction_) {
+      // the targets of the updates, locked at once
+      std::vector<std::pair<std::string, std::string>> keys;
+      for (std::size_t i : order_)
+        if (entries_[i].method == EntryMethod::kPut && !entries_[i].id.empty() && !entries_[i].if_match)
+          keys.emplace_back(entries_[i].type, entries_[i].id);
+      scope_.LockForWrite(keys);
+    }
     for (std::size_t i : order_) {
       auto r = Write(entries_[i]);
       if (!r) return Failure{i, std::move(r.error())};

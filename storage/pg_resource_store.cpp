@@ -588,6 +588,7 @@ namespace {
 // Serializes conditional writes of one type and criteria (the key is a hash:
 // different criteria may rarely share a lock, which only costs waiting).
 constexpr int kConditionalLockSpace = 0x45445343;  // "EDSC"
+constexpr int kNewIdLockSpace = 0x45445349;        // "EDSI": ids a transaction's PUTs may create
 
 void LockCriteriaIn(pqxx::work& tx, const std::string& type, const std::string& criteria_text) {
   tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kConditionalLockSpace, type + "?" + criteria_text);
@@ -721,15 +722,39 @@ class PgTxScope final : public TxScope {
   // Version 1 of a resource with a fresh id: buffered, and written with the
   // transaction's other new resources in one statement (see FlushCreates).
   Result<WriteResult> Create(fhir::Resource& resource, const std::string& id) override {
-    const int64_t now = fhir::NowMs();
-    resource.SetId(id);
-    std::string content = resource.Render("1", fhir::FormatInstant(now));
-    creates_.push_back({resource.type(), id, std::to_string(now), content});
-    impl_.Index(tx_, &resource, resource.type(), id, false);
-    NoteAuditedWrite(resource.type(), id, 1);
-    return WriteResult{{resource.type(), id, 1, now, WriteMethod::kCreate, false, std::move(content)}, true, true};
+    return BufferCreate(resource, id, WriteMethod::kCreate);
+  }
+  void LockForWrite(const std::vector<std::pair<std::string, std::string>>& keys) override {
+    if (keys.empty()) return;
+    std::set<std::pair<std::string, std::string>> sorted(keys.begin(), keys.end());
+    std::vector<std::string> types, ids;
+    for (const auto& [t, i] : sorted) {
+      types.push_back(t);
+      ids.push_back(i);
+    }
+    // Two transactions creating one id take turns: the second then finds
+    // the first's resource and updates it. (Locks in hash order, so two
+    // transactions never wait for each other; the rows in key order.)
+    ExecPrepared(tx_,
+                 "SELECT pg_advisory_xact_lock($1::int, h) FROM"
+                 " (SELECT DISTINCT hashtext(t || '/' || i) AS h FROM unnest($2::text[], $3::text[]) AS k(t, i)"
+                 "  ORDER BY 1) s",
+                 {std::to_string(kNewIdLockSpace), ArrayLiteral(types), ArrayLiteral(ids)});
+    auto r = ExecPrepared(tx_,
+                          "SELECT x.res_type, x.res_id FROM unnest($1::text[], $2::text[]) AS k(t, i)"
+                          " CROSS JOIN LATERAL (SELECT res_type, res_id FROM resource"
+                          "   WHERE res_type = k.t AND res_id = k.i FOR UPDATE) x",
+                          {ArrayLiteral(types), ArrayLiteral(ids)});
+    for (const auto& row : r) sorted.erase({row[0].c_str(), row[1].c_str()});
+    absent_.insert(sorted.begin(), sorted.end());
   }
   Result<WriteResult> Update(fhir::Resource& resource, const std::string& id, std::optional<int64_t> if_match) override {
+    // an id LockForWrite found absent is a new resource: buffered like a create
+    if (!if_match)
+      if (auto it = absent_.find({resource.type(), id}); it != absent_.end()) {
+        absent_.erase(it);
+        return BufferCreate(resource, id, WriteMethod::kUpdate);
+      }
     if (auto err = FlushCreates()) return std::move(*err);
     return UpdateIn(tx_, impl_.Inserter(), impl_.Indexer(), resource, id, if_match);
   }
@@ -837,45 +862,62 @@ class PgTxScope final : public TxScope {
     return rec;
   }
 
+  Result<WriteResult> BufferCreate(fhir::Resource& resource, const std::string& id, WriteMethod method) {
+    const int64_t now = fhir::NowMs();
+    resource.SetId(id);
+    std::string content = resource.Render("1", fhir::FormatInstant(now));
+    creates_.push_back({resource.type(), id, std::to_string(now), content,
+                        method == WriteMethod::kCreate ? "POST" : "PUT"});
+    impl_.Index(tx_, &resource, resource.type(), id, false);
+    NoteAuditedWrite(resource.type(), id, 1);
+    return WriteResult{{resource.type(), id, 1, now, method, false, std::move(content)}, true, true};
+  }
+
   // Writes the buffered new resources and their history rows with one
-  // statement. A fresh id that exists after all (never for the server's
-  // UUIDs, unless two writers chose one) fails the transaction.
+  // statement. An id taken after all (by a concurrent writer of the same
+  // PUT, or a fresh id two writers chose) fails the transaction with 409.
   std::optional<fhir::Error> FlushCreates() {
     if (creates_.empty()) return std::nullopt;
-    std::vector<std::string> types, ids, ms, contents;
+    std::vector<std::string> types, ids, ms, contents, methods;
     for (auto& c : creates_) {
       types.push_back(c.type);
       ids.push_back(c.id);
       ms.push_back(c.ms);
       contents.push_back(std::move(c.content));
+      methods.push_back(c.method);
     }
     const std::size_t expected = creates_.size();
     auto r = ExecPrepared(tx_, kInsertCreated,
-                          {ArrayLiteral(types), ArrayLiteral(ids), ArrayLiteral(ms), ArrayLiteral(contents)});
+                          {ArrayLiteral(types), ArrayLiteral(ids), ArrayLiteral(ms), ArrayLiteral(contents),
+                           ArrayLiteral(methods)});
     if (r.size() != expected) {
       std::set<std::pair<std::string, std::string>> written;
       for (const auto& row : r) written.emplace(row[0].c_str(), row[1].c_str());
       for (const auto& c : creates_)
         if (written.count({c.type, c.id}) == 0)
-          return MakeError(ErrorKind::kConflict, fmt::format("{}/{} already exists", c.type, c.id));
+          return MakeError(ErrorKind::kConflict,
+                           fmt::format("{}/{} was created by another request at the same time; try again", c.type,
+                                       c.id));
     }
     creates_.clear();
     return std::nullopt;
   }
 
   static constexpr const char* kInsertCreated =
-      "WITH ins AS ("
+      "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])"
+      "   AS u(t, i, ms, c, m)),"
+      " ins AS ("
       " INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
-      " SELECT t, i, 1, " EDS_TS("ms") ", false, c::json"
-      " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS u(t, i, ms, c)"
+      " SELECT t, i, 1, " EDS_TS("ms") ", false, c::json FROM u"
       " ON CONFLICT DO NOTHING"
       " RETURNING res_type, res_id, version_id, last_updated, content)"
       " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
-      " SELECT res_type, res_id, version_id, last_updated, 'POST', content FROM ins"
+      " SELECT ins.res_type, ins.res_id, ins.version_id, ins.last_updated, u.m, ins.content"
+      " FROM ins JOIN u ON u.t = ins.res_type AND u.i = ins.res_id"
       " RETURNING res_type, res_id";
 
   struct PendingCreate {
-    std::string type, id, ms, content;
+    std::string type, id, ms, content, method;
   };
 
   pqxx::work& tx_;
@@ -883,6 +925,8 @@ class PgTxScope final : public TxScope {
   PendingIndex pending_;
   PendingIndex* previous_pending_;
   std::vector<PendingCreate> creates_;
+  // keys LockForWrite found without a resource, not written yet
+  std::set<std::pair<std::string, std::string>> absent_;
 };
 
 }  // namespace

@@ -177,6 +177,10 @@ class TxScope {
   virtual Result<WriteResult> Create(fhir::Resource& resource, const std::string& id) = 0;
   virtual Result<WriteResult> Update(fhir::Resource& resource, const std::string& id,
                                      std::optional<int64_t> if_match) = 0;
+  // Locks the current versions of the resources (type, id) the transaction
+  // is about to update, with one statement; the store may then write the
+  // ones that do not exist as new resources without a statement each.
+  virtual void LockForWrite(const std::vector<std::pair<std::string, std::string>>& keys) { (void)keys; }
   virtual Result<WriteResult> Delete(const std::string& type, const std::string& id,
                                      std::optional<int64_t> if_match) = 0;
 
@@ -256,6 +260,10 @@ class ResourceStore {
   // writes nothing and returns the current version with changed == false.
   virtual Result<WriteResult> Update(fhir::Resource& resource, const std::string& id,
                                      std::optional<int64_t> if_match) = 0;
+  // Locks the current versions of the resources (type, id) the transaction
+  // is about to update, with one statement; the store may then write the
+  // ones that do not exist as new resources without a statement each.
+  virtual void LockForWrite(const std::vector<std::pair<std::string, std::string>>& keys) { (void)keys; }
 
   // Writes a deletion version. kNotFound when the resource never existed;
   // deleting a deleted resource changes nothing (changed == false).

@@ -65,3 +65,31 @@ TEST_CASE("concurrent creates of one new id: one creates, the others update", "[
   CHECK(updated == 7);
   CHECK(other == 0);
 }
+
+TEST_CASE("concurrent transactions PUTting one new id: one creates, the others update", "[concurrency]") {
+  const auto port = SharedServer().port();
+  const std::string id = UniquePrefix() + "-tx-first";
+  std::atomic<int> created{0}, updated{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      HttpClient c(port);
+      auto r = c.Post("/fhir", "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"resource\":"
+                               "{\"resourceType\":\"Patient\",\"id\":\"" + id + "\",\"name\":[{\"text\":\"" +
+                                   std::to_string(t) + "\"}]},\"request\":{\"method\":\"PUT\",\"url\":\"Patient/" +
+                                   id + "\"}}]}");
+      if (r.status != 200) {
+        other++;
+        return;
+      }
+      const std::string status = r.Json()["entry"][0]["response"]["status"].GetString();
+      (status == "201 Created" ? created : status == "200 OK" ? updated : other)++;
+    });
+  for (auto& th : threads) th.join();
+  CHECK(created == 1);
+  CHECK(updated == 7);
+  CHECK(other == 0);
+  const auto rows = Sql(TestDsn(), "SELECT count(*), min(version_id), max(version_id) FROM resource_history"
+                                   " WHERE res_type = 'Patient' AND res_id = $1", {id});
+  CHECK(rows[0] == std::vector<std::string>{"8", "1", "8"});
+}

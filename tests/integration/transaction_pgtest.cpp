@@ -2,6 +2,7 @@
 // entries, processing order, per-entry answers.
 #include <catch2/catch.hpp>
 
+#include <set>
 #include <string>
 
 #include "support.hpp"
@@ -327,4 +328,53 @@ TEST_CASE("the index rows a transaction writes are searchable at once, and an up
   CHECK(count("Observation?subject=Patient/" + p + "-ix&date=2023-07-08") == 1);
   CHECK(count("Observation?subject=Patient/" + p + "-ix&value-quantity=101") == 0);
   CHECK(count("Observation?subject=Patient/" + p + "-ix&value-quantity=303") == 1);
+}
+
+TEST_CASE("a transaction's PUTs create new ids, update existing ones and revive deleted ones", "[transaction]") {
+  // the targets of the PUTs are locked with one statement, and the new ones
+  // written with the creates in one more
+  HttpClient c(SharedServer().port());
+  const std::string p = UniquePrefix() + "-lock";
+  REQUIRE(c.Put("/fhir/Patient/" + p + "-old", Patient(p + "-old", "Vecchio")).status == 201);
+  REQUIRE(c.Put("/fhir/Patient/" + p + "-gone", Patient(p + "-gone", "Andato")).status == 201);
+  REQUIRE(c.Send("DELETE", "/fhir/Patient/" + p + "-gone").status == 200);
+  auto body = Bundle("transaction", {Entry("", "PUT", "Patient/" + p + "-new", Patient(p + "-new", p + "Nuovo")),
+                                     Entry("", "PUT", "Patient/" + p + "-old", Patient(p + "-old", p + "Rinnovato")),
+                                     Entry("", "PUT", "Patient/" + p + "-gone", Patient(p + "-gone", p + "Tornato")),
+                                     Entry("urn:uuid:" + std::string("5d0c9b6e-0000-4000-8000-00000000abcd"), "POST",
+                                           "Patient", Patient("", p + "Creato"))});
+  auto r = c.Post("/fhir", body);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  auto d = r.Json();
+  auto status = [&](int i) { return std::string(d["entry"][i]["response"]["status"].GetString()); };
+  auto etag = [&](int i) { return std::string(d["entry"][i]["response"]["etag"].GetString()); };
+  CHECK(status(0) == "201 Created");
+  CHECK(etag(0) == "W/\"1\"");
+  CHECK(status(1) == "200 OK");
+  CHECK(etag(1) == "W/\"2\"");
+  CHECK(status(2) == "201 Created");
+  CHECK(etag(2) == "W/\"3\"");
+  CHECK(status(3) == "201 Created");
+  const std::string created = d["entry"][3]["response"]["location"].GetString();
+  const std::string created_id = created.substr(created.find("Patient/") + 8, created.find("/_history") -
+                                                                                  created.find("Patient/") - 8);
+  // what the database holds: current versions, history rows with their methods
+  const std::string dsn = TestDsn();
+  std::set<std::string> history;
+  for (const auto& row : Sql(dsn,
+                             "SELECT res_id || ':' || version_id || ':' || method FROM resource_history"
+                             " WHERE res_type = 'Patient' AND res_id IN ($1, $2, $3, $4)",
+                             {p + "-new", p + "-old", p + "-gone", created_id}))
+    history.insert(row[0]);
+  CHECK(history == std::set<std::string>{p + "-new:1:PUT", p + "-old:1:PUT", p + "-old:2:PUT", p + "-gone:1:PUT",
+                                         p + "-gone:2:DELETE", p + "-gone:3:PUT", created_id + ":1:POST"});
+  CHECK(Sql(dsn, "SELECT count(*) FROM resource WHERE res_type = 'Patient' AND res_id IN ($1, $2, $3, $4) AND NOT deleted",
+            {p + "-new", p + "-old", p + "-gone", created_id})[0][0] == "4");
+  for (const char* family : {"Nuovo", "Rinnovato", "Tornato", "Creato"}) {
+    auto s = c.Get("/fhir/Patient?family=" + p + family + "&_summary=count");
+    REQUIRE(s.status == 200);
+    CHECK(s.Json()["total"].GetInt() == 1);
+  }
+  CHECK(c.Get("/fhir/Patient?family=Vecchio&_id=" + p + "-old&_summary=count").Json()["total"].GetInt() == 0);
 }
