@@ -80,10 +80,42 @@ struct PendingIndex {
 // The buffer of the transaction scope running on this thread, if any.
 thread_local PendingIndex* pending_index = nullptr;
 
-// One INSERT of the `member` rows of every item: res_type, res_id, then
+// INSERTs sent as one statement, each a data-modifying WITH query: one
+// round trip for every index table a flush writes.
+class InsertBatch {
+ public:
+  // Adds `insert`, whose parameters are $1..$n for `params`.
+  void Add(std::string_view insert, std::vector<std::string> params) {
+    sql_ += parts_++ == 0 ? "WITH " : ", ";
+    sql_ += "i" + std::to_string(parts_) + " AS (";
+    const std::size_t offset = params_.size();
+    for (std::size_t i = 0; i < insert.size(); ++i) {
+      sql_ += insert[i];
+      if (insert[i] != '$') continue;
+      std::size_t j = i + 1;
+      while (j < insert.size() && insert[j] >= '0' && insert[j] <= '9') ++j;
+      if (j == i + 1) continue;
+      sql_ += std::to_string(std::stoul(std::string(insert.substr(i + 1, j - i - 1))) + offset);
+      i = j - 1;
+    }
+    sql_ += ')';
+    for (auto& p : params) params_.push_back(std::move(p));
+  }
+  void Exec(pqxx::work& tx) {
+    if (parts_ == 0) return;
+    ExecPrepared(tx, sql_ + " SELECT 1", params_);
+  }
+
+ private:
+  std::string sql_;
+  std::vector<std::string> params_;
+  int parts_ = 0;
+};
+
+// The INSERT of the `member` rows of every item: res_type, res_id, then
 // one array per getter (the unnest arrays of `sql`).
 template <class Row, class... Get>
-void InsertIndexBatch(pqxx::work& tx, const std::vector<PendingIndexItem>& items,
+void InsertIndexBatch(InsertBatch& tx, const std::vector<PendingIndexItem>& items,
                       const std::vector<Row> fhir::IndexRows::*member, const char* sql, Get... get) {
   std::vector<std::string> types, ids;
   std::array<std::vector<std::string>, sizeof...(Get)> columns;
@@ -97,7 +129,7 @@ void InsertIndexBatch(pqxx::work& tx, const std::vector<PendingIndexItem>& items
   if (types.empty()) return;
   std::vector<std::string> params{ArrayLiteral(types), ArrayLiteral(ids)};
   for (const auto& c : columns) params.push_back(ArrayLiteral(c));
-  ExecPrepared(tx, sql, params);
+  tx.Add(sql, std::move(params));
 }
 
 void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
@@ -127,13 +159,14 @@ void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
     ExecPrepared(tx, kDeleteReplaced, {ArrayLiteral(types), ArrayLiteral(ids)});
   }
   auto group = [](const auto& r) { return std::to_string(r.group); };
-  InsertIndexBatch(tx, items, &fhir::IndexRows::strings,
+  InsertBatch inserts;
+  InsertIndexBatch(inserts, items, &fhir::IndexRows::strings,
                    "INSERT INTO search_string (res_type, res_id, param, value_norm, value_exact, grp)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])",
                    [](const fhir::StringIndexRow& r) { return r.param; },
                    [](const fhir::StringIndexRow& r) { return r.normalized; },
                    [](const fhir::StringIndexRow& r) { return r.exact; }, group);
-  InsertIndexBatch(tx, items, &fhir::IndexRows::tokens,
+  InsertIndexBatch(inserts, items, &fhir::IndexRows::tokens,
                    "INSERT INTO search_token (res_type, res_id, param, system, code, display, grp)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
                    " $7::int[])",
@@ -141,14 +174,14 @@ void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
                    [](const fhir::TokenIndexRow& r) { return r.system; },
                    [](const fhir::TokenIndexRow& r) { return r.code; },
                    [](const fhir::TokenIndexRow& r) { return r.text; }, group);
-  InsertIndexBatch(tx, items, &fhir::IndexRows::dates,
+  InsertIndexBatch(inserts, items, &fhir::IndexRows::dates,
                    "INSERT INTO search_date (res_type, res_id, param, low, high, grp)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],"
                    " $6::int[])",
                    [](const fhir::DateIndexRow& r) { return r.param; },
                    [](const fhir::DateIndexRow& r) { return TimestampText(r.low_ms); },
                    [](const fhir::DateIndexRow& r) { return TimestampText(r.high_ms); }, group);
-  InsertIndexBatch(tx, items, &fhir::IndexRows::numbers,
+  InsertIndexBatch(inserts, items, &fhir::IndexRows::numbers,
                    "INSERT INTO search_number (res_type, res_id, param, value, low, high, grp)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::numeric[],"
                    " $6::numeric[], $7::int[])",
@@ -156,7 +189,7 @@ void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
                    [](const fhir::NumberIndexRow& r) { return r.value; },
                    [](const fhir::NumberIndexRow& r) { return r.low; },
                    [](const fhir::NumberIndexRow& r) { return r.high; }, group);
-  InsertIndexBatch(tx, items, &fhir::IndexRows::quantities,
+  InsertIndexBatch(inserts, items, &fhir::IndexRows::quantities,
                    "INSERT INTO search_quantity (res_type, res_id, param, value, low, high, system, code, unit, grp)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::numeric[],"
                    " $6::numeric[], $7::text[], $8::text[], $9::text[], $10::int[])",
@@ -167,7 +200,7 @@ void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
                    [](const fhir::QuantityIndexRow& r) { return r.system; },
                    [](const fhir::QuantityIndexRow& r) { return r.code; },
                    [](const fhir::QuantityIndexRow& r) { return r.unit; }, group);
-  InsertIndexBatch(tx, items, &fhir::IndexRows::references,
+  InsertIndexBatch(inserts, items, &fhir::IndexRows::references,
                    "INSERT INTO search_reference (res_type, res_id, param, target_type, target_id, target_version,"
                    " url, grp)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
@@ -177,11 +210,12 @@ void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
                    [](const fhir::ReferenceIndexRow& r) { return r.target_id; },
                    [](const fhir::ReferenceIndexRow& r) { return r.version; },
                    [](const fhir::ReferenceIndexRow& r) { return r.url; }, group);
-  InsertIndexBatch(tx, items, &fhir::IndexRows::uris,
+  InsertIndexBatch(inserts, items, &fhir::IndexRows::uris,
                    "INSERT INTO search_uri (res_type, res_id, param, value, grp)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[])",
                    [](const fhir::UriIndexRow& r) { return r.param; },
                    [](const fhir::UriIndexRow& r) { return r.value; }, group);
+  inserts.Exec(tx);
   types.clear();
   ids.clear();
   std::vector<std::string> generations;
