@@ -1,6 +1,7 @@
 // Bulk writes: one transaction per batch. The current versions of the
 // batch's ids are read (and locked) with one statement; new resources,
-// every history row and every search index row go in with COPY; resources
+// every history row (without content for current versions: migration 0013)
+// and every search index row go in with COPY; resources
 // that existed are updated with one statement over arrays.
 #include "storage/pg_bulk.hpp"
 
@@ -98,6 +99,10 @@ struct KeyState {
   int64_t version = 0;     // current version (0: none)
   int64_t last_updated_ms = 0;
   std::string content;     // current content (unescaped JSON)
+  int remaining = 0;       // items of the batch for this key not seen yet
+  bool archive = false;    // the version before the batch had content: archive it when superseded
+  int64_t archive_version = 0;
+  std::string archive_content;
   const BulkItem* indexed_by = nullptr;  // the item whose version is current, when the batch wrote one
   std::string copy_content;              // that version's content, COPY-escaped
 };
@@ -126,8 +131,14 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
       s.deleted = row[3].as<bool>();
       s.last_updated_ms = row[4].as<int64_t>();
       if (!row[5].is_null()) s.content.assign(row[5].c_str(), row[5].size());
+      if (!s.deleted) {
+        s.archive = true;
+        s.archive_version = s.version;
+        s.archive_content = s.content;
+      }
     }
   }
+  for (const auto& item : items) ++keys[Key{item.type, item.id}].remaining;
 
   // The COPY buffers are sized up front: growing megabytes by doubling
   // costs more copying than the rows themselves.
@@ -142,6 +153,7 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
   const int64_t now = fhir::NowMs();
   for (const auto& item : items) {
     auto& s = keys[Key{item.type, item.id}];
+    --s.remaining;
     std::string_view content = item.content;
     std::string rendered;
     int64_t version = 1, ms = item.last_updated_ms;
@@ -170,7 +182,10 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
     AppendCopyLine(history, item.type, item.id, v, when, std::string_view("PUT"), std::string_view("f"));
     history.pop_back();  // the content is already escaped
     history += '\t';
-    history += s.copy_content;
+    // the current version's content is the resource row's (migration 0013);
+    // a version the batch supersedes keeps its own
+    if (s.remaining == 0) history += "\\N";
+    else history += s.copy_content;
     history += '\n';
     ++result.stored;
   }
@@ -182,9 +197,11 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
   std::vector<std::string> up_types, up_ids, up_versions, up_ms, up_contents, up_gens;
   std::array<std::string, 7> index;
   for (std::size_t t = 0; t < index.size(); ++t) index[t].reserve(sizes[t]);
+  std::string archived;  // superseded versions' content (migration 0013)
   for (const auto& [k, s] : keys) {
     if (s.indexed_by == nullptr) continue;
     const BulkItem& item = *s.indexed_by;
+    if (s.archive) AppendCopyLine(archived, k.first, k.second, std::to_string(s.archive_version), s.archive_content);
     if (s.existed) {
       up_types.push_back(k.first);
       up_ids.push_back(k.second);
@@ -212,6 +229,7 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
   }
   CopyLines(tx, "resource_history", {"res_type", "res_id", "version_id", "last_updated", "method", "deleted", "content"},
        history);
+  if (!archived.empty()) CopyLines(tx, "resource_history_content", {"res_type", "res_id", "version_id", "content"}, archived);
   for (std::size_t t = 0; t < index.size(); ++t) CopyLines(tx, IndexTables()[t].name, IndexTables()[t].columns, index[t]);
 
   if (checkpoint != nullptr) {

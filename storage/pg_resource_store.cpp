@@ -274,7 +274,7 @@ Result<WriteResult> PreconditionFailed(std::optional<int64_t> expected, std::opt
 HistoryPage HistoryIn(pqxx::transaction_base& tx, const HistoryQuery& q) {
   std::string sql =
       "SELECT h.seq, h.res_type, h.res_id, h.version_id, " EDS_MS("h.last_updated")
-      ", h.method, h.deleted, h.content::text FROM resource_history h";
+      ", h.method, h.deleted, " EDS_VERSION_CONTENT("h") "::text FROM resource_history h";
   std::vector<std::string> params;
   std::vector<std::string> where;
   auto param = [&params](std::string v) {
@@ -944,9 +944,9 @@ class PgTxScope final : public TxScope {
       " INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
       " SELECT t, i, 1, " EDS_TS("ms") ", false, c::json FROM u"
       " ON CONFLICT DO NOTHING"
-      " RETURNING res_type, res_id, version_id, last_updated, content)"
-      " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
-      " SELECT ins.res_type, ins.res_id, ins.version_id, ins.last_updated, u.m, ins.content"
+      " RETURNING res_type, res_id, version_id, last_updated)"
+      " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
+      " SELECT ins.res_type, ins.res_id, ins.version_id, ins.last_updated, u.m"
       " FROM ins JOIN u ON u.t = ins.res_type AND u.i = ins.res_id"
       " RETURNING res_type, res_id";
 
@@ -1083,9 +1083,11 @@ Result<BulkWriteResult> PgResourceStore::WriteBulk(std::vector<BulkItem>& items,
 void PgResourceStore::RefreshStatistics() {
   auto done = impl_->Run<bool>([&](pqxx::connection& c) -> Result<bool> {
     pqxx::nontransaction tx(c);
+    // A table autovacuum is processing (after a load, a VACUUM ANALYZE of it)
+    // is skipped: waiting for its lock cost a deadlock_timeout per table.
     tx.exec0(
-        "ANALYZE resource, resource_history, search_string, search_token, search_date, search_number,"
-        " search_quantity, search_reference, search_uri");
+        "ANALYZE (SKIP_LOCKED) resource, resource_history, search_string, search_token, search_date,"
+        " search_number, search_quantity, search_reference, search_uri");
     return true;
   });
   if (!done) throw StorageError("could not refresh the planner statistics");

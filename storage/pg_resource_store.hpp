@@ -56,7 +56,8 @@ class PgResourceStore final : public ResourceStore {
   Result<std::optional<BulkCheckpoint>> ReadBulkCheckpoint(const std::string& source) override;
   // Refreshes the planner statistics of the resource and index tables after
   // bulk writes changed many rows, so that searches right after a load are
-  // planned for the data now there. Throws StorageError when it fails.
+  // planned for the data now there. Tables autovacuum is processing at that
+  // moment are left to it. Throws StorageError when it fails.
   void RefreshStatistics();
 
   int pool_size() const;

@@ -7,6 +7,14 @@ namespace eds::storage {
 // Milliseconds since the epoch <-> timestamptz, exactly.
 #define EDS_TS(p) "(timestamptz 'epoch' + " p "::bigint * interval '1 millisecond')"
 #define EDS_MS(c) "(extract(epoch from " c ") * 1000)::bigint"
+// The content of the version history row `h` names (migration 0013): its
+// own, else the current row's when it is that version, else the archived
+// copy of a superseded version.
+#define EDS_VERSION_CONTENT(h)                                                                           \
+  "COALESCE(" h ".content, (SELECT r_.content FROM resource r_ WHERE r_.res_type = " h                   \
+  ".res_type AND r_.res_id = " h ".res_id AND r_.version_id = " h ".version_id),"                        \
+  " (SELECT c_.content FROM resource_history_content c_ WHERE c_.res_type = " h ".res_type AND c_.res_id = " h \
+  ".res_id AND c_.version_id = " h ".version_id))"
 
 struct Statement {
   const char* name;
@@ -29,8 +37,8 @@ inline constexpr Statement kSelectCurrentBatch{
 
 inline constexpr Statement kSelectVersion{
     "select_version",
-    "SELECT version_id, deleted, " EDS_MS("last_updated") ", content::text, method"
-    " FROM resource_history WHERE res_type = $1 AND res_id = $2 AND version_id = $3"};
+    "SELECT h.version_id, h.deleted, " EDS_MS("h.last_updated") ", " EDS_VERSION_CONTENT("h") "::text, h.method"
+    " FROM resource_history h WHERE h.res_type = $1 AND h.res_id = $2 AND h.version_id = $3"};
 
 inline constexpr Statement kLockCurrent{
     "lock_current",
@@ -51,8 +59,8 @@ inline constexpr Statement kInsertFirstOrLock{
     "  ON CONFLICT DO NOTHING"
     "  RETURNING res_type, res_id, version_id, last_updated, content),"
     " hist AS ("
-    "  INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
-    "  SELECT res_type, res_id, version_id, last_updated, $5, content FROM ins RETURNING seq)"
+    "  INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
+    "  SELECT res_type, res_id, version_id, last_updated, $5 FROM ins RETURNING seq)"
     " SELECT true, 1::bigint, false, 0::bigint FROM hist"
     " UNION ALL SELECT false, version_id, deleted, ms FROM cur"};
 
@@ -68,31 +76,39 @@ inline constexpr Statement kInsertFirst{
     " INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
     " VALUES ($1, $2, 1, " EDS_TS("$3") ", false, $4::json)"
     " ON CONFLICT DO NOTHING"
-    " RETURNING res_type, res_id, version_id, last_updated, content)"
-    " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
-    " SELECT res_type, res_id, version_id, last_updated, $5, content FROM ins"
+    " RETURNING res_type, res_id, version_id, last_updated)"
+    " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
+    " SELECT res_type, res_id, version_id, last_updated, $5 FROM ins"
     " RETURNING seq"};
 
 // A new version of a locked resource, unless its content is unchanged.
 inline constexpr Statement kUpdateExisting{
     "update_existing",
-    "WITH upd AS ("
+    "WITH prev AS (SELECT version_id, deleted, content FROM resource WHERE res_type = $1 AND res_id = $2),"
+    " upd AS ("
     " UPDATE resource SET version_id = $3, last_updated = " EDS_TS("$4") ","
     "   deleted = false, content = $5::json"
     " WHERE res_type = $1 AND res_id = $2 AND (deleted OR"
     "   eds_strip_server_meta(content::jsonb) IS DISTINCT FROM eds_strip_server_meta($5::jsonb))"
-    " RETURNING res_type, res_id, version_id, last_updated, content)"
-    " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)"
-    " SELECT res_type, res_id, version_id, last_updated, $6, content FROM upd"
+    " RETURNING res_type, res_id, version_id, last_updated),"
+    // the superseded version's content, for reads of that version
+    " arch AS (INSERT INTO resource_history_content (res_type, res_id, version_id, content)"
+    "   SELECT $1, $2, prev.version_id, prev.content FROM prev, upd WHERE NOT prev.deleted)"
+    " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
+    " SELECT res_type, res_id, version_id, last_updated, $6 FROM upd"
     " RETURNING seq"};
 
 inline constexpr Statement kDeleteExisting{
     "delete_existing",
-    "WITH upd AS ("
+    "WITH prev AS (SELECT version_id, deleted, content FROM resource WHERE res_type = $1 AND res_id = $2),"
+    " upd AS ("
     " UPDATE resource SET version_id = $3, last_updated = " EDS_TS("$4") ","
     "   deleted = true, content = NULL"
     " WHERE res_type = $1 AND res_id = $2"
-    " RETURNING res_type, res_id, version_id, last_updated)"
+    " RETURNING res_type, res_id, version_id, last_updated),"
+    // the deleted version's content, for reads of that version
+    " arch AS (INSERT INTO resource_history_content (res_type, res_id, version_id, content)"
+    "   SELECT $1, $2, prev.version_id, prev.content FROM prev, upd WHERE NOT prev.deleted)"
     " INSERT INTO resource_history"
     "   (res_type, res_id, version_id, last_updated, method, deleted, content)"
     " SELECT res_type, res_id, version_id, last_updated, 'DELETE', true, NULL FROM upd"

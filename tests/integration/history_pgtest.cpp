@@ -75,6 +75,49 @@ TEST_CASE("instance history lists every version newest first", "[history]") {
   CHECK(c.Get("/fhir/Flag/" + UniquePrefix() + "-nohist/_history").Json()["entry"].Size() == 0);
 }
 
+TEST_CASE("every version reads back while the current one's content is stored once", "[history]") {
+  HttpClient c(SharedServer().port());
+  const std::string id = UniquePrefix() + "-once";
+  const std::string url = "/fhir/Flag/" + id;
+  REQUIRE(c.Put(url, FlagJson(id, "uno")).status == 201);
+  REQUIRE(c.Put(url, FlagJson(id, "due")).status == 200);
+  REQUIRE(c.Put(url, FlagJson(id, "due")).status == 200);  // unchanged: no version
+  REQUIRE(c.Send("DELETE", url).status == 200);
+  REQUIRE(c.Put(url, FlagJson(id, "tre")).status == 201);
+  // a transaction's update
+  REQUIRE(c.Post("/fhir", "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"resource\":" +
+                              FlagJson(id, "quattro") + ",\"request\":{\"method\":\"PUT\",\"url\":\"Flag/" + id +
+                              "\"}}]}")
+              .status == 200);
+  const char* texts[] = {"uno", "due", nullptr, "tre", "quattro"};
+  for (int v = 1; v <= 5; ++v) {
+    auto r = c.Get(url + "/_history/" + std::to_string(v));
+    INFO("version " << v << ": " << r.body);
+    if (texts[v - 1] == nullptr) {
+      CHECK(r.status == 410);  // the deletion
+      continue;
+    }
+    REQUIRE(r.status == 200);
+    CHECK(std::string(r.Json()["code"]["text"].GetString()) == texts[v - 1]);
+  }
+  auto h = c.Get(url + "/_history").Json();
+  REQUIRE(h["entry"].Size() == 5);
+  for (rapidjson::SizeType i = 0; i < 5; ++i) {
+    const int v = 5 - static_cast<int>(i);
+    if (texts[v - 1] == nullptr) CHECK_FALSE(h["entry"][i].HasMember("resource"));
+    else CHECK(std::string(h["entry"][i]["resource"]["code"]["text"].GetString()) == texts[v - 1]);
+  }
+  // in the database: no history row holds content, the superseded versions'
+  // is archived, the current one's is the resource row's
+  const std::string dsn = TestDsn();
+  CHECK(Sql(dsn, "SELECT count(*) FROM resource_history WHERE res_type = 'Flag' AND res_id = $1 AND content IS NOT NULL",
+            {id})[0][0] == "0");
+  CHECK(Sql(dsn, "SELECT string_agg(version_id::text, ',' ORDER BY version_id) FROM resource_history_content"
+                 " WHERE res_type = 'Flag' AND res_id = $1",
+            {id})[0][0] == "1,2,4");
+  CHECK(Sql(dsn, "SELECT version_id FROM resource WHERE res_type = 'Flag' AND res_id = $1", {id})[0][0] == "5");
+}
+
 TEST_CASE("_since and _at select versions by time", "[history]") {
   HttpClient c(SharedServer().port());
   const std::string id = UniquePrefix() + "-h2";

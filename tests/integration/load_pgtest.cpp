@@ -127,8 +127,12 @@ void CheckStoredOnce(const std::string& dsn, const Generated& g) {
   CHECK(Count(dsn, "SELECT count(*) FROM resource WHERE res_type = 'Observation'") == g.observations);
   CHECK(Count(dsn, "SELECT count(*) FROM resource_history") == total);
   CHECK(Count(dsn, "SELECT count(*) FROM resource WHERE version_id <> 1 OR deleted") == 0);
+  // each history row is the current version, whose content is the resource
+  // row's alone (migration 0013); nothing was superseded
   CHECK(Count(dsn, "SELECT count(*) FROM resource_history h JOIN resource r USING (res_type, res_id)"
-                   " WHERE h.content::text = r.content::text AND h.last_updated = r.last_updated") == total);
+                   " WHERE h.content IS NULL AND h.version_id = r.version_id AND h.last_updated = r.last_updated"
+                   " AND r.content IS NOT NULL") == total);
+  CHECK(Count(dsn, "SELECT count(*) FROM resource_history_content") == 0);
   // one subject and one code row per Observation, one family row per Patient
   CHECK(Count(dsn, "SELECT count(*) FROM search_reference WHERE res_type = 'Observation' AND param = 'subject'"
                    " AND target_type = 'Patient'") == g.observations);
@@ -361,6 +365,17 @@ TEST_CASE("eds load of changed resources writes new versions as PUT does", "[loa
   CHECK(Count(dsn, "SELECT count(*) FROM resource_history") == 4 + 1 + 5);  // loads and the deletion
   CHECK(Count(dsn, "SELECT count(*) FROM resource r JOIN resource_history h USING (res_type, res_id, version_id)"
                    " WHERE h.last_updated = r.last_updated") == 5);
+  // superseded versions read back: archived when the load (v-a, v-o1) or the
+  // deletion (v-c) superseded them, kept in the history row when superseded
+  // in the same batch (v-d); current versions' content is the resource row's
+  CHECK(c.Get("/fhir/Patient/v-a/_history/1").body.find("Alfa") != std::string::npos);
+  CHECK(c.Get("/fhir/Patient/v-c/_history/1").body.find("Gamma") != std::string::npos);
+  CHECK(c.Get("/fhir/Observation/v-o1/_history/1").body.find("Patient/v-a") != std::string::npos);
+  CHECK(c.Get("/fhir/Patient/v-a/_history").body.find("Alfa") != std::string::npos);
+  CHECK(Sql(dsn, "SELECT string_agg(res_id || '/' || version_id, ',' ORDER BY res_id) FROM resource_history_content")[0][0] ==
+        "v-a/1,v-c/1,v-o1/1");
+  CHECK(Sql(dsn, "SELECT string_agg(res_id || '/' || version_id, ',' ORDER BY res_id) FROM resource_history"
+                 " WHERE content IS NOT NULL")[0][0] == "v-d/1");
 }
 
 TEST_CASE("eds load rewrites references between a Bundle's entries to the ids they get", "[load]") {
