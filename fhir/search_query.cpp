@@ -597,7 +597,8 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseQueryString(std::s
 Result<SearchQuery> ParseConditionalCriteria(
     const std::string& resource_type, const std::vector<std::pair<std::string, std::string>>& params,
     const SearchParameterRegistry& registry,
-    const std::function<bool(std::string_view resource_type, const SearchParamDef&)>& supported) {
+    const std::function<bool(std::string_view resource_type, const SearchParamDef&)>& supported,
+    const LocalBases& local_bases) {
   static constexpr std::string_view kResultParameters[] = {
       "_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_offset", "_cursor",
       "_contained", "_containedType"};
@@ -615,6 +616,7 @@ Result<SearchQuery> ParseConditionalCriteria(
   SearchOptions options;
   options.strict = true;
   options.supported = supported;
+  options.local_bases = local_bases;
   return ParseSearch(resource_type, criteria, registry, options);
 }
 

@@ -172,11 +172,12 @@ Result<SearchQuery> ParseSearch(const std::string& resource_type,
 // delete, patch, and conditional references in transactions): filters only,
 // every one understood (unknown parameters would widen the match), at least
 // one. kInvalid otherwise, naming the parameter; _format and _pretty are
-// ignored.
+// ignored. Reference values under `local_bases` name local resources.
 Result<SearchQuery> ParseConditionalCriteria(
     const std::string& resource_type, const std::vector<std::pair<std::string, std::string>>& params,
     const SearchParameterRegistry& registry,
-    const std::function<bool(std::string_view resource_type, const SearchParamDef&)>& supported);
+    const std::function<bool(std::string_view resource_type, const SearchParamDef&)>& supported,
+    const LocalBases& local_bases = LocalBases());
 
 // Parameters of a query string ("identifier=a|b&x=1", or "Patient?..." whose
 // part before '?' is skipped), percent-decoded, in order; lenient about

@@ -625,7 +625,8 @@ struct FhirApi::Impl {
     if (!indexer) return MakeError(ErrorKind::kNotSupported, "conditional interactions need search");
     auto query = fhir::ParseConditionalCriteria(
         type, params, indexer->registry(),
-        [&indexer](std::string_view t, const fhir::SearchParamDef& d) { return indexer->IsIndexed(t, d); });
+        [&indexer](std::string_view t, const fhir::SearchParamDef& d) { return indexer->IsIndexed(t, d); },
+        indexer->local_bases());
     if (query) query->definitions_owner = indexer;
     return query;
   }

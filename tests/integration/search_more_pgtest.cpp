@@ -341,6 +341,13 @@ TEST_CASE("absolute references to other servers never match a local resource", "
   // a URL under one of the server's bases is the local resource
   CHECK(Set(Search(c, "/fhir/Observation?subject=http://eds.test/fhir/" + p)) == local);
   CHECK(Set(Search(c, "/fhir/Observation?subject=https://alias.test/fhir/" + p)) == local);
+  // conditional criteria too: the If-None-Exist below finds the Observation
+  // that refers to the Patient relatively, and nothing is created
+  auto conditional = c.Send("POST", "/fhir/Observation",
+                            {{"Content-Type", "application/fhir+json"},
+                             {"If-None-Exist", "_id=" + relative.substr(12) + "&subject=http://eds.test/fhir/" + p}},
+                            R"({"resourceType":"Observation","status":"final","code":{"text":"x"}})");
+  CHECK(conditional.status == 200);
   // with a public URL set, the address a request came to is not one of them
   CHECK(Set(Search(c, "/fhir/Observation?patient=" + own + "/" + p)) == std::set<std::string>{request_base});
   {
