@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -504,6 +505,29 @@ void CommitAudited(pqxx::work& tx) {
 // The write operations inside a caller's transaction; each decides its
 // outcome with one locking read and one statement.
 
+// The new version of a resource whose row `cur` this transaction holds
+// locked (nothing when the content is unchanged).
+template <class Index>
+Result<WriteResult> UpdateLocked(pqxx::work& tx, Index&& index, fhir::Resource& resource, const std::string& id,
+                                 const Locked& cur, std::optional<int64_t> if_match) {
+  const std::string& type = resource.type();
+  if (if_match && *if_match != cur.version) return PreconditionFailed(if_match, cur.version);
+  int64_t version = cur.version + 1;
+  int64_t now = std::max(fhir::NowMs(), cur.last_updated_ms);
+  resource.SetId(id);
+  std::string content = resource.Render(std::to_string(version), fhir::FormatInstant(now));
+  auto r = tx.exec_prepared(kUpdateExisting.name, type, id, version, now, content, "PUT");
+  if (r.empty()) {
+    // Unchanged content: answer with the current version, write nothing.
+    auto cur_row = tx.exec_prepared(kSelectCurrent.name, type, id);
+    VersionRecord rec{type, id, cur.version, cur.last_updated_ms, WriteMethod::kUpdate, false, cur_row[0][3].c_str()};
+    return WriteResult{std::move(rec), false, false};
+  }
+  index(tx, &resource, type, id);
+  NoteAuditedWrite(type, id, version);
+  return WriteResult{{type, id, version, now, WriteMethod::kUpdate, false, std::move(content)}, cur.deleted, true};
+}
+
 template <class Insert, class Index>
 Result<WriteResult> UpdateIn(pqxx::work& tx, Insert&& insert, Index&& index, fhir::Resource& resource,
                              const std::string& id, std::optional<int64_t> if_match) {
@@ -526,23 +550,7 @@ Result<WriteResult> UpdateIn(pqxx::work& tx, Insert&& insert, Index&& index, fhi
       if (auto w = insert(tx, resource, id, WriteMethod::kUpdate)) return std::move(*w);
       continue;
     }
-    if (if_match && *if_match != cur->version) return PreconditionFailed(if_match, cur->version);
-    int64_t version = cur->version + 1;
-    int64_t now = std::max(fhir::NowMs(), cur->last_updated_ms);
-    resource.SetId(id);
-    std::string content = resource.Render(std::to_string(version), fhir::FormatInstant(now));
-    auto r = tx.exec_prepared(kUpdateExisting.name, type, id, version, now, content, "PUT");
-    if (r.empty()) {
-      // Unchanged content: answer with the current version, write nothing.
-      auto cur_row = tx.exec_prepared(kSelectCurrent.name, type, id);
-      VersionRecord rec{type, id, cur->version, cur->last_updated_ms, WriteMethod::kUpdate, false,
-                        cur_row[0][3].c_str()};
-      return WriteResult{std::move(rec), false, false};
-    }
-    index(tx, &resource, type, id);
-    NoteAuditedWrite(type, id, version);
-    return WriteResult{{type, id, version, now, WriteMethod::kUpdate, false, std::move(content)}, cur->deleted,
-                       true};
+    return UpdateLocked(tx, index, resource, id, *cur, if_match);
   }
   return MakeError(ErrorKind::kConflict, fmt::format("concurrent creation of {}/{}", type, id));
 }
@@ -741,6 +749,7 @@ class PgTxScope final : public TxScope {
     return FindIn(tx_, query, limit);
   }
   Result<VersionRecord> ReadForUpdate(const std::string& type, const std::string& id) override {
+    Forget(type, id);
     if (auto err = FlushCreates()) return std::move(*err);
     auto r = tx_.exec_prepared(kSelectCurrentForUpdate.name, type, id);
     if (r.empty()) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} is not known", type, id));
@@ -775,24 +784,37 @@ class PgTxScope final : public TxScope {
                  "  ORDER BY 1) s",
                  {std::to_string(kNewIdLockSpace), ArrayLiteral(types), ArrayLiteral(ids)});
     auto r = ExecPrepared(tx_,
-                          "SELECT x.res_type, x.res_id FROM unnest($1::text[], $2::text[]) AS k(t, i)"
-                          " CROSS JOIN LATERAL (SELECT res_type, res_id FROM resource"
+                          "SELECT x.res_type, x.res_id, x.version_id, x.deleted, " EDS_MS("x.last_updated")
+                          " FROM unnest($1::text[], $2::text[]) AS k(t, i)"
+                          " CROSS JOIN LATERAL (SELECT res_type, res_id, version_id, deleted, last_updated FROM resource"
                           "   WHERE res_type = k.t AND res_id = k.i FOR UPDATE) x",
                           {ArrayLiteral(types), ArrayLiteral(ids)});
-    for (const auto& row : r) sorted.erase({row[0].c_str(), row[1].c_str()});
+    for (const auto& row : r) {
+      std::pair<std::string, std::string> key{row[0].c_str(), row[1].c_str()};
+      sorted.erase(key);
+      locked_[key] = Locked{row[2].as<int64_t>(), row[3].as<bool>(), row[4].as<int64_t>()};
+    }
     absent_.insert(sorted.begin(), sorted.end());
   }
   Result<WriteResult> Update(fhir::Resource& resource, const std::string& id, std::optional<int64_t> if_match) override {
+    const std::pair<std::string, std::string> key{resource.type(), id};
     // an id LockForWrite found absent is a new resource: buffered like a create
     if (!if_match)
-      if (auto it = absent_.find({resource.type(), id}); it != absent_.end()) {
+      if (auto it = absent_.find(key); it != absent_.end()) {
         absent_.erase(it);
         return BufferCreate(resource, id, WriteMethod::kUpdate);
       }
     if (auto err = FlushCreates()) return std::move(*err);
+    // a row LockForWrite locked is updated without reading it again
+    if (auto it = locked_.find(key); it != locked_.end()) {
+      const Locked cur = it->second;
+      locked_.erase(it);
+      return UpdateLocked(tx_, impl_.Indexer(), resource, id, cur, if_match);
+    }
     return UpdateIn(tx_, impl_.Inserter(), impl_.Indexer(), resource, id, if_match);
   }
   Result<WriteResult> Delete(const std::string& type, const std::string& id, std::optional<int64_t> if_match) override {
+    Forget(type, id);
     if (auto err = Flush()) return std::move(*err);  // a deletion reads the resource's references
     return DeleteIn(tx_, impl_.Indexer(), type, id, if_match);
   }
@@ -896,6 +918,14 @@ class PgTxScope final : public TxScope {
     return rec;
   }
 
+  // What LockForWrite learnt of type/id no longer holds once another write
+  // than the PUT it was for touches it.
+  void Forget(const std::string& type, const std::string& id) {
+    const std::pair<std::string, std::string> key{type, id};
+    absent_.erase(key);
+    locked_.erase(key);
+  }
+
   Result<WriteResult> BufferCreate(fhir::Resource& resource, const std::string& id, WriteMethod method) {
     const int64_t now = fhir::NowMs();
     resource.SetId(id);
@@ -959,8 +989,10 @@ class PgTxScope final : public TxScope {
   PendingIndex pending_;
   PendingIndex* previous_pending_;
   std::vector<PendingCreate> creates_;
-  // keys LockForWrite found without a resource, not written yet
+  // keys LockForWrite found without a resource, and the rows it locked,
+  // not written yet (each entry is used once: no two entries write one resource)
   std::set<std::pair<std::string, std::string>> absent_;
+  std::map<std::pair<std::string, std::string>, Locked> locked_;
 };
 
 }  // namespace
