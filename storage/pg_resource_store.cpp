@@ -13,6 +13,7 @@
 #include <set>
 #include <utility>
 
+#include "fhir/definitions.hpp"
 #include "fhir/json.hpp"
 #include "fhir/search_index.hpp"
 #include "fhir/search_query.hpp"
@@ -1072,13 +1073,16 @@ Result<ReindexProgress> PgResourceStore::ReindexBatch(int batch) {
   if (!impl_->indexers) return MakeError(ErrorKind::kNotSupported, "this store keeps no search index");
   auto indexer = impl_->indexers->Current();
   const int64_t generation = indexer->generation();
+  // every type: a resource marked -1 (migration 14) is due whatever its
+  // type's generation; custom parameters raise their types' generation
+  std::map<std::string, int64_t> required;
+  for (const auto& type : indexer->definitions()->resource_types()) required[type] = 0;
+  for (const auto& [type, g] : indexer->RequiredGenerations()) required[type] = g;
   std::vector<std::string> types, gens;
-  for (const auto& [type, g] : indexer->RequiredGenerations()) {
+  for (const auto& [type, g] : required) {
     types.push_back(type);
     gens.push_back(std::to_string(g));
   }
-  ReindexProgress progress;
-  if (types.empty()) return progress;
   const std::string type_array = ArrayLiteral(types), gen_array = ArrayLiteral(gens);
   return impl_->Run<ReindexProgress>([&](pqxx::connection& c) -> Result<ReindexProgress> {
     pqxx::work tx(c);

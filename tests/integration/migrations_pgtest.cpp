@@ -149,3 +149,42 @@ TEST_CASE("the key columns compare in byte order, rows written before included (
   CHECK(Sql(dsn, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
                  " WHERE c.relname = 'search_token_code' AND i.indisvalid")[0][0] == "1");
 }
+
+TEST_CASE("references to other servers indexed the old way are reindexed (migration 14, eds reindex)",
+          "[migrations]") {
+  const std::string dsn = CreateDatabase("eds_mig_foreign_" + UniquePrefix());
+  {
+    pqxx::connection conn(dsn);
+    pqxx::work tx(conn);
+    tx.exec("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())");
+    for (const auto& m : eds::storage::BuiltinMigrations()) {
+      if (m.version > 13) break;
+      tx.exec(m.sql);
+      tx.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name);
+    }
+    // what the indexer wrote before: the other server's Patient/p1 as the local one
+    for (const auto& [id, ref] : std::vector<std::pair<std::string, std::string>>{
+             {"o-foreign", "http://other.example/fhir/Patient/p1"}, {"o-local", "Patient/p1"}}) {
+      const std::string content = R"({"resourceType":"Observation","id":")" + id +
+                                  R"(","meta":{"versionId":"1","lastUpdated":"2026-01-01T00:00:00Z"},)"
+                                  R"("status":"final","code":{"text":"x"},"subject":{"reference":")" +
+                                  ref + R"("}})";
+      tx.exec_params("INSERT INTO resource (res_type, res_id, version_id, last_updated, content)"
+                     " VALUES ('Observation', $1, 1, '2026-01-01T00:00:00Z', $2::json)",
+                     id, content);
+      tx.exec_params("INSERT INTO search_reference (res_type, res_id, param, target_type, target_id, target_version,"
+                     " url, grp) VALUES ('Observation', $1, 'subject', 'Patient', 'p1', '', $2, 0)",
+                     id, ref.find("://") == std::string::npos ? std::string() : ref);
+    }
+    tx.commit();
+  }
+  REQUIRE(eds::storage::Migrate(dsn).database_version >= 14);
+  CHECK(Sql(dsn, "SELECT string_agg(res_id || '=' || index_gen, ',' ORDER BY res_id) FROM resource")[0][0] ==
+        "o-foreign=-1,o-local=0");
+  CHECK(RunEds({"reindex", "--database-url", dsn}) == 0);
+  CHECK(Sql(dsn, "SELECT string_agg(res_id || '=' || index_gen, ',' ORDER BY res_id) FROM resource")[0][0] ==
+        "o-foreign=0,o-local=0");
+  CHECK(Sql(dsn, "SELECT string_agg(res_id || ':' || target_type || '/' || target_id, ',' ORDER BY res_id)"
+                 " FROM search_reference WHERE param = 'subject'")[0][0] == "o-foreign:Patient/,o-local:Patient/p1");
+}
