@@ -89,7 +89,7 @@ inline constexpr Statement kUpdateExisting{
     " UPDATE resource SET version_id = $3, last_updated = " EDS_TS("$4") ","
     "   deleted = false, content = $5::json"
     " WHERE res_type = $1 AND res_id = $2 AND (deleted OR"
-    "   eds_strip_server_meta(content::jsonb) IS DISTINCT FROM eds_strip_server_meta($5::jsonb))"
+    "   eds_strip_server_meta(content::jsonb) IS DISTINCT FROM eds_strip_server_meta($5::json::jsonb))"
     " RETURNING res_type, res_id, version_id, last_updated),"
     // the superseded version's content, for reads of that version
     " arch AS (INSERT INTO resource_history_content (res_type, res_id, version_id, content)"

@@ -256,6 +256,27 @@ TEST_CASE("decimal precision and unicode survive a round trip", "[e2e]") {
   // stored as written: resourceType, id and meta first
   CHECK(r.body.rfind("{\"resourceType\":\"Observation\",\"id\":\"" + id + "\",\"meta\":{", 0) == 0);
   CHECK(std::string(r.Json()["code"]["text"].GetString()) == "Glicemia \xc3\xa8 alta \xe2\x82\xac");
+
+  // an update stores the text as rendered too (not as jsonb would print it),
+  // through a single PUT and a transaction's; the superseded versions as well
+  auto amended = body;
+  amended.replace(amended.find("\"final\""), 7, "\"amended\"");
+  REQUIRE(c.Put("/fhir/Observation/" + id, amended).status == 200);
+  auto corrected = body;
+  corrected.replace(corrected.find("\"final\""), 7, "\"corrected\"");
+  REQUIRE(c.Post("/fhir", "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"resource\":" + corrected +
+                              ",\"request\":{\"method\":\"PUT\",\"url\":\"Observation/" + id + "\"}}]}")
+              .status == 200);
+  for (const std::string& target : {"/fhir/Observation/" + id, "/fhir/Observation/" + id + "/_history/2",
+                                   "/fhir/Observation/" + id + "/_history/1"}) {
+    auto v = c.Get(target);
+    INFO(target << " -> " << v.body);
+    REQUIRE(v.status == 200);
+    CHECK(v.body.find("\"value\":1.50,") != std::string::npos);
+    CHECK(v.body.find("\"value\":1.000E+3") != std::string::npos);
+    CHECK(v.body.rfind("{\"resourceType\":\"Observation\",\"id\":\"" + id + "\",\"meta\":{", 0) == 0);
+  }
+  CHECK(c.Get("/fhir/Observation/" + id).body.find("\"corrected\"") != std::string::npos);
 }
 
 TEST_CASE("PATCH with a JSON Patch makes a new version", "[e2e]") {
