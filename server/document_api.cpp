@@ -217,8 +217,8 @@ struct DocumentApi::Impl {
 
   // The facts of a stored document, read in `scope`; `document_reference`:
   // its DocumentReference's content when the caller has it at hand.
-  static DocumentFacts StoredFacts(storage::TxScope& scope, const storage::DocumentRecord& d,
-                                   std::string document_reference = {}) {
+  DocumentFacts StoredFacts(storage::TxScope& scope, const storage::DocumentRecord& d,
+                            std::string document_reference = {}) const {
     auto read = [&scope](const std::string& type, const std::string& id) -> std::optional<std::string> {
       auto r = scope.Read(type, id);
       if (!r) return std::nullopt;
@@ -233,7 +233,7 @@ struct DocumentApi::Impl {
     if (auto slash = d.document_reference.find('/'); document_reference.empty() && slash != std::string::npos)
       document_reference =
           read(d.document_reference.substr(0, slash), d.document_reference.substr(slash + 1)).value_or("");
-    return FactsOfStored(composition, document_reference, read);
+    return FactsOfStored(composition, document_reference, read, processor.local_bases());
   }
 
   // Patient/id of the patient a stored document is about: the subject of
@@ -374,7 +374,7 @@ struct DocumentApi::Impl {
     rec.rde = env.rde;
     if (bad) return std::move(*bad);
     auto slot = gate.Acquire(PriorityOf(env.priority));
-    const DocumentFacts facts = FactsOfBundle(env.json_string);
+    const DocumentFacts facts = FactsOfBundle(env.json_string, processor.local_bases());
     Apply(rec, facts);
     rec.entries = facts.entries;
     std::string master;

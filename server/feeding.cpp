@@ -1,6 +1,8 @@
 // Facts of FSE documents for feeding records.
 #include "server/feeding.hpp"
 
+#include "fhir/local_bases.hpp"
+
 #include <rapidjson/document.h>
 
 #include <deque>
@@ -92,8 +94,19 @@ std::pair<std::string, std::string> TypeAndId(std::string_view ref) {
   return {type, std::string(ref.substr(slash + 1))};
 }
 
+// TypeAndId of a reference to a stored resource: relative, or absolute
+// under one of the server's own bases; empty for other servers' resources.
+std::pair<std::string, std::string> LocalTypeAndId(std::string_view ref, const fhir::LocalBases& local) {
+  if (ref.find("://") != std::string_view::npos) {
+    auto relative = local.Relative(ref);
+    if (!relative) return {};
+    ref = *relative;
+  }
+  return TypeAndId(ref);
+}
+
 void Fill(DocumentFacts& f, const Value* composition, const Value* document_reference, const Value* bundle,
-          const Resolver& resolve) {
+          const Resolver& resolve, const fhir::LocalBases& local) {
   f.document_type = LoincCode(Member(composition, "type"));
   if (f.document_type.empty()) f.document_type = LoincCode(Member(document_reference, "type"));
   f.tipo_documento_liv_alto = Str(First(Member(First(Member(document_reference, "category")), "coding")), "code");
@@ -103,7 +116,7 @@ void Fill(DocumentFacts& f, const Value* composition, const Value* document_refe
     auto ref = ReferenceOf(Member(holder, "subject"));
     if (ref.empty()) continue;
     if (const Value* p = resolve(ref); p != nullptr && TypeOf(p) == "Patient") f.fiscal_code = FiscalCodeOf(p);
-    if (auto [type, id] = TypeAndId(ref); type == "Patient") f.patient = "Patient/" + id;
+    if (auto [type, id] = LocalTypeAndId(ref, local); type == "Patient") f.patient = "Patient/" + id;
     if (!f.fiscal_code.empty() || !f.patient.empty()) break;
   }
 
@@ -149,7 +162,7 @@ void Fill(DocumentFacts& f, const Value* composition, const Value* document_refe
 
 }  // namespace
 
-DocumentFacts FactsOfBundle(std::string_view bundle_json) {
+DocumentFacts FactsOfBundle(std::string_view bundle_json, const fhir::LocalBases& local) {
   DocumentFacts f;
   rapidjson::Document doc;
   doc.Parse(bundle_json.data(), bundle_json.size());
@@ -181,14 +194,14 @@ DocumentFacts FactsOfBundle(std::string_view bundle_json) {
       if (auto it = by_reference.find(t + "/" + id); it != by_reference.end()) return it->second;
     return nullptr;
   };
-  Fill(f, composition, document_reference, &doc, resolve);
+  Fill(f, composition, document_reference, &doc, resolve, local);
   // a subject that is neither in the Bundle nor a stored Patient: the Bundle's Patient
   if (f.fiscal_code.empty() && f.patient.empty()) f.fiscal_code = FiscalCodeOf(first_patient);
   return f;
 }
 
 DocumentFacts FactsOfStored(const std::string& composition, const std::string& document_reference,
-                            const StoredReader& read) {
+                            const StoredReader& read, const fhir::LocalBases& local) {
   DocumentFacts f;
   std::deque<rapidjson::Document> parsed;  // every resource read stays alive while Fill looks at it
   auto parse = [&](const std::string& text) -> const Value* {
@@ -200,12 +213,12 @@ DocumentFacts FactsOfStored(const std::string& composition, const std::string& d
   const Value* c = parse(composition);
   const Value* dr = parse(document_reference);
   auto resolve = [&](std::string_view ref) -> const Value* {
-    auto [type, id] = TypeAndId(ref);
+    auto [type, id] = LocalTypeAndId(ref, local);
     if (type.empty()) return nullptr;
     auto content = read(type, id);
     return content ? parse(*content) : nullptr;
   };
-  Fill(f, c, dr, nullptr, resolve);
+  Fill(f, c, dr, nullptr, resolve, local);
   return f;
 }
 

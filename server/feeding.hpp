@@ -9,6 +9,10 @@
 #include <string>
 #include <string_view>
 
+namespace eds::fhir {
+class LocalBases;
+}
+
 namespace eds::server {
 
 struct DocumentFacts {
@@ -22,14 +26,16 @@ struct DocumentFacts {
 };
 
 // Facts of a document's transaction Bundle (JSON text). Never fails: what
-// cannot be read (not JSON, no Composition, ...) stays empty.
-DocumentFacts FactsOfBundle(std::string_view bundle_json);
+// cannot be read (not JSON, no Composition, ...) stays empty. An absolute
+// reference names a stored resource only under one of `local` (the
+// server's own bases); a Patient of another server is not a local patient.
+DocumentFacts FactsOfBundle(std::string_view bundle_json, const fhir::LocalBases& local);
 
 // Facts of a stored document, from its Composition and DocumentReference
 // (JSON text; the Composition may be empty) and the resources they name,
 // which `read` returns (the content of Type/id, nullopt when it has none).
 using StoredReader = std::function<std::optional<std::string>(const std::string& type, const std::string& id)>;
 DocumentFacts FactsOfStored(const std::string& composition, const std::string& document_reference,
-                            const StoredReader& read);
+                            const StoredReader& read, const fhir::LocalBases& local);
 
 }  // namespace eds::server

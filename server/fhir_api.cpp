@@ -396,6 +396,15 @@ struct FhirApi::Impl {
     std::string base_url;  // absolute FHIR base for links
   };
 
+  // The bases under which an absolute reference names a resource of this
+  // server: the configured ones and this request's own.
+  fhir::LocalBases OwnBases(const HttpRequest& req) const {
+    std::vector<std::string> bases;
+    if (auto indexer = Indexer()) bases = indexer->local_bases().bases();
+    bases.push_back(BaseUrl(req));
+    return fhir::LocalBases(bases);
+  }
+
   std::string BaseUrl(const HttpRequest& req) const {
     if (!config.public_base_url.empty()) return config.public_base_url;
     std::string_view host = req.Header("host");
@@ -1520,13 +1529,20 @@ std::size_t NextStringValue(std::string_view body, std::string_view key, std::si
   return std::string_view::npos;
 }
 
-void PatientsIn(std::string_view body, std::vector<std::string>& out) {
+void PatientsIn(std::string_view body, const fhir::LocalBases& bases, std::vector<std::string>& out) {
   static constexpr std::string_view kRef = "\"reference\"";
   for (std::size_t pos = NextStringValue(body, kRef, 0); pos != std::string_view::npos && out.size() < 50;
        pos = NextStringValue(body, kRef, pos)) {
     std::string_view value = body.substr(pos);
     value = value.substr(0, value.find('"'));
     if (auto at = value.find("Patient/"); at != std::string_view::npos && (at == 0 || value[at - 1] == '/')) {
+      // an absolute reference names one of this server's patients only under
+      // one of its own bases; other servers' patients are not ours
+      if (at != 0) {
+        auto relative = bases.Relative(value);
+        if (!relative || relative->rfind("Patient/", 0) != 0) continue;
+        at = value.size() - relative->size();
+      }
       std::string_view id = value.substr(at + 8);
       id = id.substr(0, id.find('/'));
       if (fhir::IsValidId(id)) {
@@ -1634,7 +1650,8 @@ storage::AuditRow BaseAuditRow(const HttpRequest& request, const RequestContext&
 
 // The row of a write, completed inside its transaction just before the
 // commit, from the versions the transaction wrote (row.entities).
-void FinishWriteRow(const HttpRequest& request, const RequestContext& ctx, storage::AuditRow& row) {
+void FinishWriteRow(const HttpRequest& request, const RequestContext& ctx, const fhir::LocalBases& bases,
+                    storage::AuditRow& row) {
   storage::AuditRow done = BaseAuditRow(request, ctx);
   done.entities = std::move(row.entities);
   for (auto& p : row.patients) AddPatient(done.patients, std::move(p));
@@ -1655,7 +1672,7 @@ void FinishWriteRow(const HttpRequest& request, const RequestContext& ctx, stora
       done.version_id = std::stoll(e.substr(hist + 10));
     }
   }
-  PatientsIn(request.body, done.patients);
+  PatientsIn(request.body, bases, done.patients);
   if (i == "create" || (i == "document" && request.method == "POST")) done.status = 201;
   else if ((i == "update" || i == "patch") && done.version_id == 1) done.status = 201;
   else if (i == "delete" && request.Header("prefer").find("return=minimal") != std::string_view::npos) done.status = 204;
@@ -1677,7 +1694,9 @@ HttpResponse FhirApi::Handle(const HttpRequest& request, RequestContext& ctx) co
   storage::WriteAudit write_audit;
   std::optional<storage::ScopedWriteAudit> audit_scope;
   if (impl_->audit != nullptr && request.method != "GET" && request.method != "HEAD") {
-    write_audit.finish = [&request, &ctx](storage::AuditRow& row) { FinishWriteRow(request, ctx, row); };
+    write_audit.finish = [this, &request, &ctx](storage::AuditRow& row) {
+      FinishWriteRow(request, ctx, impl_->OwnBases(request), row);
+    };
     audit_scope.emplace(&write_audit);
   }
   try {
@@ -1737,7 +1756,7 @@ namespace {
 // The audit row of a request answered outside a write's transaction, made
 // from the request and its answer.
 storage::AuditRow AnsweredRow(const HttpRequest& request, const HttpResponse& response, const RequestContext& ctx,
-                              int64_t ts_ms, double latency_ms) {
+                              const fhir::LocalBases& bases, int64_t ts_ms, double latency_ms) {
   storage::AuditRow row = BaseAuditRow(request, ctx);
   row.ts_ms = ts_ms;
   if (auto etag = response.Header("etag"); !etag.empty()) {
@@ -1774,8 +1793,8 @@ storage::AuditRow AnsweredRow(const HttpRequest& request, const HttpResponse& re
   }
   if (row.resource_type == "Patient" && !row.resource_id.empty()) AddPatient(row.patients, "Patient/" + row.resource_id);
   if (response.status < 300) {
-    PatientsIn(response.body, row.patients);
-    if (request.method != "GET") PatientsIn(request.body, row.patients);
+    PatientsIn(response.body, bases, row.patients);
+    if (request.method != "GET") PatientsIn(request.body, bases, row.patients);
     // a read returns its resource; searches and histories count their matches
     const bool single = row.interaction == "read" || row.interaction == "vread";
     const int matches = single ? 0 : CountOf(response.body, "\"mode\":\"match\"");
@@ -1812,7 +1831,7 @@ void FhirApi::Observe(const HttpRequest& request, const HttpResponse& response, 
   if (impl_->audit == nullptr || ctx.interaction == "metrics" || ctx.interaction == "health" ||
       ctx.audited_in_transaction)
     return;
-  if (!impl_->audit->Offer(AnsweredRow(request, response, ctx, fhir::NowMs(), seconds * 1000)))
+  if (!impl_->audit->Offer(AnsweredRow(request, response, ctx, impl_->OwnBases(request), fhir::NowMs(), seconds * 1000)))
     Log(LogLevel::kError, "audit queue full: the audit row of request " + ctx.request_id + " was not queued");
 }
 

@@ -310,6 +310,11 @@ TransactionProcessor& TransactionProcessor::operator=(TransactionProcessor&&) no
 
 const fhir::fhirpath::Engine& TransactionProcessor::engine() const { return impl_->engine; }
 
+fhir::LocalBases TransactionProcessor::local_bases() const {
+  auto indexer = impl_->indexers ? impl_->indexers->Current() : nullptr;
+  return indexer ? indexer->local_bases() : fhir::LocalBases();
+}
+
 fhir::Result<std::vector<EntryResult>> TransactionProcessor::RunTransaction(
     storage::ResourceStore& store, const fhir::TransactionPlan& plan, std::optional<std::size_t>& failed_entry,
     const BeforeHook& before, const AfterHook& after, const GetHook& get) const {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fhir/bundle.hpp"
+#include "fhir/local_bases.hpp"
 #include "fhir/result.hpp"
 
 namespace eds::fhir {
@@ -88,6 +89,10 @@ class TransactionProcessor {
 
   // The FHIRPath engine of the loaded definitions (FHIRPath Patch).
   const fhir::fhirpath::Engine& engine() const;
+
+  // The server's own bases (--public-url, --local-bases) of the indexer in
+  // force; empty without one.
+  fhir::LocalBases local_bases() const;
 
   struct Impl;  // opaque; defined in transaction_processor.cpp
 

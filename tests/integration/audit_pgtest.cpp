@@ -160,3 +160,32 @@ TEST_CASE("audit rows written in batches read back exactly, whatever their text 
   REQUIRE(batch.size() == 1);
   CHECK(batch[0] == std::vector<std::string>{std::to_string(awkward.size() + 1), "1795000000000", "1795000000100", "true"});
 }
+
+TEST_CASE("the audit names a patient of this server, not another server's patient with the same id", "[e2e]") {
+  const std::string dsn = CreateDatabase("eds_audit_" + UniquePrefix());
+  ServerProcess server(dsn, {"--migrate", "--local-bases", "https://alias.test/fhir"});
+  HttpClient c(server.port());
+  const std::string own = "http://127.0.0.1:" + std::to_string(server.port()) + "/fhir";
+  auto observe = [&](const std::string& request_id, const std::string& subject) {
+    REQUIRE(c.Post("/fhir/Observation",
+                   R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":")" +
+                       subject + R"("}})",
+                   {{"X-Request-Id", request_id}})
+                .status == 201);
+  };
+  observe("foreign-1", "http://other.example/fhir/Patient/p1");
+  observe("foreign-2", own + "/Patient/p2");           // this request's base
+  observe("foreign-3", "https://ALIAS.test/fhir/Patient/p3");  // a configured base
+  observe("foreign-4", "Patient/p4");
+  auto rows = WaitRows(dsn,
+                       "SELECT request_id, array_to_string(patients, ',') FROM audit_event"
+                       " WHERE request_id LIKE 'foreign-%' ORDER BY request_id",
+                       4);
+  CHECK(rows == std::vector<std::vector<std::string>>{
+                    {"foreign-1", ""}, {"foreign-2", "Patient/p2"}, {"foreign-3", "Patient/p3"}, {"foreign-4", "Patient/p4"}});
+  // a search whose answer holds the foreign reference names no patient either
+  REQUIRE(c.Send("GET", "/fhir/Observation?_count=10", {{"X-Request-Id", "foreign-5"}}).status == 200);
+  REQUIRE(WaitRows(dsn, "SELECT 1 FROM audit_event WHERE request_id = 'foreign-5'", 1).size() == 1);
+  CHECK(Sql(dsn, "SELECT string_agg(p, ',' ORDER BY p) FROM audit_event, unnest(patients) p"
+                 " WHERE request_id = 'foreign-5'")[0][0] == "Patient/p2,Patient/p3,Patient/p4");
+}

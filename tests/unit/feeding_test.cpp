@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "fhir/local_bases.hpp"
 #include "server/config.hpp"
 #include "server/feeding.hpp"
 #include "storage/analytics_hash.hpp"
@@ -26,6 +27,8 @@ std::string Bundle(const std::string& meta, const std::vector<std::string>& entr
   return out + "]}";
 }
 
+const fhir::LocalBases kLocal({"https://eds.example.it/fhir"});
+
 const std::string kPatient = Entry("urn:uuid:p", R"({"resourceType":"Patient","identifier":[
     {"system":"http://example.org/mrn","value":"42"},
     {"system":"http://hl7.it/sid/codiceFiscale","value":"RSSMRA80A01H501U"}]})");
@@ -42,7 +45,8 @@ TEST_CASE("feeding facts from a document Bundle", "[server]") {
                {"system":"http://loinc.org","code":"57833-6"}]},"subject":{"reference":"urn:uuid:p"},
                "author":[{"reference":"urn:uuid:d"}],"custodian":{"reference":"urn:uuid:o"}})"),
          Entry("urn:uuid:r", R"({"resourceType":"DocumentReference","type":{"coding":[{"code":"Y"}]},
-               "category":[{"coding":[{"code":"PRS"}]}],"subject":{"reference":"urn:uuid:p"}})")}));
+               "category":[{"coding":[{"code":"PRS"}]}],"subject":{"reference":"urn:uuid:p"}})")}),
+        kLocal);
     CHECK(f.document_type == "57833-6");  // the LOINC coding, not the first one
     CHECK(f.tipo_documento_liv_alto == "PRS");
     CHECK(f.producer_org == "080105");
@@ -61,7 +65,8 @@ TEST_CASE("feeding facts from a document Bundle", "[server]") {
          Entry("urn:uuid:c", R"({"resourceType":"Composition","subject":{"reference":"Patient/123"},
                "author":[{"reference":"urn:uuid:pr"}]})"),
          Entry("urn:uuid:r", R"({"resourceType":"DocumentReference","type":{"coding":[{"system":"http://loinc.org",
-               "code":"11488-4"}]}})")}));
+               "code":"11488-4"}]}})")}),
+        kLocal);
     CHECK(f.document_type == "11488-4");  // from the DocumentReference: the Composition has no type
     CHECK(f.producer_org == "Ospedale");
     CHECK(f.producer_app_id == "urn:app:gateway");
@@ -70,12 +75,26 @@ TEST_CASE("feeding facts from a document Bundle", "[server]") {
     CHECK(f.fiscal_code.empty());
   }
   SECTION("the Bundle's Patient when the subject is not resolved") {
-    auto f = FactsOfBundle(Bundle("", {kPatient, Entry("urn:uuid:r", R"({"resourceType":"DocumentReference"})")}));
+    auto f = FactsOfBundle(Bundle("", {kPatient, Entry("urn:uuid:r", R"({"resourceType":"DocumentReference"})")}),
+                           kLocal);
     CHECK(f.fiscal_code == "RSSMRA80A01H501U");
   }
+  SECTION("an absolute subject names a stored Patient only under the server's own bases") {
+    auto local = FactsOfBundle(
+        Bundle("", {Entry("urn:uuid:c", R"({"resourceType":"Composition",
+                          "subject":{"reference":"https://EDS.example.it/fhir/Patient/123"}})")}),
+        kLocal);
+    CHECK(local.patient == "Patient/123");
+    auto foreign = FactsOfBundle(
+        Bundle("", {kPatient, Entry("urn:uuid:c", R"({"resourceType":"Composition",
+                                     "subject":{"reference":"http://other.example/fhir/Patient/123"}})")}),
+        kLocal);
+    CHECK(foreign.patient.empty());                      // not the local Patient/123
+    CHECK(foreign.fiscal_code == "RSSMRA80A01H501U");  // the Bundle's Patient instead
+  }
   SECTION("what is not a Bundle gives nothing") {
-    CHECK(FactsOfBundle("not json").entries == 0);
-    CHECK(FactsOfBundle(R"({"resourceType":"Patient"})").document_type.empty());
+    CHECK(FactsOfBundle("not json", kLocal).entries == 0);
+    CHECK(FactsOfBundle(R"({"resourceType":"Patient"})", kLocal).document_type.empty());
   }
 }
 
@@ -98,7 +117,7 @@ TEST_CASE("feeding facts from a stored document", "[server]") {
           "custodian":{"reference":"Organization/9"}})",
       R"({"resourceType":"DocumentReference","category":[{"coding":[{"code":"REF"}]}],
           "subject":{"reference":"Patient/7"}})",
-      read);
+      read, kLocal);
   CHECK(f.document_type == "11502-2");
   CHECK(f.tipo_documento_liv_alto == "REF");
   CHECK(f.patient == "Patient/7");
@@ -107,9 +126,23 @@ TEST_CASE("feeding facts from a stored document", "[server]") {
   CHECK(f.producer_app_id == "LIS");
   CHECK(reads > 0);
   // an empty Composition: the DocumentReference alone
-  auto g = FactsOfStored("", R"({"resourceType":"DocumentReference","subject":{"reference":"Patient/8"}})", read);
+  auto g = FactsOfStored("", R"({"resourceType":"DocumentReference","subject":{"reference":"Patient/8"}})", read,
+                         kLocal);
   CHECK(g.patient == "Patient/8");
   CHECK(g.fiscal_code.empty());
+  // another server's Patient/7 is not read as the local one
+  reads = 0;
+  auto h = FactsOfStored(
+      "", R"({"resourceType":"DocumentReference","subject":{"reference":"http://other.example/fhir/Patient/7"}})",
+      read, kLocal);
+  CHECK(h.patient.empty());
+  CHECK(h.fiscal_code.empty());
+  CHECK(reads == 0);
+  auto i = FactsOfStored(
+      "", R"({"resourceType":"DocumentReference","subject":{"reference":"https://eds.example.it/fhir/Patient/7"}})",
+      read, kLocal);
+  CHECK(i.patient == "Patient/7");
+  CHECK(i.fiscal_code == "VRDGPP70B02F205X");
 }
 
 TEST_CASE("keyed hashes of fiscal codes", "[server]") {
