@@ -632,6 +632,7 @@ namespace {
 // different criteria may rarely share a lock, which only costs waiting).
 constexpr int kConditionalLockSpace = 0x45445343;  // "EDSC"
 constexpr int kNewIdLockSpace = 0x45445349;        // "EDSI": ids a transaction's PUTs may create
+static_assert(kNewIdLockSpace == 1162105673, "the lock space is spelled out in kInsertFirstOrLock");
 
 void LockCriteriaIn(pqxx::work& tx, const std::string& type, const std::string& criteria_text) {
   tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kConditionalLockSpace, type + "?" + criteria_text);

@@ -48,14 +48,19 @@ inline constexpr Statement kLockCurrent{
 // Version 1 of a resource when it has no row, else its row locked (one
 // round trip for the PUT of a new id): (true, ...) after an insert,
 // (false, version, deleted, last updated) for a row that exists, no row
-// when a concurrent writer's insert came first.
+// when a concurrent writer's insert came first. Before inserting, it takes
+// the id's lock in the space a transaction's PUTs lock the ids they may
+// create ("EDSI", 0x45445349, see TxScope::LockForWrite), so that a
+// transaction that found the id free and a single PUT take turns.
 inline constexpr Statement kInsertFirstOrLock{
     "insert_first_or_lock",
     "WITH cur AS (SELECT version_id, deleted, " EDS_MS("last_updated") " AS ms"
     "  FROM resource WHERE res_type = $1 AND res_id = $2 FOR UPDATE),"
     " ins AS ("
     "  INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
-    "  SELECT $1, $2, 1, " EDS_TS("$3") ", false, $4::json WHERE NOT EXISTS (SELECT 1 FROM cur)"
+    "  SELECT $1, $2, 1, " EDS_TS("$3") ", false, $4::json"
+    "  FROM (SELECT pg_advisory_xact_lock(1162105673, hashtext($1::text || '/' || $2::text))) lk"
+    "  WHERE NOT EXISTS (SELECT 1 FROM cur)"
     "  ON CONFLICT DO NOTHING"
     "  RETURNING res_type, res_id, version_id, last_updated, content),"
     " hist AS ("

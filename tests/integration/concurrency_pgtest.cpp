@@ -93,3 +93,42 @@ TEST_CASE("concurrent transactions PUTting one new id: one creates, the others u
                                    " WHERE res_type = 'Patient' AND res_id = $1", {id});
   CHECK(rows[0] == std::vector<std::string>{"8", "1", "8"});
 }
+
+TEST_CASE("transactions and single PUTs of one new id take turns: one creates, the others update", "[concurrency]") {
+  const auto port = SharedServer().port();
+  constexpr int kRounds = 12, kEach = 3;
+  std::atomic<int> created{0}, updated{0}, other{0};
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string id = UniquePrefix() + "-mixed-" + std::to_string(round);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2 * kEach; ++t)
+      threads.emplace_back([&, t] {
+        HttpClient c(port);
+        const std::string patient = "{\"resourceType\":\"Patient\",\"id\":\"" + id + "\",\"name\":[{\"text\":\"" +
+                                    std::to_string(t) + "\"}]}";
+        ready++;
+        while (ready < 2 * kEach) std::this_thread::yield();
+        if (t % 2 == 0) {
+          auto r = c.Put("/fhir/Patient/" + id, patient);
+          (r.status == 201 ? created : r.status == 200 ? updated : other)++;
+          return;
+        }
+        auto r = c.Post("/fhir", "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"resource\":" +
+                                     patient + ",\"request\":{\"method\":\"PUT\",\"url\":\"Patient/" + id + "\"}}]}");
+        if (r.status != 200) {
+          other++;
+          return;
+        }
+        const std::string status = r.Json()["entry"][0]["response"]["status"].GetString();
+        (status == "201 Created" ? created : status == "200 OK" ? updated : other)++;
+      });
+    for (auto& th : threads) th.join();
+    const auto rows = Sql(TestDsn(), "SELECT count(*), min(version_id), max(version_id) FROM resource_history"
+                                     " WHERE res_type = 'Patient' AND res_id = $1", {id});
+    CHECK(rows[0] == std::vector<std::string>{std::to_string(2 * kEach), "1", std::to_string(2 * kEach)});
+  }
+  CHECK(created == kRounds);
+  CHECK(updated == kRounds * (2 * kEach - 1));
+  CHECK(other == 0);
+}
