@@ -11,6 +11,7 @@
 #include <array>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <utility>
 
 #include "fhir/definitions.hpp"
@@ -518,10 +519,10 @@ Result<WriteResult> UpdateLocked(pqxx::work& tx, Index&& index, fhir::Resource& 
   resource.SetId(id);
   std::string content = resource.Render(std::to_string(version), fhir::FormatInstant(now));
   auto r = tx.exec_prepared(kUpdateExisting.name, type, id, version, now, content, "PUT");
-  if (r.empty()) {
+  if (r.empty()) throw std::logic_error(fmt::format("{}/{} vanished while locked", type, id));
+  if (!r[0][0].as<bool>()) {
     // Unchanged content: answer with the current version, write nothing.
-    auto cur_row = tx.exec_prepared(kSelectCurrent.name, type, id);
-    VersionRecord rec{type, id, cur.version, cur.last_updated_ms, WriteMethod::kUpdate, false, cur_row[0][3].c_str()};
+    VersionRecord rec{type, id, cur.version, cur.last_updated_ms, WriteMethod::kUpdate, false, r[0][1].c_str()};
     return WriteResult{std::move(rec), false, false};
   }
   index(tx, &resource, type, id);

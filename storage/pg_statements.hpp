@@ -98,10 +98,13 @@ inline constexpr Statement kUpdateExisting{
     " RETURNING res_type, res_id, version_id, last_updated),"
     // the superseded version's content, for reads of that version
     " arch AS (INSERT INTO resource_history_content (res_type, res_id, version_id, content)"
-    "   SELECT $1, $2, prev.version_id, prev.content FROM prev, upd WHERE NOT prev.deleted)"
-    " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
-    " SELECT res_type, res_id, version_id, last_updated, $6 FROM upd"
-    " RETURNING seq"};
+    "   SELECT $1, $2, prev.version_id, prev.content FROM prev, upd WHERE NOT prev.deleted),"
+    " hist AS (INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
+    "   SELECT res_type, res_id, version_id, last_updated, $6 FROM upd RETURNING seq)"
+    // (true, NULL) for a new version; (false, the current content) when the
+    // content is unchanged and nothing was written
+    " SELECT true, NULL::text FROM hist"
+    " UNION ALL SELECT false, prev.content::text FROM prev WHERE NOT EXISTS (SELECT 1 FROM upd)"};
 
 inline constexpr Statement kDeleteExisting{
     "delete_existing",

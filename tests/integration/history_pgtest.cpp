@@ -81,7 +81,20 @@ TEST_CASE("every version reads back while the current one's content is stored on
   const std::string url = "/fhir/Flag/" + id;
   REQUIRE(c.Put(url, FlagJson(id, "uno")).status == 201);
   REQUIRE(c.Put(url, FlagJson(id, "due")).status == 200);
-  REQUIRE(c.Put(url, FlagJson(id, "due")).status == 200);  // unchanged: no version
+  {
+    // unchanged: no version; the answer is the stored version 2
+    auto same = c.Put(url, FlagJson(id, "due"));
+    REQUIRE(same.status == 200);
+    CHECK(same.Header("etag") == "W/\"2\"");
+    CHECK(std::string(same.Json()["meta"]["versionId"].GetString()) == "2");
+    CHECK(same.body.find("due") != std::string::npos);
+    // the same in a transaction
+    auto tx = c.Post("/fhir", "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"resource\":" +
+                                  FlagJson(id, "due") + ",\"request\":{\"method\":\"PUT\",\"url\":\"Flag/" + id +
+                                  "\"}}]}");
+    REQUIRE(tx.status == 200);
+    CHECK(std::string(tx.Json()["entry"][0]["response"]["etag"].GetString()) == "W/\"2\"");
+  }
   REQUIRE(c.Send("DELETE", url).status == 200);
   REQUIRE(c.Put(url, FlagJson(id, "tre")).status == 201);
   // a transaction's update
