@@ -110,7 +110,7 @@ class Run {
       queries_.emplace(i, std::move(*q));
       keys.emplace(e.type, fhir::CanonicalCriteria(*e.criteria));
     }
-    for (const auto& [type, text] : keys) scope_.LockCriteria(type, text);
+    scope_.LockAllCriteria({keys.begin(), keys.end()});
     return std::nullopt;
   }
 

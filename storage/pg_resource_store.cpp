@@ -729,7 +729,7 @@ namespace {
 class PgTxScope final : public TxScope {
  public:
   PgTxScope(pqxx::work& tx, PgResourceStore::Impl& impl)
-      : tx_(tx), impl_(impl), previous_pending_(std::exchange(pending_index, &pending_)) {
+      : tx_(tx), plan_mode_(tx), impl_(impl), previous_pending_(std::exchange(pending_index, &pending_)) {
     pending_.tx = &tx;
   }
   ~PgTxScope() override { pending_index = previous_pending_; }
@@ -746,6 +746,17 @@ class PgTxScope final : public TxScope {
 
   void LockCriteria(const std::string& type, const std::string& criteria_text) override {
     LockCriteriaIn(tx_, type, criteria_text);
+  }
+  void LockAllCriteria(const std::vector<std::pair<std::string, std::string>>& keys) override {
+    if (keys.size() == 1) return LockCriteria(keys[0].first, keys[0].second);
+    if (keys.empty()) return;
+    std::vector<std::string> texts;
+    for (const auto& [type, text] : keys) texts.push_back(type + "?" + text);
+    // one lock after the other, in the order given (as LockCriteriaIn's)
+    ExecPrepared(tx_,
+                 "SELECT pg_advisory_xact_lock($1::int, hashtext(k)) FROM"
+                 " (SELECT k FROM unnest($2::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n) s",
+                 {std::to_string(kConditionalLockSpace), ArrayLiteral(texts)});
   }
   Result<std::vector<fhir::VersionRecord>> Find(const fhir::SearchQuery& query, int limit) override {
     if (auto err = Flush()) return std::move(*err);
@@ -988,6 +999,7 @@ class PgTxScope final : public TxScope {
   };
 
   pqxx::work& tx_;
+  TransactionPlanMode plan_mode_;  // searches of the transaction set their plan mode once
   PgResourceStore::Impl& impl_;
   PendingIndex pending_;
   PendingIndex* previous_pending_;

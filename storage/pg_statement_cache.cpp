@@ -9,6 +9,7 @@
 #include <list>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 
 namespace eds::storage {
 namespace {
@@ -37,7 +38,13 @@ std::string NameFor(const std::string& sql) {
   return fmt::format("q{:016x}_{}", h, sql.size());
 }
 
+thread_local TransactionPlanMode* current_plan_mode = nullptr;
+
 }  // namespace
+
+TransactionPlanMode::TransactionPlanMode(const pqxx::transaction_base& tx)
+    : tx_(&tx), previous_(std::exchange(current_plan_mode, this)) {}
+TransactionPlanMode::~TransactionPlanMode() { current_plan_mode = previous_; }
 
 pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& sql, const std::vector<std::string>& params,
                           PlanMode mode) {
@@ -80,7 +87,17 @@ pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& sql, co
       // defined by an earlier attempt that the registry has forgotten
     }
   }
-  if (mode != session_mode)
+  bool set = mode != session_mode;
+  TransactionPlanMode* const local =
+      !autocommit && current_plan_mode != nullptr && current_plan_mode->tx_ == &tx ? current_plan_mode : nullptr;
+  // in a transaction that set the mode already: again only for another
+  // mode that matters (kAuto statements run as the transaction's others)
+  if (local != nullptr && local->set_) set = mode != PlanMode::kAuto && mode != local->mode_;
+  if (set && local != nullptr) {
+    local->set_ = true;
+    local->mode_ = mode;
+  }
+  if (set)
     tx.exec(std::string(autocommit ? "SET" : "SET LOCAL") + " plan_cache_mode = " +
             (mode == PlanMode::kGeneric  ? "force_generic_plan"
              : mode == PlanMode::kCustom ? "force_custom_plan"

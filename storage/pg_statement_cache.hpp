@@ -23,6 +23,27 @@ namespace eds::storage {
 // plan cannot know and PostgreSQL's own choice misjudges).
 enum class PlanMode { kAuto, kGeneric, kCustom };
 
+// The plan_cache_mode a transaction set with SET LOCAL, kept while the
+// object lives: statements ExecPrepared runs in `tx` on this thread then
+// set it once per transaction rather than once per statement. Create it
+// right after the transaction begins and let it go when the transaction
+// ends (a later transaction must not take the setting for its own).
+class TransactionPlanMode {
+ public:
+  explicit TransactionPlanMode(const pqxx::transaction_base& tx);
+  ~TransactionPlanMode();
+  TransactionPlanMode(const TransactionPlanMode&) = delete;
+  TransactionPlanMode& operator=(const TransactionPlanMode&) = delete;
+
+ private:
+  friend pqxx::result ExecPrepared(pqxx::transaction_base&, const std::string&, const std::vector<std::string>&,
+                                   PlanMode);
+  const pqxx::transaction_base* tx_;
+  bool set_ = false;  // SET LOCAL was sent, with mode_
+  PlanMode mode_ = PlanMode::kAuto;
+  TransactionPlanMode* previous_;
+};
+
 // Runs `sql` with `params` as a prepared statement of the transaction's
 // connection (prepared on first use), planned as `mode` says.
 pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& sql, const std::vector<std::string>& params,

@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fhir/bundle.hpp"
@@ -165,6 +166,11 @@ class TxScope {
   // included, until it ends. Several are taken in sorted order, so two
   // transactions never wait for each other.
   virtual void LockCriteria(const std::string& type, const std::string& criteria_text) = 0;
+  // LockCriteria of each (type, criteria text), in the order given (sorted
+  // by the caller), with one statement where the store can.
+  virtual void LockAllCriteria(const std::vector<std::pair<std::string, std::string>>& keys) {
+    for (const auto& [type, text] : keys) LockCriteria(type, text);
+  }
   // Current resources matching the filters of `query`, at most `limit`,
   // ordered by id. kNotSupported for criteria this store cannot answer.
   virtual Result<std::vector<VersionRecord>> Find(const fhir::SearchQuery& query, int limit) = 0;

@@ -173,6 +173,51 @@ TEST_CASE("transaction: concurrent identical conditional creates make exactly on
   }
 }
 
+TEST_CASE("transaction: two conditional creates per Bundle race single ones and each makes one resource",
+          "[transaction]") {
+  const auto port = SharedServer().port();
+  const std::string cf = UniquePrefix() + "TXRACE2";
+  const std::string org_sys = "urn:test:org";
+  const std::string org = "{\"resourceType\":\"Organization\",\"identifier\":[{\"system\":\"" + org_sys +
+                          "\",\"value\":\"" + cf + "\"}],\"name\":\"Lab\"}";
+  const std::string org_criteria = "identifier=" + org_sys + "|" + cf;
+  // the Organization's criteria sort before the Patient's: the locks are
+  // taken in one order whatever the Bundle's
+  const std::string bundle = Bundle(
+      "transaction",
+      {Entry("urn:uuid:7d3b5a10-0000-4000-8000-000000000002", "POST", "Patient", PatientCf(cf, "Race"), IfNoneExist(cf)),
+       Entry("urn:uuid:7d3b5a10-0000-4000-8000-000000000003", "POST", "Organization", org,
+             ",\"ifNoneExist\":\"" + org_criteria + "\""),
+       Entry("", "POST", "Observation", Observation("urn:uuid:7d3b5a10-0000-4000-8000-000000000002"))});
+  std::atomic<int> other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 12; ++t)
+    threads.emplace_back([&, t] {
+      HttpClient c(port);
+      if (t % 4 == 1) {
+        auto r = c.Post("/fhir/Patient", PatientCf(cf, "Race"), {{"If-None-Exist", ByCf(cf)}});
+        if (r.status != 200 && r.status != 201) other++;
+        return;
+      }
+      if (t % 4 == 3) {
+        auto r = c.Post("/fhir/Organization", org, {{"If-None-Exist", org_criteria}});
+        if (r.status != 200 && r.status != 201) other++;
+        return;
+      }
+      auto r = c.Post("/fhir", bundle);
+      if (r.status != 200) other++;
+    });
+  for (auto& th : threads) th.join();
+  CHECK(other == 0);
+  HttpClient c(port);
+  CHECK(CountWithCf(c, cf) == 1);
+  CHECK(c.Get("/fhir/Organization?identifier=" + org_sys + "%7C" + cf + "&_total=accurate").Json()["total"].GetInt() ==
+        1);
+  CHECK(c.Get("/fhir/Observation?subject.identifier=" + kSys + "%7C" + cf + "&_total=accurate")
+            .Json()["total"]
+            .GetInt() == 6);
+}
+
 TEST_CASE("transaction: conditional update and delete entries", "[transaction]") {
   HttpClient c(SharedServer().port());
   const std::string cf = UniquePrefix() + "TXC2";
