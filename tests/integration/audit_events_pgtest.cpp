@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "storage/pg_audit_sink.hpp"
 #include "support.hpp"
 
 using namespace eds::testing;
@@ -44,6 +45,17 @@ std::vector<std::string> AllPages(HttpClient& c, std::string target, int* pages 
 }
 
 }  // namespace
+
+TEST_CASE("event ids of one millisecond sort in the order they were made", "[audit]") {
+  const int64_t ts = 1795000000123;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 1000; ++i) ids.push_back(eds::storage::NewAuditEventId(ts));
+  CHECK(std::is_sorted(ids.begin(), ids.end()));
+  CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == ids.size());
+  for (const auto& id : ids) CHECK(eds::storage::AuditEventIdTime(id) == ts);
+  // the next millisecond's ids sort after
+  CHECK(eds::storage::NewAuditEventId(ts + 1) > ids.back());
+}
 
 TEST_CASE("writes are audited in their own transaction and the trail is served as AuditEvent resources", "[audit]") {
   const std::string dsn = CreateDatabase("eds_auditev_" + UniquePrefix());
