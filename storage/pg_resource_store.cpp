@@ -42,19 +42,39 @@ WriteMethod MethodFromSql(std::string_view m) {
 
 // A PostgreSQL array literal of text values ({"a","b"}); `null_for` marks
 // elements to write as unquoted infinity words instead (timestamps).
+void AppendArrayElement(std::string& out, const std::string& value) {
+  out += '"';
+  for (char c : value) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+}
+
 std::string ArrayLiteral(const std::vector<std::string>& values) {
   std::string out = "{";
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (i) out += ',';
-    out += '"';
-    for (char c : values[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
+    AppendArrayElement(out, values[i]);
   }
   out += '}';
   return out;
+}
+
+// The unnest parameters of rows buffered for one statement: an array
+// literal of each of the members, in that order.
+template <class Row, class... Member>
+std::vector<std::string> ColumnArrays(const std::vector<Row>& rows, Member... member) {
+  auto column = [&rows](std::string Row::*m) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      if (i) out += ',';
+      AppendArrayElement(out, rows[i].*m);
+    }
+    out += '}';
+    return out;
+  };
+  return {column(member)...};
 }
 
 std::string TimestampText(int64_t ms) {
@@ -240,6 +260,12 @@ struct Locked {
   int64_t version;
   bool deleted;
   int64_t last_updated_ms;
+};
+
+// A row a transaction locked, with its content (empty when deleted).
+struct LockedRow {
+  Locked row;
+  std::string content;
 };
 
 // Writes the index rows of type/id (after removing its old ones when
@@ -799,14 +825,16 @@ class PgTxScope final : public TxScope {
                  {std::to_string(kNewIdLockSpace), ArrayLiteral(types), ArrayLiteral(ids)});
     auto r = ExecPrepared(tx_,
                           "SELECT x.res_type, x.res_id, x.version_id, x.deleted, " EDS_MS("x.last_updated")
+                          ", x.content::text"
                           " FROM unnest($1::text[], $2::text[]) AS k(t, i)"
-                          " CROSS JOIN LATERAL (SELECT res_type, res_id, version_id, deleted, last_updated FROM resource"
-                          "   WHERE res_type = k.t AND res_id = k.i FOR UPDATE) x",
+                          " CROSS JOIN LATERAL (SELECT res_type, res_id, version_id, deleted, last_updated, content"
+                          "   FROM resource WHERE res_type = k.t AND res_id = k.i FOR UPDATE) x",
                           {ArrayLiteral(types), ArrayLiteral(ids)});
     for (const auto& row : r) {
       std::pair<std::string, std::string> key{row[0].c_str(), row[1].c_str()};
       sorted.erase(key);
-      locked_[key] = Locked{row[2].as<int64_t>(), row[3].as<bool>(), row[4].as<int64_t>()};
+      locked_[key] = LockedRow{Locked{row[2].as<int64_t>(), row[3].as<bool>(), row[4].as<int64_t>()},
+                               row[5].is_null() ? std::string() : std::string(row[5].c_str(), row[5].size())};
     }
     absent_.insert(sorted.begin(), sorted.end());
   }
@@ -818,13 +846,14 @@ class PgTxScope final : public TxScope {
         absent_.erase(it);
         return BufferCreate(resource, id, WriteMethod::kUpdate);
       }
-    if (auto err = FlushCreates()) return std::move(*err);
-    // a row LockForWrite locked is updated without reading it again
+    // a row LockForWrite locked: buffered like a create, or nothing to
+    // write when the content is unchanged
     if (auto it = locked_.find(key); it != locked_.end()) {
-      const Locked cur = it->second;
+      LockedRow cur = std::move(it->second);
       locked_.erase(it);
-      return UpdateLocked(tx_, impl_.Indexer(), resource, id, cur, if_match);
+      return BufferUpdate(resource, id, cur, if_match);
     }
+    if (auto err = FlushCreates()) return std::move(*err);
     return UpdateIn(tx_, impl_.Inserter(), impl_.Indexer(), resource, id, if_match);
   }
   Result<WriteResult> Delete(const std::string& type, const std::string& id, std::optional<int64_t> if_match) override {
@@ -940,6 +969,60 @@ class PgTxScope final : public TxScope {
     locked_.erase(key);
   }
 
+  // The new version of a row LockForWrite locked (and read), buffered and
+  // written with the transaction's other updates in one statement; nothing
+  // when the content is the stored one apart from meta.versionId and
+  // meta.lastUpdated (the stored text is what the server rendered).
+  Result<WriteResult> BufferUpdate(fhir::Resource& resource, const std::string& id, const LockedRow& cur,
+                                   std::optional<int64_t> if_match) {
+    const std::string& type = resource.type();
+    if (if_match && *if_match != cur.row.version) return PreconditionFailed(if_match, cur.row.version);
+    resource.SetId(id);
+    if (!cur.row.deleted &&
+        resource.Render(std::to_string(cur.row.version), fhir::FormatInstant(cur.row.last_updated_ms)) ==
+            cur.content) {
+      VersionRecord rec{type, id, cur.row.version, cur.row.last_updated_ms, WriteMethod::kUpdate, false, cur.content};
+      return WriteResult{std::move(rec), false, false};
+    }
+    const int64_t version = cur.row.version + 1;
+    const int64_t now = std::max(fhir::NowMs(), cur.row.last_updated_ms);
+    std::string content = resource.Render(std::to_string(version), fhir::FormatInstant(now));
+    updates_.push_back({type, id, std::to_string(version), std::to_string(now), content, "PUT"});
+    impl_.Index(tx_, &resource, type, id, true);
+    NoteAuditedWrite(type, id, version);
+    return WriteResult{{type, id, version, now, WriteMethod::kUpdate, false, std::move(content)}, cur.row.deleted,
+                       true};
+  }
+
+  // Writes the buffered new versions of locked rows: the rows, their history
+  // rows and the archived content of the versions they supersede.
+  void FlushUpdates() {
+    if (updates_.empty()) return;
+    using U = PendingUpdate;
+    auto params = ColumnArrays(updates_, &U::type, &U::id, &U::version, &U::ms, &U::content, &U::method);
+    const std::size_t expected = updates_.size();
+    updates_.clear();
+    auto r = ExecPrepared(tx_, kUpdateLocked, params);
+    if (r.size() != expected)
+      throw std::logic_error(fmt::format("{} of {} locked resources updated", r.size(), expected));
+  }
+
+  static constexpr const char* kUpdateLocked =
+      "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])"
+      "   AS u(t, i, v, ms, c, m)),"
+      " prev AS (SELECT r.res_type, r.res_id, r.version_id, r.deleted, r.content FROM resource r"
+      "   JOIN u ON r.res_type = u.t AND r.res_id = u.i),"
+      " upd AS (UPDATE resource r SET version_id = u.v, last_updated = " EDS_TS("u.ms") ","
+      "   deleted = false, content = u.c::json FROM u WHERE r.res_type = u.t AND r.res_id = u.i"
+      "   RETURNING r.res_type, r.res_id, r.version_id, r.last_updated),"
+      // the superseded versions' content, for reads of those versions
+      " arch AS (INSERT INTO resource_history_content (res_type, res_id, version_id, content)"
+      "   SELECT res_type, res_id, version_id, content FROM prev WHERE NOT deleted)"
+      " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
+      " SELECT upd.res_type, upd.res_id, upd.version_id, upd.last_updated, u.m"
+      " FROM upd JOIN u ON u.t = upd.res_type AND u.i = upd.res_id"
+      " RETURNING seq";
+
   Result<WriteResult> BufferCreate(fhir::Resource& resource, const std::string& id, WriteMethod method) {
     const int64_t now = fhir::NowMs();
     resource.SetId(id);
@@ -955,19 +1038,12 @@ class PgTxScope final : public TxScope {
   // statement. An id taken after all (by a concurrent writer of the same
   // PUT, or a fresh id two writers chose) fails the transaction with 409.
   std::optional<fhir::Error> FlushCreates() {
+    FlushUpdates();
     if (creates_.empty()) return std::nullopt;
-    std::vector<std::string> types, ids, ms, contents, methods;
-    for (auto& c : creates_) {
-      types.push_back(c.type);
-      ids.push_back(c.id);
-      ms.push_back(c.ms);
-      contents.push_back(std::move(c.content));
-      methods.push_back(c.method);
-    }
+    using C = PendingCreate;
     const std::size_t expected = creates_.size();
-    auto r = ExecPrepared(tx_, kInsertCreated,
-                          {ArrayLiteral(types), ArrayLiteral(ids), ArrayLiteral(ms), ArrayLiteral(contents),
-                           ArrayLiteral(methods)});
+    auto r =
+        ExecPrepared(tx_, kInsertCreated, ColumnArrays(creates_, &C::type, &C::id, &C::ms, &C::content, &C::method));
     if (r.size() != expected) {
       std::set<std::pair<std::string, std::string>> written;
       for (const auto& row : r) written.emplace(row[0].c_str(), row[1].c_str());
@@ -997,6 +1073,10 @@ class PgTxScope final : public TxScope {
   struct PendingCreate {
     std::string type, id, ms, content, method;
   };
+  struct PendingUpdate {
+    std::string type, id, version, ms, content, method;
+  };
+
 
   pqxx::work& tx_;
   TransactionPlanMode plan_mode_;  // searches of the transaction set their plan mode once
@@ -1004,10 +1084,11 @@ class PgTxScope final : public TxScope {
   PendingIndex pending_;
   PendingIndex* previous_pending_;
   std::vector<PendingCreate> creates_;
+  std::vector<PendingUpdate> updates_;
   // keys LockForWrite found without a resource, and the rows it locked,
   // not written yet (each entry is used once: no two entries write one resource)
   std::set<std::pair<std::string, std::string>> absent_;
-  std::map<std::pair<std::string, std::string>, Locked> locked_;
+  std::map<std::pair<std::string, std::string>, LockedRow> locked_;
 };
 
 }  // namespace

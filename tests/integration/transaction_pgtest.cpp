@@ -4,6 +4,8 @@
 
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "support.hpp"
 
@@ -377,4 +379,25 @@ TEST_CASE("a transaction's PUTs create new ids, update existing ones and revive 
     CHECK(s.Json()["total"].GetInt() == 1);
   }
   CHECK(c.Get("/fhir/Patient?family=Vecchio&_id=" + p + "-old&_summary=count").Json()["total"].GetInt() == 0);
+  // the versions the transaction superseded (its updates were written with
+  // one statement) read back, and so do the new ones
+  for (const auto& [path, family] : std::vector<std::pair<std::string, std::string>>{
+           {p + "-old/_history/1", "Vecchio"}, {p + "-old/_history/2", p + "Rinnovato"},
+           {p + "-gone/_history/1", "Andato"}, {p + "-gone/_history/3", p + "Tornato"}}) {
+    auto v = c.Get("/fhir/Patient/" + path);
+    INFO(path << ": " << v.body);
+    REQUIRE(v.status == 200);
+    CHECK(std::string(v.Json()["name"][0]["family"].GetString()) == family);
+  }
+  CHECK(c.Get("/fhir/Patient/" + p + "-gone/_history/2").status == 410);
+  // the same Bundle again: the PUTs change nothing, the POST creates one more
+  auto again = c.Post("/fhir", body);
+  REQUIRE(again.status == 200);
+  auto a = again.Json();
+  for (int i = 0; i < 3; ++i) {
+    CHECK(std::string(a["entry"][i]["response"]["status"].GetString()) == "200 OK");
+    CHECK(std::string(a["entry"][i]["response"]["etag"].GetString()) == etag(i));
+  }
+  CHECK(Sql(dsn, "SELECT count(*) FROM resource_history WHERE res_type = 'Patient' AND res_id IN ($1, $2, $3)",
+            {p + "-new", p + "-old", p + "-gone"})[0][0] == "6");
 }
