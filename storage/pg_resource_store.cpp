@@ -103,30 +103,41 @@ struct PendingIndex {
 // The buffer of the transaction scope running on this thread, if any.
 thread_local PendingIndex* pending_index = nullptr;
 
-// INSERTs sent as one statement, each a data-modifying WITH query: one
-// round trip for every index table a flush writes.
+// Data-modifying queries sent as one statement of WITH queries: one round
+// trip for a transaction's buffered writes and every index table they fill.
+// (All of them see the database as it was before the statement: a DELETE
+// of a resource's old index rows does not see the new rows an INSERT beside
+// it adds.)
 class InsertBatch {
  public:
-  // Adds `insert`, whose parameters are $1..$n for `params`.
+  // Adds `insert` as a WITH query of its own; its parameters are $1..$n
+  // for `params`.
   void Add(std::string_view insert, std::vector<std::string> params) {
+    AddQuery("i" + std::to_string(parts_ + 1), insert, std::move(params));
+  }
+  // Adds the WITH query `name` AS (`query`), which later ones may name.
+  void AddQuery(const std::string& name, std::string_view query, std::vector<std::string> params) {
     sql_ += parts_++ == 0 ? "WITH " : ", ";
-    sql_ += "i" + std::to_string(parts_) + " AS (";
+    sql_ += name + " AS (";
     const std::size_t offset = params_.size();
-    for (std::size_t i = 0; i < insert.size(); ++i) {
-      sql_ += insert[i];
-      if (insert[i] != '$') continue;
+    for (std::size_t i = 0; i < query.size(); ++i) {
+      sql_ += query[i];
+      if (query[i] != '$') continue;
       std::size_t j = i + 1;
-      while (j < insert.size() && insert[j] >= '0' && insert[j] <= '9') ++j;
+      while (j < query.size() && query[j] >= '0' && query[j] <= '9') ++j;
       if (j == i + 1) continue;
-      sql_ += std::to_string(std::stoul(std::string(insert.substr(i + 1, j - i - 1))) + offset);
+      sql_ += std::to_string(std::stoul(std::string(query.substr(i + 1, j - i - 1))) + offset);
       i = j - 1;
     }
     sql_ += ')';
     for (auto& p : params) params_.push_back(std::move(p));
   }
-  void Exec(pqxx::work& tx) {
-    if (parts_ == 0) return;
-    ExecPrepared(tx, sql_ + " SELECT 1", params_);
+  bool empty() const { return parts_ == 0; }
+  // Runs the statement, whose main query is `select` (it may name the
+  // WITH queries); nothing when nothing was added.
+  pqxx::result Exec(pqxx::work& tx, std::string_view select = "SELECT 1") {
+    if (parts_ == 0) return {};
+    return ExecPrepared(tx, sql_ + " " + std::string(select), params_);
   }
 
  private:
@@ -155,8 +166,10 @@ void InsertIndexBatch(InsertBatch& tx, const std::vector<PendingIndexItem>& item
   tx.Add(sql, std::move(params));
 }
 
-void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
-  auto& items = pending.items;
+// Adds to `inserts` the removal of the old index rows of the replaced
+// items and the insertion of every item's rows.
+void AddPendingIndex(InsertBatch& inserts, const PendingIndex& pending) {
+  const auto& items = pending.items;
   if (items.empty()) return;
   std::vector<std::string> types, ids;
   for (const auto& item : items)
@@ -164,25 +177,16 @@ void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
       types.push_back(item.type);
       ids.push_back(item.id);
     }
-  if (types.size() == 1) {
-    // the plan of one resource's lookups, prepared once per connection
-    tx.exec_prepared(kDeleteIndex.name, types[0], ids[0]);
-  } else if (!types.empty()) {
-    // (PostgreSQL plans this one for its arrays each time: a generic plan
-    // would assume 100 elements)
-    static constexpr const char* kDeleteReplaced =
-        "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(t, i)),"
-        " a AS (DELETE FROM search_string x USING k WHERE x.res_type = k.t AND x.res_id = k.i),"
-        " b AS (DELETE FROM search_token x USING k WHERE x.res_type = k.t AND x.res_id = k.i),"
-        " c AS (DELETE FROM search_date x USING k WHERE x.res_type = k.t AND x.res_id = k.i),"
-        " d AS (DELETE FROM search_number x USING k WHERE x.res_type = k.t AND x.res_id = k.i),"
-        " e AS (DELETE FROM search_quantity x USING k WHERE x.res_type = k.t AND x.res_id = k.i),"
-        " f AS (DELETE FROM search_reference x USING k WHERE x.res_type = k.t AND x.res_id = k.i)"
-        " DELETE FROM search_uri x USING k WHERE x.res_type = k.t AND x.res_id = k.i";
-    ExecPrepared(tx, kDeleteReplaced, {ArrayLiteral(types), ArrayLiteral(ids)});
+  if (!types.empty()) {
+    inserts.AddQuery("rk", "SELECT * FROM unnest($1::text[], $2::text[]) AS k(t, i)",
+                     {ArrayLiteral(types), ArrayLiteral(ids)});
+    for (const char* table : {"search_string", "search_token", "search_date", "search_number", "search_quantity",
+                              "search_reference", "search_uri"})
+      inserts.AddQuery(std::string("r") + table,
+                       std::string("DELETE FROM ") + table + " x USING rk WHERE x.res_type = rk.t AND x.res_id = rk.i",
+                       {});
   }
   auto group = [](const auto& r) { return std::to_string(r.group); };
-  InsertBatch inserts;
   InsertIndexBatch(inserts, items, &fhir::IndexRows::strings,
                    "INSERT INTO search_string (res_type, res_id, param, value_norm, value_exact, grp)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])",
@@ -238,10 +242,13 @@ void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[])",
                    [](const fhir::UriIndexRow& r) { return r.param; },
                    [](const fhir::UriIndexRow& r) { return r.value; }, group);
-  inserts.Exec(tx);
-  types.clear();
-  ids.clear();
-  std::vector<std::string> generations;
+}
+
+// The index generation of the items written under a custom parameter
+// set, after their rows are; empties the buffer.
+void FinishPendingIndex(pqxx::work& tx, PendingIndex& pending) {
+  auto& items = pending.items;
+  std::vector<std::string> types, ids, generations;
   for (const auto& item : items)
     if (item.generation > 0) {
       types.push_back(item.type);
@@ -254,6 +261,14 @@ void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
                  " WHERE r.res_type = n.t AND r.res_id = n.i AND r.index_gen <> n.g",
                  {ArrayLiteral(types), ArrayLiteral(ids), ArrayLiteral(generations)});
   items.clear();
+}
+
+void FlushPendingIndex(pqxx::work& tx, PendingIndex& pending) {
+  if (pending.items.empty()) return;
+  InsertBatch batch;
+  AddPendingIndex(batch, pending);
+  batch.Exec(tx);
+  FinishPendingIndex(tx, pending);
 }
 
 struct Locked {
@@ -764,11 +779,7 @@ class PgTxScope final : public TxScope {
 
   // Writes the buffered new resources, then the buffered index rows (before
   // anything else reads or writes in the transaction, and before the commit).
-  std::optional<fhir::Error> Flush() {
-    if (auto err = FlushCreates()) return err;
-    FlushPendingIndex(tx_, pending_);
-    return std::nullopt;
-  }
+  std::optional<fhir::Error> Flush() { return FlushWrites(true); }
 
   void LockCriteria(const std::string& type, const std::string& criteria_text) override {
     LockCriteriaIn(tx_, type, criteria_text);
@@ -994,35 +1005,6 @@ class PgTxScope final : public TxScope {
                        true};
   }
 
-  // Writes the buffered new versions of locked rows: the rows, their history
-  // rows and the archived content of the versions they supersede.
-  void FlushUpdates() {
-    if (updates_.empty()) return;
-    using U = PendingUpdate;
-    auto params = ColumnArrays(updates_, &U::type, &U::id, &U::version, &U::ms, &U::content, &U::method);
-    const std::size_t expected = updates_.size();
-    updates_.clear();
-    auto r = ExecPrepared(tx_, kUpdateLocked, params);
-    if (r.size() != expected)
-      throw std::logic_error(fmt::format("{} of {} locked resources updated", r.size(), expected));
-  }
-
-  static constexpr const char* kUpdateLocked =
-      "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])"
-      "   AS u(t, i, v, ms, c, m)),"
-      " prev AS (SELECT r.res_type, r.res_id, r.version_id, r.deleted, r.content FROM resource r"
-      "   JOIN u ON r.res_type = u.t AND r.res_id = u.i),"
-      " upd AS (UPDATE resource r SET version_id = u.v, last_updated = " EDS_TS("u.ms") ","
-      "   deleted = false, content = u.c::json FROM u WHERE r.res_type = u.t AND r.res_id = u.i"
-      "   RETURNING r.res_type, r.res_id, r.version_id, r.last_updated),"
-      // the superseded versions' content, for reads of those versions
-      " arch AS (INSERT INTO resource_history_content (res_type, res_id, version_id, content)"
-      "   SELECT res_type, res_id, version_id, content FROM prev WHERE NOT deleted)"
-      " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
-      " SELECT upd.res_type, upd.res_id, upd.version_id, upd.last_updated, u.m"
-      " FROM upd JOIN u ON u.t = upd.res_type AND u.i = upd.res_id"
-      " RETURNING seq";
-
   Result<WriteResult> BufferCreate(fhir::Resource& resource, const std::string& id, WriteMethod method) {
     const int64_t now = fhir::NowMs();
     resource.SetId(id);
@@ -1034,41 +1016,85 @@ class PgTxScope final : public TxScope {
     return WriteResult{{resource.type(), id, 1, now, method, false, std::move(content)}, true, true};
   }
 
-  // Writes the buffered new resources and their history rows with one
-  // statement. An id taken after all (by a concurrent writer of the same
-  // PUT, or a fresh id two writers chose) fails the transaction with 409.
-  std::optional<fhir::Error> FlushCreates() {
-    FlushUpdates();
-    if (creates_.empty()) return std::nullopt;
+  // Writes the buffered new resources before anything reads: see FlushWrites.
+  std::optional<fhir::Error> FlushCreates() { return FlushWrites(false); }
+
+  // Writes with one statement the buffered new resources (and their history
+  // rows), the buffered new versions of locked rows (their history rows and
+  // the archived content of the versions they supersede) and, with
+  // `index`, the buffered index rows. An id taken after all (by a
+  // concurrent writer of the same PUT, or a fresh id two writers chose)
+  // fails the transaction with 409.
+  std::optional<fhir::Error> FlushWrites(bool index) {
+    InsertBatch batch;
+    std::vector<std::string> selects;
     using C = PendingCreate;
-    const std::size_t expected = creates_.size();
-    auto r =
-        ExecPrepared(tx_, kInsertCreated, ColumnArrays(creates_, &C::type, &C::id, &C::ms, &C::content, &C::method));
-    if (r.size() != expected) {
-      std::set<std::pair<std::string, std::string>> written;
-      for (const auto& row : r) written.emplace(row[0].c_str(), row[1].c_str());
+    using U = PendingUpdate;
+    if (!creates_.empty()) {
+      batch.AddQuery("cu", "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])"
+                           " AS u(t, i, ms, c, m)",
+                     ColumnArrays(creates_, &C::type, &C::id, &C::ms, &C::content, &C::method));
+      batch.AddQuery("cins",
+                     "INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
+                     " SELECT t, i, 1, " EDS_TS("ms") ", false, c::json FROM cu ON CONFLICT DO NOTHING"
+                     " RETURNING res_type, res_id, version_id, last_updated",
+                     {});
+      batch.AddQuery("ch",
+                     "INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
+                     " SELECT cins.res_type, cins.res_id, cins.version_id, cins.last_updated, cu.m"
+                     " FROM cins JOIN cu ON cu.t = cins.res_type AND cu.i = cins.res_id RETURNING res_type, res_id",
+                     {});
+      selects.push_back("SELECT 'c', res_type, res_id FROM ch");
+    }
+    if (!updates_.empty()) {
+      batch.AddQuery("uu", "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],"
+                           " $6::text[]) AS u(t, i, v, ms, c, m)",
+                     ColumnArrays(updates_, &U::type, &U::id, &U::version, &U::ms, &U::content, &U::method));
+      batch.AddQuery("uprev",
+                     "SELECT r.res_type, r.res_id, r.version_id, r.deleted, r.content FROM resource r"
+                     " JOIN uu ON r.res_type = uu.t AND r.res_id = uu.i",
+                     {});
+      batch.AddQuery("uupd",
+                     "UPDATE resource r SET version_id = uu.v, last_updated = " EDS_TS("uu.ms") ", deleted = false,"
+                     " content = uu.c::json FROM uu WHERE r.res_type = uu.t AND r.res_id = uu.i"
+                     " RETURNING r.res_type, r.res_id, r.version_id, r.last_updated",
+                     {});
+      // the superseded versions' content, for reads of those versions
+      batch.AddQuery("uarch",
+                     "INSERT INTO resource_history_content (res_type, res_id, version_id, content)"
+                     " SELECT res_type, res_id, version_id, content FROM uprev WHERE NOT deleted",
+                     {});
+      batch.AddQuery("uh",
+                     "INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
+                     " SELECT uupd.res_type, uupd.res_id, uupd.version_id, uupd.last_updated, uu.m"
+                     " FROM uupd JOIN uu ON uu.t = uupd.res_type AND uu.i = uupd.res_id RETURNING res_type, res_id",
+                     {});
+      selects.push_back("SELECT 'u', res_type, res_id FROM uh");
+    }
+    if (index) AddPendingIndex(batch, pending_);
+    if (batch.empty()) return std::nullopt;
+    std::string select;
+    for (const auto& part : selects) select += (select.empty() ? "" : " UNION ALL ") + part;
+    auto r = batch.Exec(tx_, select.empty() ? "SELECT 'i', '', ''" : select);
+    std::set<std::pair<std::string, std::string>> created;
+    std::size_t updated = 0;
+    for (const auto& row : r) {
+      if (row[0].c_str()[0] == 'c') created.emplace(row[1].c_str(), row[2].c_str());
+      if (row[0].c_str()[0] == 'u') ++updated;
+    }
+    if (updated != updates_.size())
+      throw std::logic_error(fmt::format("{} of {} locked resources updated", updated, updates_.size()));
+    updates_.clear();
+    if (created.size() != creates_.size())
       for (const auto& c : creates_)
-        if (written.count({c.type, c.id}) == 0)
+        if (created.count({c.type, c.id}) == 0)
           return MakeError(ErrorKind::kConflict,
                            fmt::format("{}/{} was created by another request at the same time; try again", c.type,
                                        c.id));
-    }
     creates_.clear();
+    if (index) FinishPendingIndex(tx_, pending_);
     return std::nullopt;
   }
-
-  static constexpr const char* kInsertCreated =
-      "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])"
-      "   AS u(t, i, ms, c, m)),"
-      " ins AS ("
-      " INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
-      " SELECT t, i, 1, " EDS_TS("ms") ", false, c::json FROM u"
-      " ON CONFLICT DO NOTHING"
-      " RETURNING res_type, res_id, version_id, last_updated)"
-      " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
-      " SELECT ins.res_type, ins.res_id, ins.version_id, ins.last_updated, u.m"
-      " FROM ins JOIN u ON u.t = ins.res_type AND u.i = ins.res_id"
-      " RETURNING res_type, res_id";
 
   struct PendingCreate {
     std::string type, id, ms, content, method;
