@@ -256,12 +256,14 @@ void ResetAuditedWrites() {
     a->written.clear();
     a->patients.clear();
     a->written_total = 0;
+    a->inserted = false;
   }
 }
 
-bool InsertWriteAudit(pqxx::transaction_base& tx) {
+std::optional<std::pair<std::string, std::vector<std::string>>> WriteAuditInsert() {
   WriteAudit* a = current_write_audit;
-  if (a == nullptr || a->written_total == 0 || a->committed) return false;
+  if (a == nullptr || a->written_total == 0 || a->committed || a->inserted) return std::nullopt;
+  a->inserted = true;
   AuditRow r = a->row;
   r.entities = a->written;
   r.patients = a->patients;
@@ -270,7 +272,7 @@ bool InsertWriteAudit(pqxx::transaction_base& tx) {
   if (a->finish) a->finish(r);
   if (r.event_id.empty()) r.event_id = NewAuditEventId(r.ts_ms);
   const std::string version = r.version_id ? std::to_string(*r.version_id) : std::string();
-  ExecPrepared(tx,
+  return std::pair<std::string, std::vector<std::string>>{
       "INSERT INTO audit_event_row (ts, request_id, interaction, method, resource_type, resource_id, version_id,"
       " patients, caller_subject, caller_role, caller_org, caller_region, purpose_of_use, client_app, status,"
       " outcome_code, latency_ms, bytes_in, bytes_out, resources_returned, query, event_id, action, entities,"
@@ -281,7 +283,15 @@ bool InsertWriteAudit(pqxx::transaction_base& tx) {
        version, TextArrayLiteral(r.patients), r.caller_subject, r.caller_role, r.caller_org, r.caller_region,
        r.purpose_of_use, r.client_app, std::to_string(r.status), r.outcome_code, fmt::format("{}", r.latency_ms),
        std::to_string(r.bytes_in), std::to_string(r.resources_returned), r.query, r.event_id, r.action,
-       TextArrayLiteral(r.entities), r.service});
+       TextArrayLiteral(r.entities), r.service}};
+}
+
+bool InsertWriteAudit(pqxx::transaction_base& tx) {
+  WriteAudit* a = current_write_audit;
+  if (a == nullptr || a->written_total == 0 || a->committed) return false;
+  if (a->inserted) return true;
+  auto insert = WriteAuditInsert();
+  ExecPrepared(tx, insert->first, insert->second);
   return true;
 }
 

@@ -81,6 +81,7 @@ struct WriteAudit {
   std::vector<std::string> written;   // Type/id/_history/v, in write order
   std::vector<std::string> patients;  // Patient/id a deleted resource referred to
   std::size_t written_total = 0;
+  bool inserted = false;  // the row's INSERT is part of the transaction (WriteAuditInsert)
   bool committed = false;
 };
 WriteAudit* CurrentWriteAudit();
@@ -102,6 +103,10 @@ void NoteAuditedWrite(const std::string& type, const std::string& id, int64_t ve
 void NoteAuditedPatient(std::string patient_ref);
 void ResetAuditedWrites();
 bool InsertWriteAudit(pqxx::transaction_base& tx);
+// The INSERT of the row (its SQL, parameters $1..$n), for a caller that
+// sends it with other statements just before the commit; nothing when there
+// is nothing to audit. InsertWriteAudit then only reports it.
+std::optional<std::pair<std::string, std::vector<std::string>>> WriteAuditInsert();
 // After the commit of a transaction InsertWriteAudit wrote to.
 void MarkWriteAuditCommitted();
 

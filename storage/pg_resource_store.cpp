@@ -779,7 +779,10 @@ class PgTxScope final : public TxScope {
 
   // Writes the buffered new resources, then the buffered index rows (before
   // anything else reads or writes in the transaction, and before the commit).
-  std::optional<fhir::Error> Flush() { return FlushWrites(true); }
+  std::optional<fhir::Error> Flush() { return FlushWrites(true, false); }
+  // Flush, with the request's audit row (storage::WriteAuditInsert) in the
+  // same statement: the last one before the commit.
+  std::optional<fhir::Error> FlushLast() { return FlushWrites(true, true); }
 
   void LockCriteria(const std::string& type, const std::string& criteria_text) override {
     LockCriteriaIn(tx_, type, criteria_text);
@@ -1017,15 +1020,15 @@ class PgTxScope final : public TxScope {
   }
 
   // Writes the buffered new resources before anything reads: see FlushWrites.
-  std::optional<fhir::Error> FlushCreates() { return FlushWrites(false); }
+  std::optional<fhir::Error> FlushCreates() { return FlushWrites(false, false); }
 
   // Writes with one statement the buffered new resources (and their history
   // rows), the buffered new versions of locked rows (their history rows and
   // the archived content of the versions they supersede) and, with
-  // `index`, the buffered index rows. An id taken after all (by a
-  // concurrent writer of the same PUT, or a fresh id two writers chose)
-  // fails the transaction with 409.
-  std::optional<fhir::Error> FlushWrites(bool index) {
+  // `index`, the buffered index rows, and with `audit` the audit row. An id
+  // taken after all (by a concurrent writer of the same PUT, or a fresh id
+  // two writers chose) fails the transaction with 409.
+  std::optional<fhir::Error> FlushWrites(bool index, bool audit) {
     InsertBatch batch;
     std::vector<std::string> selects;
     using C = PendingCreate;
@@ -1072,6 +1075,8 @@ class PgTxScope final : public TxScope {
       selects.push_back("SELECT 'u', res_type, res_id FROM uh");
     }
     if (index) AddPendingIndex(batch, pending_);
+    if (audit)
+      if (auto insert = WriteAuditInsert()) batch.AddQuery("audit", insert->first, std::move(insert->second));
     if (batch.empty()) return std::nullopt;
     std::string select;
     for (const auto& part : selects) select += (select.empty() ? "" : " UNION ALL ") + part;
@@ -1125,7 +1130,7 @@ std::optional<fhir::Error> PgResourceStore::RunTransaction(
     pqxx::work tx(c);
     PgTxScope scope(tx, *impl_);
     if (auto err = body(scope)) return std::move(*err);  // rolled back
-    if (auto err = scope.Flush()) return std::move(*err);
+    if (auto err = scope.FlushLast()) return std::move(*err);
     CommitAudited(tx);
     return true;
   });
