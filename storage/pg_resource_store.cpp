@@ -894,38 +894,49 @@ class PgTxScope final : public TxScope {
   }
 
   Result<std::optional<DocumentRecord>> GetDocument(const std::string& identifier) override {
+    FlushDeferred();
     return DocumentFrom(tx_.exec_params(std::string(kDocumentColumns) + " WHERE identifier = $1 FOR UPDATE", identifier));
   }
   Result<std::optional<DocumentRecord>> GetDocumentByWorkflow(const std::string& workflow_instance_id) override {
+    FlushDeferred();
     return DocumentFrom(tx_.exec_params(std::string(kDocumentColumns) +
                                             " WHERE workflow_instance_id = $1 ORDER BY updated_at DESC LIMIT 1 FOR UPDATE",
                                         workflow_instance_id));
   }
+  // The document registry's row and the feeding record are written with
+  // the transaction's last statement (FlushLast); a read or deletion of
+  // documents in the transaction writes them first.
   std::optional<fhir::Error> PutDocument(const DocumentRecord& d) override {
-    tx_.exec_params(
+    deferred_.emplace_back(
         "INSERT INTO fse_document (identifier, workflow_instance_id, resources, document_reference, rda, rde, priority)"
         " VALUES ($1, $2, $3::text[], $4, $5, $6, $7) ON CONFLICT (identifier) DO UPDATE SET"
         " workflow_instance_id = EXCLUDED.workflow_instance_id, resources = EXCLUDED.resources,"
         " document_reference = EXCLUDED.document_reference, rda = EXCLUDED.rda, rde = EXCLUDED.rde,"
         " priority = EXCLUDED.priority, updated_at = now()",
-        d.identifier, d.workflow_instance_id, ArrayLiteral(d.resources), d.document_reference, d.rda, d.rde, d.priority);
+        std::vector<std::string>{d.identifier, d.workflow_instance_id, ArrayLiteral(d.resources), d.document_reference,
+                                 d.rda, d.rde, d.priority});
     return std::nullopt;
   }
   std::optional<fhir::Error> DeleteDocument(const std::string& identifier) override {
+    FlushDeferred();
     tx_.exec_params("DELETE FROM fse_document WHERE identifier = $1", identifier);
     return std::nullopt;
   }
 
   std::optional<fhir::Error> RecordFeeding(const FeedingRecord& f) override {
-    tx_.exec_params(kInsertFeeding, fhir::FormatInstant(f.received_ms), fhir::FormatInstant(f.completed_ms),
-                    f.request_id, f.operation, f.workflow_instance_id, f.identifier, f.document_type,
-                    f.tipo_documento_liv_alto, f.rde, f.rda, f.producer_app_id, f.producer_app_vendor,
-                    f.producer_app_version, f.producer_org, f.priority, f.entries, f.validation_errors, f.status,
-                    f.problem_type, f.problem_title, f.patient, f.fiscal_code_hash);
+    deferred_.emplace_back(
+        kInsertFeeding,
+        std::vector<std::string>{fhir::FormatInstant(f.received_ms), fhir::FormatInstant(f.completed_ms), f.request_id,
+                                 f.operation, f.workflow_instance_id, f.identifier, f.document_type,
+                                 f.tipo_documento_liv_alto, f.rde, f.rda, f.producer_app_id, f.producer_app_vendor,
+                                 f.producer_app_version, f.producer_org, f.priority, std::to_string(f.entries),
+                                 std::to_string(f.validation_errors), std::to_string(f.status), f.problem_type,
+                                 f.problem_title, f.patient, f.fiscal_code_hash});
     return std::nullopt;
   }
   std::optional<fhir::Error> SetPatientRegion(const std::string& patient, const std::string& rda,
                                               const std::string& identifier) override {
+    FlushDeferred();
     // an unchanged region writes nothing
     tx_.exec_params(
         "INSERT INTO patient_region (patient, rda, identifier) VALUES ($1, $2, $3) ON CONFLICT (patient) DO UPDATE"
@@ -1075,8 +1086,10 @@ class PgTxScope final : public TxScope {
       selects.push_back("SELECT 'u', res_type, res_id FROM uh");
     }
     if (index) AddPendingIndex(batch, pending_);
-    if (audit)
+    if (audit) {
       if (auto insert = WriteAuditInsert()) batch.AddQuery("audit", insert->first, std::move(insert->second));
+      AddDeferred(batch);
+    }
     if (batch.empty()) return std::nullopt;
     std::string select;
     for (const auto& part : selects) select += (select.empty() ? "" : " UNION ALL ") + part;
@@ -1101,6 +1114,19 @@ class PgTxScope final : public TxScope {
     return std::nullopt;
   }
 
+  // Adds the deferred inserts to `batch`, and forgets them.
+  void AddDeferred(InsertBatch& batch) {
+    for (std::size_t i = 0; i < deferred_.size(); ++i)
+      batch.AddQuery("x" + std::to_string(i + 1), deferred_[i].first, std::move(deferred_[i].second));
+    deferred_.clear();
+  }
+  void FlushDeferred() {
+    if (deferred_.empty()) return;
+    InsertBatch batch;
+    AddDeferred(batch);
+    batch.Exec(tx_);
+  }
+
   struct PendingCreate {
     std::string type, id, ms, content, method;
   };
@@ -1116,6 +1142,7 @@ class PgTxScope final : public TxScope {
   PendingIndex* previous_pending_;
   std::vector<PendingCreate> creates_;
   std::vector<PendingUpdate> updates_;
+  std::vector<std::pair<std::string, std::vector<std::string>>> deferred_;  // INSERTs without an answer
   // keys LockForWrite found without a resource, and the rows it locked,
   // not written yet (each entry is used once: no two entries write one resource)
   std::set<std::pair<std::string, std::string>> absent_;
