@@ -635,19 +635,6 @@ Result<WriteResult> ReadIn(pqxx::work& tx, const std::string& type, const std::s
 
 }  // namespace
 
-Result<WriteResult> PgResourceStore::Create(fhir::Resource& resource) {
-  return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
-    for (int i = 0; i < 3; ++i) {
-      pqxx::work tx(c);
-      if (auto w = impl_->InsertFirst(tx, resource, fhir::NewResourceId(), WriteMethod::kCreate)) {
-        CommitAudited(tx);
-        return std::move(*w);
-      }
-    }
-    throw StorageError("could not allocate a unique resource id");
-  });
-}
-
 Result<WriteResult> PgResourceStore::Update(fhir::Resource& resource, const std::string& id,
                                             std::optional<int64_t> if_match) {
   return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
@@ -1150,6 +1137,20 @@ class PgTxScope final : public TxScope {
 };
 
 }  // namespace
+
+// A create is a transaction of one buffered create: the resource, its
+// history row, its index rows and the audit row go in one statement.
+Result<WriteResult> PgResourceStore::Create(fhir::Resource& resource) {
+  return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
+    pqxx::work tx(c);
+    PgTxScope scope(tx, *impl_);
+    auto w = scope.Create(resource, fhir::NewResourceId());
+    if (!w) return w;
+    if (auto err = scope.FlushLast()) return std::move(*err);
+    CommitAudited(tx);
+    return w;
+  });
+}
 
 std::optional<fhir::Error> PgResourceStore::RunTransaction(
     const std::function<std::optional<fhir::Error>(TxScope&)>& body) {
