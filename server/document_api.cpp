@@ -353,13 +353,11 @@ struct DocumentApi::Impl {
 
   // Deletes the resources a document wrote, in `scope`.
   static std::optional<fhir::Error> DeleteResources(storage::TxScope& scope, const storage::DocumentRecord& d) {
-    for (const auto& ref : d.resources) {
-      auto slash = ref.find('/');
-      if (slash == std::string::npos) continue;
-      auto w = scope.Delete(ref.substr(0, slash), ref.substr(slash + 1), std::nullopt);
-      if (!w && w.error().kind != ErrorKind::kNotFound) return std::move(w.error());
-    }
-    return std::nullopt;
+    std::vector<std::pair<std::string, std::string>> keys;
+    for (const auto& ref : d.resources)
+      if (auto slash = ref.find('/'); slash != std::string::npos)
+        keys.emplace_back(ref.substr(0, slash), ref.substr(slash + 1));
+    return scope.DeleteMany(keys);
   }
 
   HttpResponse Publish(const HttpRequest& req, RequestContext& ctx, const std::string& wii,

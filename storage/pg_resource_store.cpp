@@ -862,6 +862,69 @@ class PgTxScope final : public TxScope {
     if (auto err = Flush()) return std::move(*err);  // a deletion reads the resource's references
     return DeleteIn(tx_, impl_.Indexer(), type, id, if_match);
   }
+  std::optional<fhir::Error> DeleteMany(const std::vector<std::pair<std::string, std::string>>& keys) override {
+    if (keys.empty()) return std::nullopt;
+    std::set<std::pair<std::string, std::string>> sorted(keys.begin(), keys.end());
+    std::vector<std::string> types, ids;
+    for (const auto& [t, i] : sorted) {
+      Forget(t, i);
+      types.push_back(t);
+      ids.push_back(i);
+    }
+    if (auto err = Flush()) return err;  // the deletions read the resources' references
+    // the rows locked first (key order), so that the deletion's own snapshot
+    // sees their latest versions and nothing changes them meanwhile
+    ExecPrepared(tx_,
+                 "SELECT 1 FROM unnest($1::text[], $2::text[]) AS k(t, i) CROSS JOIN LATERAL"
+                 " (SELECT 1 FROM resource WHERE res_type = k.t AND res_id = k.i FOR UPDATE) x",
+                 {ArrayLiteral(types), ArrayLiteral(ids)});
+    InsertBatch batch;
+    batch.AddQuery("k", "SELECT * FROM unnest($1::text[], $2::text[]) AS k(t, i)", {ArrayLiteral(types), ArrayLiteral(ids)});
+    batch.AddQuery("cur",
+                   "SELECT r.res_type, r.res_id, r.version_id, r.last_updated, r.content FROM resource r"
+                   " JOIN k ON r.res_type = k.t AND r.res_id = k.i WHERE NOT r.deleted",
+                   {});
+    batch.AddQuery("del",
+                   "UPDATE resource r SET version_id = cur.version_id + 1,"
+                   " last_updated = greatest(" EDS_TS("$1") ", cur.last_updated), deleted = true, content = NULL"
+                   " FROM cur WHERE r.res_type = cur.res_type AND r.res_id = cur.res_id"
+                   " RETURNING r.res_type, r.res_id, r.version_id, r.last_updated",
+                   {std::to_string(fhir::NowMs())});
+    // the deleted versions' content, for reads of those versions
+    batch.AddQuery("arch",
+                   "INSERT INTO resource_history_content (res_type, res_id, version_id, content)"
+                   " SELECT res_type, res_id, version_id, content FROM cur",
+                   {});
+    batch.AddQuery("hist",
+                   "INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, deleted, content)"
+                   " SELECT res_type, res_id, version_id, last_updated, 'DELETE', true, NULL FROM del",
+                   {});
+    // the patients the deleted versions referred to, before their index goes
+    batch.AddQuery("pats",
+                   "SELECT DISTINCT x.target_id FROM search_reference x JOIN cur"
+                   " ON x.res_type = cur.res_type AND x.res_id = cur.res_id"
+                   " WHERE x.target_type = 'Patient' AND x.target_id <> ''",
+                   {});
+    for (const char* table : {"search_string", "search_token", "search_date", "search_number", "search_quantity",
+                              "search_reference", "search_uri"})
+      batch.AddQuery(std::string("x") + table,
+                     std::string("DELETE FROM ") + table + " x USING cur WHERE x.res_type = cur.res_type AND"
+                     " x.res_id = cur.res_id",
+                     {});
+    auto r = batch.Exec(tx_, "SELECT 'd', res_type, res_id, version_id FROM del"
+                             " UNION ALL SELECT 'p', 'Patient', target_id, 0 FROM pats");
+    const bool audited = CurrentWriteAudit() != nullptr;
+    for (const auto& row : r) {
+      const std::string type = row[1].c_str(), id = row[2].c_str();
+      if (row[0].c_str()[0] == 'p') {
+        if (audited) NoteAuditedPatient("Patient/" + id);
+        continue;
+      }
+      if (audited && type == "Patient") NoteAuditedPatient("Patient/" + id);
+      NoteAuditedWrite(type, id, row[3].as<int64_t>());
+    }
+    return std::nullopt;
+  }
   Result<VersionRecord> ReadVersion(const std::string& type, const std::string& id, int64_t version) override {
     if (type == kAuditEventType) {
       if (version != 1) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} has no version {}", type, id, version));

@@ -189,6 +189,15 @@ class TxScope {
   virtual void LockForWrite(const std::vector<std::pair<std::string, std::string>>& keys) { (void)keys; }
   virtual Result<WriteResult> Delete(const std::string& type, const std::string& id,
                                      std::optional<int64_t> if_match) = 0;
+  // Deletes each (type, id) as Delete does, without version checks, where
+  // the store can with a couple of statements for all; resources that do
+  // not exist or are deleted already are left as they are.
+  virtual std::optional<fhir::Error> DeleteMany(const std::vector<std::pair<std::string, std::string>>& keys) {
+    for (const auto& [type, id] : keys)
+      if (auto w = Delete(type, id, std::nullopt); !w && w.error().kind != fhir::ErrorKind::kNotFound)
+        return std::move(w.error());
+    return std::nullopt;
+  }
 
   // Reads of a Bundle's GET entries, seeing this transaction's writes; as
   // ResourceStore::ReadVersion, History and Search. kNotSupported by

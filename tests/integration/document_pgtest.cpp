@@ -190,10 +190,46 @@ TEST_CASE("FSE documents: publish, conflicts, metadata update, replace, delete",
 
   // DELETE
   CHECK(c.Send("DELETE", "/v1/document/identifier/" + UrlSafe(id1)).status == 404);  // replaced: no longer known
+  const auto refs = Sql(TestDsn(), "SELECT unnest(resources) FROM fse_document WHERE identifier = $1", {id2});
+  REQUIRE(refs.size() >= 7);  // Specimen, 3 Observations, DiagnosticReport, Composition, DocumentReference
   auto deleted = c.Send("DELETE", "/v1/document/identifier/" + UrlSafe(id2));
   CHECK(deleted.status == 200);
   CHECK(Count(c, "DocumentReference?identifier=" + id2) == 0);
   CHECK(observations() == obs_before - 2);
+  // each resource of the document: a deletion version, the version before
+  // still readable, no index rows left
+  for (const auto& row : refs) {
+    const std::string& ref = row[0];
+    const std::string type = ref.substr(0, ref.find('/')), rid = ref.substr(ref.find('/') + 1);
+    INFO(ref);
+    const auto cur = Sql(TestDsn(), "SELECT deleted::text, version_id::text FROM resource WHERE res_type = $1 AND res_id = $2",
+                         {type, rid});
+    REQUIRE(cur.size() == 1);
+    CHECK(cur[0][0] == "true");
+    const int v = std::stoi(cur[0][1]);
+    CHECK(Sql(TestDsn(), "SELECT method FROM resource_history WHERE res_type = $1 AND res_id = $2 AND version_id = $3",
+              {type, rid, std::to_string(v)})[0][0] == "DELETE");
+    CHECK(c.Get("/fhir/" + ref).status == 410);
+    auto before = c.Get("/fhir/" + ref + "/_history/" + std::to_string(v - 1));
+    CHECK(before.status == 200);
+    CHECK(std::string(before.Json()["id"].GetString()) == rid);
+    CHECK(Sql(TestDsn(),
+              "SELECT (SELECT count(*) FROM search_string WHERE res_type = $1 AND res_id = $2)"
+              " + (SELECT count(*) FROM search_token WHERE res_type = $1 AND res_id = $2)"
+              " + (SELECT count(*) FROM search_date WHERE res_type = $1 AND res_id = $2)"
+              " + (SELECT count(*) FROM search_reference WHERE res_type = $1 AND res_id = $2)"
+              " + (SELECT count(*) FROM search_quantity WHERE res_type = $1 AND res_id = $2)"
+              " + (SELECT count(*) FROM search_uri WHERE res_type = $1 AND res_id = $2)",
+              {type, rid})[0][0] == "0");
+  }
+  // the deletion's audit row names the patient the deleted resources referred to
+  auto audit = WaitRows(TestDsn(),
+                        "SELECT array_length(entities, 1)::text, array_to_string(patients, ',') FROM audit_event"
+                        " WHERE request_id = '" + deleted.Header("x-request-id") + "'",
+                        1);
+  REQUIRE(audit.size() == 1);
+  CHECK(audit[0][0] == std::to_string(refs.size()));
+  CHECK(audit[0][1].rfind("Patient/", 0) == 0);
   auto gone = c.Send("DELETE", "/v1/document/identifier/" + UrlSafe(id2));
   CHECK(gone.status == 404);
   CHECK(std::string(gone.Json()["type"].GetString()) == "/err/resource");
