@@ -8,10 +8,14 @@
 # CLIENTS concurrent clients, with validation, audit and feeding records as
 # the server runs by default. In the same run, the physical limit: a plain
 # COPY of the same resources as JSON rows into a bare table, no index. The
-# last line is the ratio of the entries per second.
+# last line is the ratio of the entries per second. Then REPLACE of the
+# first REPLACE documents (PUT of the same envelopes as operation REPLACE:
+# each stored document's resources are deleted and the Bundle's stored, in
+# one transaction).
 #
 # DOCUMENTS (default 3000), ENTRIES (per document, default 20), CLIENTS
-# (default 8), PG_SHARED_BUFFERS (default 1GB). The generated documents are
+# (default 8), REPLACE (default 1000, at most DOCUMENTS), PG_SHARED_BUFFERS
+# (default 1GB). The generated documents are
 # kept in build/document-data/<documents>-<entries> and reused.
 set -euo pipefail
 
@@ -23,10 +27,13 @@ source "$repo_root/deploy/pg_common.sh"
 DOCUMENTS="${DOCUMENTS:-3000}"
 ENTRIES="${ENTRIES:-20}"
 CLIENTS="${CLIENTS:-8}"
+REPLACE="${REPLACE:-1000}"
 PG_SHARED_BUFFERS="${PG_SHARED_BUFFERS:-1GB}"
 [[ "$DOCUMENTS" =~ ^[1-9][0-9]*$ ]] || pg_die "DOCUMENTS must be a positive number"
 [[ "$ENTRIES" =~ ^[1-9][0-9]*$ ]] && ((ENTRIES >= 8)) || pg_die "ENTRIES must be a number from 8"
 [[ "$CLIENTS" =~ ^[1-9][0-9]*$ ]] || pg_die "CLIENTS must be a positive number"
+[[ "$REPLACE" =~ ^[0-9]+$ ]] || pg_die "REPLACE must be a number"
+((REPLACE <= DOCUMENTS)) || REPLACE="$DOCUMENTS"
 
 bin="${EDS_BIN:-$repo_root/build/release/eds}"
 bench_dir="$repo_root/tests/bench"
@@ -123,6 +130,21 @@ doc_rate="$(awk -v n="$docs" -v s="$send_s" 'BEGIN { printf "%.1f", n / s }')"
 entry_rate="$(awk -v n="$entries" -v s="$send_s" 'BEGIN { printf "%.1f", n / s }')"
 pg_info "server: $docs documents ($entries entries, $stored resources stored) in $send_s s"
 
+# ---- REPLACE the first documents --------------------------------------------------------
+
+if ((REPLACE > 0)); then
+    pg_info "REPLACing $REPLACE documents from $CLIENTS clients"
+    if ! python3 "$bench_dir/document_data.py" send --base "$base" --data "$data" --clients "$CLIENTS" \
+        --replace "$REPLACE" >"$work/replace.out"; then
+        tail -n 30 "$work/server.log" >&2
+        pg_die "replacing failed"
+    fi
+    read -r rdocs rentries replace_s rp50 rp99 <"$work/replace.out"
+    stored_docs="$("${psql[@]}" -c "SELECT count(*) FROM fse_document")"
+    ((stored_docs == DOCUMENTS)) || pg_die "expected $DOCUMENTS documents after REPLACE, found $stored_docs"
+    replace_rate="$(awk -v n="$rdocs" -v s="$replace_s" 'BEGIN { printf "%.1f", n / s }')"
+fi
+
 # ---- raw COPY of the same resources --------------------------------------------------------
 
 "${psql[@]}" -c "CHECKPOINT"
@@ -141,5 +163,10 @@ echo
 printf 'Document benchmark: %d lab reports of %d entries, %d clients, %d cores\n' "$docs" "$ENTRIES" "$CLIENTS" "$(nproc)"
 printf '%-52s %10s docs/s %10s entries/s   (%s s, latency p50 %s ms, p99 %s ms)\n' \
     "server: PUBLISH (one transaction per document)" "$doc_rate" "$entry_rate" "$send_s" "$p50" "$p99"
+if ((REPLACE > 0)); then
+    printf '%-52s %10s docs/s %10s entries/s   (%s s, latency p50 %s ms, p99 %s ms)\n' \
+        "server: REPLACE (old resources deleted, new stored)" "$replace_rate" \
+        "$(awk -v n="$rentries" -v s="$replace_s" 'BEGIN { printf "%.1f", n / s }')" "$replace_s" "$rp50" "$rp99"
+fi
 printf '%-52s %28s rows/s   (%d in %s s)\n' "raw COPY into one bare json table" "$copy_rate" "$copied" "$copy_s"
-awk -v a="$entry_rate" -v b="$copy_rate" 'BEGIN { printf "ratio entries/s server/raw COPY: %.3f\n", a / b }'
+awk -v a="$entry_rate" -v b="$copy_rate" 'BEGIN { printf "ratio PUBLISH entries/s / raw COPY rows/s: %.3f\n", a / b }'

@@ -13,10 +13,13 @@ tests/bench/document_bench.sh.
       fullUrls and referring to each other by them.
       DIR/resources.copy: every entry's resource as a COPY row (res_type,
       res_id, content) for the raw PostgreSQL baseline.
-  send --base URL --data DIR --clients C
+  send --base URL --data DIR --clients C [--replace N]
       PUBLISHes every envelope (POST /v1/document/workflowinstanceid/{wii})
       from C concurrent clients; prints "documents entries seconds p50_ms
       p99_ms" once all have answered 201 (any other answer stops the run).
+      With --replace N, REPLACEs the first N documents instead (PUT of the
+      same envelope as operation REPLACE: the stored document's resources
+      are deleted and the Bundle's are stored), expecting 200.
 """
 import argparse
 import http.client
@@ -127,12 +130,17 @@ def generate(documents, entries, out):
     print(json.dumps({"documents": documents, "entries": rows}))
 
 
-def send(base, data, clients):
+def send(base, data, clients, replace=0):
     url = urllib.parse.urlsplit(base)
+    method, expected = ("PUT", 200) if replace else ("POST", 201)
     docs = []
     with open(os.path.join(data, "envelopes.jsonl"), encoding="utf-8") as f:
         for line in f:
+            if replace and len(docs) >= replace:
+                break
             d = json.loads(line)
+            if replace:
+                d["envelope"]["operation"] = "REPLACE"
             docs.append((d["wii"], len(json.loads(d["envelope"]["jsonString"])["entry"]),
                          json.dumps(d["envelope"], separators=(",", ":")).encode()))
     work = queue.Queue()
@@ -152,13 +160,13 @@ def send(base, data, clients):
                 break
             t0 = time.monotonic()
             try:
-                conn.request("POST", "/v1/document/workflowinstanceid/" + wii, body=body, headers=headers)
+                conn.request(method, "/v1/document/workflowinstanceid/" + wii, body=body, headers=headers)
                 resp = conn.getresponse()
                 text = resp.read()
             except Exception as e:  # noqa: BLE001 - reported and fatal
                 errors.append(repr(e))
                 break
-            if resp.status != 201:
+            if resp.status != expected:
                 errors.append("%s: HTTP %d: %s" % (wii, resp.status, text[:500].decode("utf-8", "replace")))
                 break
             mine.append(time.monotonic() - t0)
@@ -191,11 +199,12 @@ def main():
     s.add_argument("--base", required=True)
     s.add_argument("--data", required=True)
     s.add_argument("--clients", type=int, default=8)
+    s.add_argument("--replace", type=int, default=0)
     a = ap.parse_args()
     if a.cmd == "generate":
         generate(a.documents, a.entries, a.out)
     else:
-        send(a.base, a.data, a.clients)
+        send(a.base, a.data, a.clients, a.replace)
 
 
 if __name__ == "__main__":
