@@ -427,16 +427,11 @@ struct PgResourceStore::Impl {
     }
   }
 
-  // Rewrites the search index rows of type/id for `resource` (nullptr: the
-  // resource was deleted), in the caller's transaction.
+  // Rewrites the search index rows of type/id for `resource`, in the
+  // caller's transaction (a deletion's go with it: DeleteLockedIn).
   void Index(pqxx::work& tx, const fhir::Resource* resource, const std::string& type, const std::string& id,
              bool replace) {
     if (!indexers) return;
-    if (resource == nullptr) {
-      if (pending_index != nullptr && pending_index->tx == &tx) FlushPendingIndex(tx, *pending_index);
-      tx.exec_prepared(kDeleteIndex.name, type, id);
-      return;
-    }
     auto indexer = indexers->Current();
     if (pending_index != nullptr && pending_index->tx == &tx) {
       pending_index->items.push_back({type, id, replace, indexer->Extract(*resource), indexer->generation()});
@@ -598,28 +593,80 @@ Result<WriteResult> UpdateIn(pqxx::work& tx, Insert&& insert, Index&& index, fhi
   return MakeError(ErrorKind::kConflict, fmt::format("concurrent creation of {}/{}", type, id));
 }
 
-template <class Index>
-Result<WriteResult> DeleteIn(pqxx::work& tx, Index&& index, const std::string& type, const std::string& id,
+// A deleted resource: its new version and time.
+struct Deleted {
+  std::string type, id;
+  int64_t version, ms;
+};
+
+// Deletes the current, not deleted resources among (types[i], ids[i]),
+// whose rows the caller locked, with one statement: the deletion versions,
+// their history rows and the archived content of the versions they end,
+// and the removal of their index rows. Notes them (and the patients they
+// referred to) for the audit.
+std::vector<Deleted> DeleteLockedIn(pqxx::work& tx, const std::vector<std::string>& types,
+                                    const std::vector<std::string>& ids) {
+  InsertBatch batch;
+  batch.AddQuery("k", "SELECT * FROM unnest($1::text[], $2::text[]) AS k(t, i)", {ArrayLiteral(types), ArrayLiteral(ids)});
+  batch.AddQuery("cur",
+                 "SELECT r.res_type, r.res_id, r.version_id, r.last_updated, r.content FROM resource r"
+                 " JOIN k ON r.res_type = k.t AND r.res_id = k.i WHERE NOT r.deleted",
+                 {});
+  batch.AddQuery("del",
+                 "UPDATE resource r SET version_id = cur.version_id + 1,"
+                 " last_updated = greatest(" EDS_TS("$1") ", cur.last_updated), deleted = true, content = NULL"
+                 " FROM cur WHERE r.res_type = cur.res_type AND r.res_id = cur.res_id"
+                 " RETURNING r.res_type, r.res_id, r.version_id, r.last_updated",
+                 {std::to_string(fhir::NowMs())});
+  // the deleted versions' content, for reads of those versions
+  batch.AddQuery("arch",
+                 "INSERT INTO resource_history_content (res_type, res_id, version_id, content)"
+                 " SELECT res_type, res_id, version_id, content FROM cur",
+                 {});
+  batch.AddQuery("hist",
+                 "INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, deleted, content)"
+                 " SELECT res_type, res_id, version_id, last_updated, 'DELETE', true, NULL FROM del",
+                 {});
+  // the patients the deleted versions referred to, before their index goes
+  batch.AddQuery("pats",
+                 "SELECT DISTINCT x.target_id FROM search_reference x JOIN cur"
+                 " ON x.res_type = cur.res_type AND x.res_id = cur.res_id"
+                 " WHERE x.target_type = 'Patient' AND x.target_id <> ''",
+                 {});
+  for (const char* table : {"search_string", "search_token", "search_date", "search_number", "search_quantity",
+                            "search_reference", "search_uri"})
+    batch.AddQuery(std::string("x") + table,
+                   std::string("DELETE FROM ") + table + " x USING cur WHERE x.res_type = cur.res_type AND"
+                   " x.res_id = cur.res_id",
+                   {});
+  auto r = batch.Exec(tx, "SELECT 'd', res_type, res_id, version_id, " EDS_MS("last_updated") " FROM del"
+                          " UNION ALL SELECT 'p', 'Patient', target_id, 0, 0 FROM pats");
+  const bool audited = CurrentWriteAudit() != nullptr;
+  std::vector<Deleted> out;
+  for (const auto& row : r) {
+    const std::string type = row[1].c_str(), id = row[2].c_str();
+    if (row[0].c_str()[0] == 'p') {
+      if (audited) NoteAuditedPatient("Patient/" + id);
+      continue;
+    }
+    if (audited && type == "Patient") NoteAuditedPatient("Patient/" + id);
+    out.push_back({type, id, row[3].as<int64_t>(), row[4].as<int64_t>()});
+    NoteAuditedWrite(type, id, out.back().version);
+  }
+  return out;
+}
+
+Result<WriteResult> DeleteIn(pqxx::work& tx, const std::string& type, const std::string& id,
                              std::optional<int64_t> if_match) {
   auto cur = LockCurrent(tx, type, id);
   if (!cur) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} is not known", type, id));
   if (if_match && *if_match != cur->version) return PreconditionFailed(if_match, cur->version);
   if (cur->deleted)
     return WriteResult{{type, id, cur->version, cur->last_updated_ms, WriteMethod::kDelete, true, {}}, false, false};
-  int64_t version = cur->version + 1;
-  int64_t now = std::max(fhir::NowMs(), cur->last_updated_ms);
-  tx.exec_prepared(kDeleteExisting.name, type, id, version, now);
-  if (CurrentWriteAudit() != nullptr) {
-    // the patients the deleted version referred to, before its index goes
-    for (const auto& row : tx.exec_params("SELECT DISTINCT target_id FROM search_reference WHERE res_type = $1"
-                                          " AND res_id = $2 AND target_type = 'Patient' AND target_id <> '' LIMIT 50",
-                                          type, id))
-      NoteAuditedPatient(std::string("Patient/") + row[0].c_str());
-    if (type == "Patient") NoteAuditedPatient("Patient/" + id);
-  }
-  index(tx, nullptr, type, id);
-  NoteAuditedWrite(type, id, version);
-  return WriteResult{{type, id, version, now, WriteMethod::kDelete, true, {}}, false, true};
+  if (pending_index != nullptr && pending_index->tx == &tx) FlushPendingIndex(tx, *pending_index);
+  auto deleted = DeleteLockedIn(tx, {type}, {id});
+  if (deleted.size() != 1) throw std::logic_error(fmt::format("{}/{} vanished while locked", type, id));
+  return WriteResult{{type, id, deleted[0].version, deleted[0].ms, WriteMethod::kDelete, true, {}}, false, true};
 }
 
 Result<WriteResult> ReadIn(pqxx::work& tx, const std::string& type, const std::string& id) {
@@ -649,7 +696,7 @@ Result<WriteResult> PgResourceStore::Delete(const std::string& type, const std::
                                             std::optional<int64_t> if_match) {
   return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
     pqxx::work tx(c);
-    auto w = DeleteIn(tx, impl_->Indexer(), type, id, if_match);
+    auto w = DeleteIn(tx, type, id, if_match);
     if (w) CommitAudited(tx);
     return w;
   });
@@ -745,7 +792,7 @@ Result<WriteResult> PgResourceStore::ConditionalDelete(const fhir::SearchQuery& 
     if (found->empty())
       return MakeError(ErrorKind::kNotFound,
                        fmt::format("no {} matches '{}'", criteria.resource_type, criteria_text));
-    auto w = DeleteIn(tx, impl_->Indexer(), criteria.resource_type, found->front().id, std::nullopt);
+    auto w = DeleteIn(tx, criteria.resource_type, found->front().id, std::nullopt);
     if (w) CommitAudited(tx);
     return w;
   });
@@ -860,7 +907,7 @@ class PgTxScope final : public TxScope {
   Result<WriteResult> Delete(const std::string& type, const std::string& id, std::optional<int64_t> if_match) override {
     Forget(type, id);
     if (auto err = Flush()) return std::move(*err);  // a deletion reads the resource's references
-    return DeleteIn(tx_, impl_.Indexer(), type, id, if_match);
+    return DeleteIn(tx_, type, id, if_match);
   }
   std::optional<fhir::Error> DeleteMany(const std::vector<std::pair<std::string, std::string>>& keys) override {
     if (keys.empty()) return std::nullopt;
@@ -878,51 +925,7 @@ class PgTxScope final : public TxScope {
                  "SELECT 1 FROM unnest($1::text[], $2::text[]) AS k(t, i) CROSS JOIN LATERAL"
                  " (SELECT 1 FROM resource WHERE res_type = k.t AND res_id = k.i FOR UPDATE) x",
                  {ArrayLiteral(types), ArrayLiteral(ids)});
-    InsertBatch batch;
-    batch.AddQuery("k", "SELECT * FROM unnest($1::text[], $2::text[]) AS k(t, i)", {ArrayLiteral(types), ArrayLiteral(ids)});
-    batch.AddQuery("cur",
-                   "SELECT r.res_type, r.res_id, r.version_id, r.last_updated, r.content FROM resource r"
-                   " JOIN k ON r.res_type = k.t AND r.res_id = k.i WHERE NOT r.deleted",
-                   {});
-    batch.AddQuery("del",
-                   "UPDATE resource r SET version_id = cur.version_id + 1,"
-                   " last_updated = greatest(" EDS_TS("$1") ", cur.last_updated), deleted = true, content = NULL"
-                   " FROM cur WHERE r.res_type = cur.res_type AND r.res_id = cur.res_id"
-                   " RETURNING r.res_type, r.res_id, r.version_id, r.last_updated",
-                   {std::to_string(fhir::NowMs())});
-    // the deleted versions' content, for reads of those versions
-    batch.AddQuery("arch",
-                   "INSERT INTO resource_history_content (res_type, res_id, version_id, content)"
-                   " SELECT res_type, res_id, version_id, content FROM cur",
-                   {});
-    batch.AddQuery("hist",
-                   "INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, deleted, content)"
-                   " SELECT res_type, res_id, version_id, last_updated, 'DELETE', true, NULL FROM del",
-                   {});
-    // the patients the deleted versions referred to, before their index goes
-    batch.AddQuery("pats",
-                   "SELECT DISTINCT x.target_id FROM search_reference x JOIN cur"
-                   " ON x.res_type = cur.res_type AND x.res_id = cur.res_id"
-                   " WHERE x.target_type = 'Patient' AND x.target_id <> ''",
-                   {});
-    for (const char* table : {"search_string", "search_token", "search_date", "search_number", "search_quantity",
-                              "search_reference", "search_uri"})
-      batch.AddQuery(std::string("x") + table,
-                     std::string("DELETE FROM ") + table + " x USING cur WHERE x.res_type = cur.res_type AND"
-                     " x.res_id = cur.res_id",
-                     {});
-    auto r = batch.Exec(tx_, "SELECT 'd', res_type, res_id, version_id FROM del"
-                             " UNION ALL SELECT 'p', 'Patient', target_id, 0 FROM pats");
-    const bool audited = CurrentWriteAudit() != nullptr;
-    for (const auto& row : r) {
-      const std::string type = row[1].c_str(), id = row[2].c_str();
-      if (row[0].c_str()[0] == 'p') {
-        if (audited) NoteAuditedPatient("Patient/" + id);
-        continue;
-      }
-      if (audited && type == "Patient") NoteAuditedPatient("Patient/" + id);
-      NoteAuditedWrite(type, id, row[3].as<int64_t>());
-    }
+    DeleteLockedIn(tx_, types, ids);
     return std::nullopt;
   }
   Result<VersionRecord> ReadVersion(const std::string& type, const std::string& id, int64_t version) override {

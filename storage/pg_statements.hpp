@@ -106,40 +106,13 @@ inline constexpr Statement kUpdateExisting{
     " SELECT true, NULL::text FROM hist"
     " UNION ALL SELECT false, prev.content::text FROM prev WHERE NOT EXISTS (SELECT 1 FROM upd)"};
 
-inline constexpr Statement kDeleteExisting{
-    "delete_existing",
-    "WITH prev AS (SELECT version_id, deleted, content FROM resource WHERE res_type = $1 AND res_id = $2),"
-    " upd AS ("
-    " UPDATE resource SET version_id = $3, last_updated = " EDS_TS("$4") ","
-    "   deleted = true, content = NULL"
-    " WHERE res_type = $1 AND res_id = $2"
-    " RETURNING res_type, res_id, version_id, last_updated),"
-    // the deleted version's content, for reads of that version
-    " arch AS (INSERT INTO resource_history_content (res_type, res_id, version_id, content)"
-    "   SELECT $1, $2, prev.version_id, prev.content FROM prev, upd WHERE NOT prev.deleted)"
-    " INSERT INTO resource_history"
-    "   (res_type, res_id, version_id, last_updated, method, deleted, content)"
-    " SELECT res_type, res_id, version_id, last_updated, 'DELETE', true, NULL FROM upd"
-    " RETURNING seq"};
-
-// Index rows of one resource: removed before its new rows are written.
-inline constexpr Statement kDeleteIndex{
-    "delete_index",
-    "WITH a AS (DELETE FROM search_string WHERE res_type = $1 AND res_id = $2),"
-    " b AS (DELETE FROM search_token WHERE res_type = $1 AND res_id = $2),"
-    " c AS (DELETE FROM search_date WHERE res_type = $1 AND res_id = $2),"
-    " d AS (DELETE FROM search_number WHERE res_type = $1 AND res_id = $2),"
-    " e AS (DELETE FROM search_quantity WHERE res_type = $1 AND res_id = $2),"
-    " f AS (DELETE FROM search_reference WHERE res_type = $1 AND res_id = $2)"
-    " DELETE FROM search_uri WHERE res_type = $1 AND res_id = $2"};
-
 // The parameter-set generation that indexed a resource (custom parameters).
 inline constexpr Statement kSetIndexGeneration{
     "set_index_generation",
     "UPDATE resource SET index_gen = $3 WHERE res_type = $1 AND res_id = $2 AND index_gen <> $3"};
 
 inline constexpr Statement kAllStatements[] = {
-    kSelectCurrent, kSelectVersion,  kLockCurrent,    kInsertFirstOrLock, kSelectCurrentForUpdate,
-    kInsertFirst,   kUpdateExisting, kDeleteExisting, kDeleteIndex,       kSetIndexGeneration};
+    kSelectCurrent, kSelectVersion,  kLockCurrent,       kInsertFirstOrLock,
+    kSelectCurrentForUpdate, kInsertFirst, kUpdateExisting, kSetIndexGeneration};
 
 }  // namespace eds::storage
