@@ -94,6 +94,11 @@ TEST_CASE("every version reads back while the current one's content is stored on
                                   "\"}}]}");
     REQUIRE(tx.status == 200);
     CHECK(std::string(tx.Json()["entry"][0]["response"]["etag"].GetString()) == "W/\"2\"");
+    // the same content with its keys in another order is unchanged too
+    auto reordered = c.Put(url, "{\"subject\":{\"reference\":\"Patient/x\"},\"code\":{\"text\":\"due\"},"
+                                "\"status\":\"active\",\"id\":\"" + id + "\",\"resourceType\":\"Flag\"}");
+    REQUIRE(reordered.status == 200);
+    CHECK(reordered.Header("etag") == "W/\"2\"");
   }
   REQUIRE(c.Send("DELETE", url).status == 200);
   REQUIRE(c.Put(url, FlagJson(id, "tre")).status == 201);
