@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -34,11 +35,27 @@ struct Generated {
   std::set<int64_t> bad_lines;  // 1-based
 };
 
-std::string TempDir() {
-  char tmpl[] = "/tmp/eds-load-test.XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  return tmpl;
-}
+// A directory of one test's files under /tmp, removed with its contents.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    char tmpl[] = "/tmp/eds-load-test.XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    path_ = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  // The path of `name` inside the directory.
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
 
 Generated Generate(const std::string& path, int lines) {
   static const char* kFamilies[] = {"Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Colombo"};
@@ -83,7 +100,8 @@ int64_t Count(const std::string& dsn, const std::string& sql) { return std::stol
 
 // Runs `eds load` to completion; returns its exit status and what it printed.
 std::pair<int, std::string> RunLoad(const std::string& dsn, std::vector<std::string> args) {
-  const std::string out = TempDir() + "/out.txt";
+  const ScratchDir dir;
+  const std::string out = dir / "out.txt";
   std::string cmd = "exec '" + EdsBinary() + "' load --database-url '" + dsn + "'";
   for (const auto& a : args) cmd += " '" + a + "'";
   cmd += " > '" + out + "' 2>&1";
@@ -156,9 +174,9 @@ int BigLoadLines() {
 
 TEST_CASE("eds load: generated resources with 1% broken lines", "[load]") {
   const std::string dsn = MigratedDatabase("eds_load_big");
-  const std::string dir = TempDir();
+  const ScratchDir dir;
   const int n = BigLoadLines();
-  const Generated g = Generate(dir + "/big.ndjson", n);
+  const Generated g = Generate(dir / "big.ndjson", n);
   REQUIRE(g.bad_lines.size() == static_cast<std::size_t>(n / 100));
 
   auto t0 = std::chrono::steady_clock::now();
@@ -205,8 +223,8 @@ TEST_CASE("eds load: generated resources with 1% broken lines", "[load]") {
 
 TEST_CASE("eds load killed midway and run again stores everything exactly once", "[load]") {
   const std::string dsn = MigratedDatabase("eds_load_kill");
-  const std::string dir = TempDir();
-  const Generated g = Generate(dir + "/kill.ndjson", 20000);
+  const ScratchDir dir;
+  const Generated g = Generate(dir / "kill.ndjson", 20000);
 
   // small batches, one preparing thread: long enough to be killed midway
   int pid = Spawn({EdsBinary(), "load", "--database-url", dsn, "--batch-size", "100", "--jobs", "1", g.path});
@@ -250,22 +268,22 @@ TEST_CASE("eds load killed midway and run again stores everything exactly once",
 
 TEST_CASE("eds load: a Bundle file, a missing file, exit status", "[load]") {
   const std::string dsn = MigratedDatabase("eds_load_misc");
-  const std::string dir = TempDir();
+  const ScratchDir dir;
   {
-    std::ofstream f(dir + "/bundle.json");
+    std::ofstream f(dir / "bundle.json");
     f << "{\n  \"resourceType\": \"Bundle\", \"type\": \"transaction\",\n  \"entry\": [\n"
          "    {\"resource\": {\"resourceType\": \"Patient\", \"id\": \"b1\"}, \"request\": {\"method\": \"PUT\", \"url\": \"Patient/b1\"}},\n"
          "    {\"resource\": {\"resourceType\": \"Patient\", \"active\": \"yes\"}},\n"
          "    {\"resource\": {\"resourceType\": \"Patient\", \"active\": true}}\n  ]\n}\n";
   }
-  auto [status, out] = RunLoad(dsn, {dir + "/bundle.json"});
+  auto [status, out] = RunLoad(dsn, {dir / "bundle.json"});
   INFO(out);
   CHECK(status == 0);
   CHECK(out.find("stored 2, unchanged 0, rejected 1") != std::string::npos);
   CHECK(out.find("line 1, Bundle.entry[1]") != std::string::npos);
   CHECK(Count(dsn, "SELECT count(*) FROM resource WHERE res_type = 'Patient'") == 2);
 
-  auto [missing_status, missing] = RunLoad(dsn, {dir + "/missing.ndjson"});
+  auto [missing_status, missing] = RunLoad(dsn, {dir / "missing.ndjson"});
   INFO(missing);
   CHECK(missing_status == 1);
   CHECK(missing.find("cannot open") != std::string::npos);
@@ -301,11 +319,11 @@ TEST_CASE("$import over HTTP", "[load]") {
 
 TEST_CASE("eds load of changed resources writes new versions as PUT does", "[load]") {
   const std::string dsn = MigratedDatabase("eds_load_versions");
-  const std::string dir = TempDir();
+  const ScratchDir dir;
   auto write = [&](const std::string& name, const std::vector<std::string>& lines) {
-    std::ofstream f(dir + "/" + name);
+    std::ofstream f(dir / name);
     for (const auto& l : lines) f << l << '\n';
-    return dir + "/" + name;
+    return dir / name;
   };
   auto patient = [](const std::string& id, const std::string& family) {
     return R"({"resourceType":"Patient","id":")" + id + R"(","name":[{"family":")" + family + R"("}]})";
@@ -380,8 +398,8 @@ TEST_CASE("eds load of changed resources writes new versions as PUT does", "[loa
 
 TEST_CASE("eds load rewrites references between a Bundle's entries to the ids they get", "[load]") {
   const std::string dsn = MigratedDatabase("eds_load_refs");
-  const std::string dir = TempDir();
-  const std::string path = dir + "/bundles.ndjson";
+  const ScratchDir dir;
+  const std::string path = dir / "bundles.ndjson";
   {
     std::ofstream f(path);
     // a transaction Bundle with urn:uuid: fullUrls and no ids
