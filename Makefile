@@ -9,7 +9,7 @@ FORMAT_DIRS := fhir storage server tests
 FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \( -name '*.cpp' -o -name '*.hpp' \) 2>/dev/null) \
                $(wildcard *.cpp *.hpp)
 
-.PHONY: setup build run test test-asan bench bench-search bench-load bench-document clean format
+.PHONY: setup build run test test-asan bench bench-search bench-load bench-layout bench-document clean format
 
 setup:
 	bash deploy/setup.sh
@@ -34,6 +34,9 @@ bench-search: build
 
 bench-load: build
 	bash tests/bench/load_bench.sh
+
+bench-layout: build
+	bash tests/bench/layout_bench.sh
 
 bench-document: build
 	bash tests/bench/document_bench.sh
