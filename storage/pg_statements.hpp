@@ -93,8 +93,10 @@ inline constexpr Statement kUpdateExisting{
     " upd AS ("
     " UPDATE resource SET version_id = $3, last_updated = " EDS_TS("$4") ","
     "   deleted = false, content = $5::json"
+    // unchanged: the same tree, numbers with the same value and precision
+    // (jsonb's text keeps a number's scale: 5.50 and 5.50e0, not 5.5)
     " WHERE res_type = $1 AND res_id = $2 AND (deleted OR"
-    "   eds_strip_server_meta(content::jsonb) IS DISTINCT FROM eds_strip_server_meta($5::json::jsonb))"
+    "   eds_strip_server_meta(content::jsonb)::text IS DISTINCT FROM eds_strip_server_meta($5::json::jsonb)::text)"
     " RETURNING res_type, res_id, version_id, last_updated),"
     // the superseded version's content, for reads of that version
     " arch AS (INSERT INTO resource_history_content (res_type, res_id, version_id, content)"

@@ -136,6 +136,45 @@ TEST_CASE("every version reads back while the current one's content is stored on
   CHECK(Sql(dsn, "SELECT version_id FROM resource WHERE res_type = 'Flag' AND res_id = $1", {id})[0][0] == "5");
 }
 
+TEST_CASE("a decimal written with another precision is a new version", "[history]") {
+  HttpClient c(SharedServer().port());
+  const std::string id = UniquePrefix() + "-precision";
+  const std::string url = "/fhir/Observation/" + id;
+  auto observation = [&](const std::string& value) {
+    return "{\"resourceType\":\"Observation\",\"id\":\"" + id +
+           "\",\"status\":\"final\",\"code\":{\"text\":\"glucose\"},\"valueQuantity\":{\"value\":" + value +
+           ",\"unit\":\"mmol/L\"}}";
+  };
+  auto transaction = [&](const std::string& value) {
+    return c.Post("/fhir", "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"resource\":" +
+                               observation(value) + ",\"request\":{\"method\":\"PUT\",\"url\":\"Observation/" + id +
+                               "\"}}]}");
+  };
+  REQUIRE(c.Put(url, observation("5.5")).status == 201);
+  // 5.50 states one more significant digit than 5.5: a change, as FHIR's
+  // decimal keeps its precision
+  auto more = c.Put(url, observation("5.50"));
+  REQUIRE(more.status == 200);
+  CHECK(more.Header("etag") == "W/\"2\"");
+  CHECK(more.body.find("5.50") != std::string::npos);
+  // the same value with the same precision is not
+  CHECK(c.Put(url, observation("5.50")).Header("etag") == "W/\"2\"");
+  CHECK(c.Put(url, observation("5.50e0")).Header("etag") == "W/\"2\"");
+  // and a transaction judges alike
+  auto tx = transaction("5.50");
+  REQUIRE(tx.status == 200);
+  CHECK(std::string(tx.Json()["entry"][0]["response"]["etag"].GetString()) == "W/\"2\"");
+  tx = transaction("5.5");
+  REQUIRE(tx.status == 200);
+  CHECK(std::string(tx.Json()["entry"][0]["response"]["etag"].GetString()) == "W/\"3\"");
+  auto current = c.Get(url);
+  REQUIRE(current.status == 200);
+  CHECK(current.body.find("5.5,") != std::string::npos);
+  auto v2 = c.Get(url + "/_history/2");
+  REQUIRE(v2.status == 200);
+  CHECK(v2.body.find("5.50") != std::string::npos);
+}
+
 TEST_CASE("_since and _at select versions by time", "[history]") {
   HttpClient c(SharedServer().port());
   const std::string id = UniquePrefix() + "-h2";
