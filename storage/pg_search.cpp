@@ -364,8 +364,15 @@ class Translator {
           return a + ".value_norm LIKE " + sql_.Param("%" + LikeEscape(fhir::NormalizeForSearch(v.text)) + "%");
         return a + ".value_norm LIKE " + sql_.Param(LikeEscape(fhir::NormalizeForSearch(v.text)) + "%");
       case SearchParamType::kReference: {
-        const std::string& t = v.text;
+        std::string t = v.text;
         if (t.find("://") != std::string::npos) return a + ".url = " + sql_.Param(t);
+        // a version-specific value ([Type/]id/_history/v) matches the
+        // references to that version of the resource
+        std::optional<std::string> version;
+        if (auto hist = t.find("/_history/"); hist != std::string::npos) {
+          version = t.substr(hist + 10);
+          t.resize(hist);
+        }
         auto slash = t.find('/');
         std::string cond;
         if (slash != std::string::npos) {
@@ -375,6 +382,7 @@ class Translator {
           cond = a + ".target_id = " + sql_.Param(t);
           if (!modifier.empty()) cond = "(" + cond + " AND " + a + ".target_type = " + sql_.Param(modifier) + ")";
         }
+        if (version) cond = "(" + cond + " AND " + a + ".target_version = " + sql_.Param(*version) + ")";
         if (!v.url.empty()) cond = "(" + cond + " OR " + a + ".url = " + sql_.Param(v.url) + ")";
         return cond;
       }

@@ -307,6 +307,29 @@ TEST_CASE("searching across types and within a patient's compartment", "[search]
   CHECK(c.Get("/fhir/Patient/" + id1 + "/Nope").status == 404);
 }
 
+TEST_CASE("a version-specific reference value matches the references to that version", "[search]") {
+  HttpClient c(SharedServer().port());
+  const std::string p = Create(c, "Patient", R"({"resourceType":"Patient","name":[{"family":"Verdi"}]})");
+  const std::string id = p.substr(8);
+  REQUIRE(c.Put("/fhir/" + p, R"({"resourceType":"Patient","id":")" + id + R"(","name":[{"family":"Verdi"}],)"
+                                  R"("gender":"female"})")
+              .status == 200);
+  auto obs = [&](const std::string& subject) {
+    return Create(c, "Observation", R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
+                                    R"("subject":{"reference":")" + subject + R"("}})");
+  };
+  const std::string v1 = obs(p + "/_history/1"), v2 = obs(p + "/_history/2"), any = obs(p);
+
+  CHECK(Set(Search(c, "/fhir/Observation?subject=" + p)) == std::set<std::string>{v1, v2, any});
+  CHECK(Set(Search(c, "/fhir/Observation?patient=" + id)) == std::set<std::string>{v1, v2, any});
+  CHECK(Set(Search(c, "/fhir/Observation?subject=" + p + "/_history/1")) == std::set<std::string>{v1});
+  CHECK(Set(Search(c, "/fhir/Observation?patient=" + id + "/_history/2")) == std::set<std::string>{v2});
+  CHECK(Set(Search(c, "/fhir/Observation?subject:Patient=" + id + "/_history/2")) == std::set<std::string>{v2});
+  CHECK(Search(c, "/fhir/Observation?subject=" + p + "/_history/3").empty());
+  CHECK(Set(Search(c, "/fhir/Observation?subject=" + p + "/_history/1," + p + "/_history/2")) ==
+        std::set<std::string>{v1, v2});
+}
+
 TEST_CASE("absolute references to other servers never match a local resource", "[search]") {
   const std::string dsn = CreateDatabase("eds_local_bases_" + UniquePrefix());
   ServerProcess server(dsn, {"--migrate", "--public-url", "http://eds.test/fhir", "--local-bases",
