@@ -89,6 +89,22 @@ class Run {
           keys.emplace_back(entries_[i].type, entries_[i].id);
       scope_.LockForWrite(keys);
     }
+    if (transaction_) {
+      // the deletions (first in the order) at once, their rows locked in key order
+      std::vector<storage::TxScope::DeleteKey> keys;
+      std::vector<std::size_t> at;
+      for (std::size_t i : order_)
+        if (entries_[i].method == EntryMethod::kDelete && !entries_[i].id.empty()) {
+          keys.push_back({entries_[i].type, entries_[i].id, entries_[i].if_match});
+          at.push_back(i);
+        }
+      if (keys.size() > 1) {
+        auto deleted = scope_.DeleteEach(keys);
+        for (std::size_t n = 0; n < deleted.done.size(); ++n)
+          deleted_.emplace(at[n], EntryResult{200, std::move(deleted.done[n].record), false});
+        if (deleted.failure) return Failure{at[deleted.done.size()], std::move(*deleted.failure)};
+      }
+    }
     for (std::size_t i : order_) {
       auto r = Write(entries_[i]);
       if (!r) return Failure{i, std::move(r.error())};
@@ -226,6 +242,7 @@ class Run {
       }
       case EntryMethod::kDelete: {
         if (e.id.empty()) return EntryResult{204, std::nullopt, false};  // a conditional delete without match
+        if (auto it = deleted_.find(e.index); it != deleted_.end()) return std::move(it->second);
         auto w = scope_.Delete(e.type, e.id, e.if_match);
         if (!w) return std::move(w.error());
         return EntryResult{200, std::move(w->record), false};
@@ -273,6 +290,7 @@ class Run {
   const TransactionProcessor::GetHook& get_;
   std::map<std::size_t, fhir::SearchQuery> queries_;        // conditional entries' criteria
   std::map<std::size_t, fhir::VersionRecord> existing_;     // POST entries whose ifNoneExist matched
+  std::map<std::size_t, EntryResult> deleted_;               // DELETE entries run at once (DeleteEach)
 };
 
 std::vector<TransactionEntry> CloneEntries(const fhir::TransactionPlan& plan) {

@@ -918,6 +918,71 @@ class PgTxScope final : public TxScope {
     DeleteLockedIn(tx_, types, ids);
     return std::nullopt;
   }
+  Deletions DeleteEach(const std::vector<DeleteKey>& keys) override {
+    Deletions out;
+    if (keys.empty()) return out;
+    std::set<std::pair<std::string, std::string>> sorted;
+    for (const auto& k : keys) {
+      Forget(k.type, k.id);
+      sorted.emplace(k.type, k.id);
+    }
+    if (auto err = Flush()) {  // the deletions read the resources' references
+      out.failure = std::move(*err);
+      return out;
+    }
+    std::vector<std::string> types, ids;
+    for (const auto& [t, i] : sorted) {
+      types.push_back(t);
+      ids.push_back(i);
+    }
+    // the rows locked in key order, as DeleteMany does
+    auto r = ExecPrepared(tx_,
+                          "SELECT x.res_type, x.res_id, x.version_id, x.deleted, " EDS_MS("x.last_updated")
+                          " FROM unnest($1::text[], $2::text[]) AS k(t, i)"
+                          " CROSS JOIN LATERAL (SELECT res_type, res_id, version_id, deleted, last_updated"
+                          "   FROM resource WHERE res_type = k.t AND res_id = k.i FOR UPDATE) x",
+                          {ArrayLiteral(types), ArrayLiteral(ids)});
+    std::map<std::pair<std::string, std::string>, Locked> found;
+    for (const auto& row : r)
+      found.emplace(std::pair<std::string, std::string>{row[0].c_str(), row[1].c_str()},
+                    Locked{row[2].as<int64_t>(), row[3].as<bool>(), row[4].as<int64_t>()});
+    // each judged in order; the first failure ends the results
+    std::vector<WriteResult>& done = out.done;
+    std::optional<fhir::Error>& failure = out.failure;
+    std::vector<std::string> live_types, live_ids;
+    std::map<std::pair<std::string, std::string>, std::size_t> live;  // key -> index in done
+    for (const auto& k : keys) {
+      auto it = found.find({k.type, k.id});
+      if (it == found.end()) {
+        failure = MakeError(ErrorKind::kNotFound, fmt::format("{}/{} is not known", k.type, k.id));
+        break;
+      }
+      const Locked& cur = it->second;
+      if (k.if_match && *k.if_match != cur.version) {
+        failure = PreconditionFailed(k.if_match, cur.version).error();
+        break;
+      }
+      done.push_back(
+          WriteResult{{k.type, k.id, cur.version, cur.last_updated_ms, WriteMethod::kDelete, true, {}}, false, false});
+      if (!cur.deleted) {
+        live.emplace(it->first, done.size() - 1);
+        live_types.push_back(k.type);
+        live_ids.push_back(k.id);
+      }
+    }
+    if (!failure && !live.empty()) {
+      for (const auto& d : DeleteLockedIn(tx_, live_types, live_ids)) {
+        auto it = live.find({d.type, d.id});
+        if (it == live.end()) continue;
+        done[it->second] = WriteResult{{d.type, d.id, d.version, d.ms, WriteMethod::kDelete, true, {}}, false, true};
+        live.erase(it);
+      }
+      if (!live.empty())
+        throw std::logic_error(fmt::format("{}/{} vanished while locked", live.begin()->first.first,
+                                           live.begin()->first.second));
+    }
+    return out;
+  }
   Result<VersionRecord> ReadVersion(const std::string& type, const std::string& id, int64_t version) override {
     if (type == kAuditEventType) {
       if (version != 1) return MakeError(ErrorKind::kNotFound, fmt::format("{}/{} has no version {}", type, id, version));

@@ -189,6 +189,32 @@ class TxScope {
   virtual void LockForWrite(const std::vector<std::pair<std::string, std::string>>& keys) { (void)keys; }
   virtual Result<WriteResult> Delete(const std::string& type, const std::string& id,
                                      std::optional<int64_t> if_match) = 0;
+  // One deletion of DeleteEach: what Delete takes.
+  struct DeleteKey {
+    std::string type, id;
+    std::optional<int64_t> if_match;
+  };
+  // What DeleteEach did: the results of the first keys, in their order,
+  // and the failure of the next one, where it stopped.
+  struct Deletions {
+    std::vector<WriteResult> done;
+    std::optional<fhir::Error> failure;
+  };
+  // Delete of each key (distinct resources), in their order, with a couple
+  // of statements for all where the store can, which then locks the rows in
+  // key order. Stops at the first failure.
+  virtual Deletions DeleteEach(const std::vector<DeleteKey>& keys) {
+    Deletions out;
+    for (const auto& k : keys) {
+      auto w = Delete(k.type, k.id, k.if_match);
+      if (!w) {
+        out.failure = std::move(w.error());
+        break;
+      }
+      out.done.push_back(std::move(*w));
+    }
+    return out;
+  }
   // Deletes each (type, id) as Delete does, without version checks, where
   // the store can with a couple of statements for all; resources that do
   // not exist or are deleted already are left as they are.

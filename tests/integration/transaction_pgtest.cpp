@@ -401,3 +401,56 @@ TEST_CASE("a transaction's PUTs create new ids, update existing ones and revive 
   CHECK(Sql(dsn, "SELECT count(*) FROM resource_history WHERE res_type = 'Patient' AND res_id IN ($1, $2, $3)",
             {p + "-new", p + "-old", p + "-gone"})[0][0] == "6");
 }
+
+TEST_CASE("a transaction's DELETE entries: each answered, all or none", "[transaction]") {
+  HttpClient c(SharedServer().port());
+  const std::string p = UniquePrefix() + "-dels";
+  const std::string dsn = TestDsn();
+  for (const char* n : {"a", "b", "c", "d"})
+    REQUIRE(c.Put("/fhir/Patient/" + p + n, Patient(p + n, "Delfino")).status == 201);
+  REQUIRE(c.Put("/fhir/Patient/" + p + "b", Patient(p + "b", "Delfini")).status == 200);  // version 2
+  REQUIRE(c.Send("DELETE", "/fhir/Patient/" + p + "c").status == 200);                    // already deleted
+  auto family = [&] {
+    auto found = c.Get("/fhir/Patient?name=Delfin&_id=" + p + "a," + p + "b," + p + "c," + p + "d");
+    REQUIRE(found.status == 200);
+    auto b = found.Json();
+    return b.HasMember("entry") ? b["entry"].Size() : 0u;
+  };
+  REQUIRE(family() == 3);
+
+  // one missing resource: nothing deleted
+  auto missing = c.Post("/fhir", Bundle("transaction", {Entry("", "DELETE", "Patient/" + p + "a", ""),
+                                                        Entry("", "DELETE", "Patient/" + p + "zz", "")}));
+  CHECK(missing.status == 404);
+  CHECK(missing.body.find("Bundle.entry[1]") != std::string::npos);
+  // a version If-Match does not expect: nothing deleted either
+  auto stale = c.Post("/fhir", Bundle("transaction", {Entry("", "DELETE", "Patient/" + p + "a", ""),
+                                                      Entry("", "DELETE", "Patient/" + p + "b", "",
+                                                            ",\"ifMatch\":\"W/\\\"1\\\"\"")}));
+  CHECK(stale.status == 412);
+  CHECK(c.Get("/fhir/Patient/" + p + "a").status == 200);
+  CHECK(family() == 3);
+
+  auto r = c.Post("/fhir", Bundle("transaction", {Entry("", "DELETE", "Patient/" + p + "b", "",
+                                                        ",\"ifMatch\":\"W/\\\"2\\\"\""),
+                                                  Entry("", "DELETE", "Patient/" + p + "c", ""),
+                                                  Entry("", "DELETE", "Patient/" + p + "a", "")}));
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  auto d = r.Json();
+  REQUIRE(d["entry"].Size() == 3);
+  // b's deletion is its version 3, c was deleted already (version 2), a's is version 2
+  const char* etags[] = {"W/\"3\"", "W/\"2\"", "W/\"2\""};
+  for (rapidjson::SizeType i = 0; i < 3; ++i) {
+    CHECK(std::string(d["entry"][i]["response"]["status"].GetString()) == "200 OK");
+    CHECK(std::string(d["entry"][i]["response"]["etag"].GetString()) == etags[i]);
+  }
+  for (const char* n : {"a", "b", "c"}) CHECK(c.Get("/fhir/Patient/" + p + n).status == 410);
+  CHECK(c.Get("/fhir/Patient/" + p + "d").status == 200);
+  CHECK(c.Get("/fhir/Patient/" + p + "b/_history/2").status == 200);
+  CHECK(family() == 1);
+  CHECK(Sql(dsn, "SELECT count(*) FROM search_string WHERE res_type = 'Patient' AND res_id = ANY($1::text[])",
+            {"{" + p + "a," + p + "b," + p + "c}"})[0][0] == "0");
+  CHECK(Sql(dsn, "SELECT count(*) FROM resource_history WHERE res_id = ANY($1::text[]) AND method = 'DELETE'",
+            {"{" + p + "a," + p + "b," + p + "c}"})[0][0] == "3");
+}
