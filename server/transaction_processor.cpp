@@ -58,12 +58,33 @@ struct Failure {
 class Run {
  public:
   Run(const TransactionProcessor::Impl& impl, storage::TxScope& scope, std::vector<TransactionEntry> entries,
-      const std::vector<std::size_t>& order, bool transaction, const TransactionProcessor::GetHook& get)
-      : impl_(impl), scope_(scope), entries_(std::move(entries)), order_(order), transaction_(transaction), get_(get) {}
+      const std::vector<std::size_t>& order, bool transaction, const TransactionProcessor::GetHook& get,
+      bool optimistic = false)
+      : impl_(impl), scope_(scope), entries_(std::move(entries)), order_(order), transaction_(transaction), get_(get) {
+    // Without locks first when every conditional entry is a PUT (the
+    // Gateway's Patient, Organization and Practitioner): those whose match
+    // already holds what they carry write nothing, so they need not wait for
+    // each other; when one would write, the run starts over with the locks.
+    if (optimistic && transaction) {
+      bool any = false;
+      optimistic_ = true;
+      for (std::size_t i : order_) {
+        if (!entries_[i].conditional()) continue;
+        any = true;
+        if (entries_[i].method != EntryMethod::kPut) optimistic_ = false;
+      }
+      optimistic_ = optimistic_ && any;
+    }
+  }
+
+  // True when an optimistic run (see the constructor) found a conditional
+  // PUT that writes: nothing was written and the run must start over
+  // without `optimistic`.
+  bool needs_locks() const { return needs_locks_; }
 
   // Fills results[i] for every entry run; returns the first failure.
   std::optional<Failure> Execute(std::vector<std::optional<EntryResult>>& results) {
-    if (auto f = Lock()) return f;
+    if (auto f = Lock(!optimistic_)) return f;
     // Every conditional entry is resolved before anything is written, so
     // that two entries meaning one resource are caught whatever their order.
     for (std::size_t i : order_)
@@ -74,6 +95,18 @@ class Run {
       std::map<std::string, std::string> resolved;
       if (auto f = ResolveReferences(resolved)) return f;
       fhir::RewriteEntryReferences(entries_, resolved);
+      if (optimistic_) {
+        for (std::size_t i : order_) {
+          TransactionEntry& e = entries_[i];
+          if (!e.conditional()) continue;
+          auto m = matched_.find(i);
+          if (m == matched_.end() || e.if_match || !Unchanged(e, m->second)) {
+            needs_locks_ = true;
+            return std::nullopt;
+          }
+          unchanged_.emplace(i, EntryResult{200, m->second, true});
+        }
+      }
     } else {
       for (std::size_t i : order_)
         if (!fhir::ConditionalReferences(entries_[i], *impl_.defs).empty())
@@ -85,7 +118,8 @@ class Run {
       // the targets of the updates, locked at once
       std::vector<std::pair<std::string, std::string>> keys;
       for (std::size_t i : order_)
-        if (entries_[i].method == EntryMethod::kPut && !entries_[i].id.empty() && !entries_[i].if_match)
+        if (entries_[i].method == EntryMethod::kPut && !entries_[i].id.empty() && !entries_[i].if_match &&
+            unchanged_.count(i) == 0)
           keys.emplace_back(entries_[i].type, entries_[i].id);
       scope_.LockForWrite(keys);
     }
@@ -114,9 +148,10 @@ class Run {
   }
 
  private:
-  // Parses the criteria of the conditional entries and takes their locks,
-  // in a fixed order so that two transactions never wait for each other.
-  std::optional<Failure> Lock() {
+  // Parses the criteria of the conditional entries and, with `take`, takes
+  // their locks, in a fixed order so that two transactions never wait for
+  // each other.
+  std::optional<Failure> Lock(bool take) {
     std::set<std::pair<std::string, std::string>> keys;
     for (std::size_t i : order_) {
       const TransactionEntry& e = entries_[i];
@@ -126,8 +161,18 @@ class Run {
       queries_.emplace(i, std::move(*q));
       keys.emplace(e.type, fhir::CanonicalCriteria(*e.criteria));
     }
-    scope_.LockAllCriteria({keys.begin(), keys.end()});
+    if (take) scope_.LockAllCriteria({keys.begin(), keys.end()});
     return std::nullopt;
+  }
+
+  // True when conditional PUT `e`, its references final, holds what its
+  // match `stored` holds (server meta aside): then it writes nothing.
+  static bool Unchanged(TransactionEntry& e, const fhir::VersionRecord& stored) {
+    if (stored.deleted || !e.resource) return false;
+    e.resource->SetId(stored.id);
+    const std::string content =
+        e.resource->Render(std::to_string(stored.version), fhir::FormatInstant(stored.last_updated_ms));
+    return fhir::JsonEquivalent(stored.content, content, true);
   }
 
   // Finds the target of conditional entry i and sets its id (left empty when
@@ -157,6 +202,7 @@ class Run {
                                                     match->id),
                                         fmt::format("Bundle.entry[{}].resource.id", i))};
           e.id = match->id;
+          if (optimistic_) matched_.emplace(i, *match);
         } else if (body_id) {
           if (!fhir::IsValidId(*body_id))
             return Failure{i, MakeError(ErrorKind::kInvalid, fmt::format("'{}' is not a valid id", *body_id),
@@ -227,6 +273,7 @@ class Run {
         return EntryResult{201, std::move(w->record), true};
       }
       case EntryMethod::kPut: {
+        if (auto it = unchanged_.find(e.index); it != unchanged_.end()) return std::move(it->second);
         auto w = scope_.Update(*e.resource, e.id, e.if_match);
         if (!w) return std::move(w.error());
         return EntryResult{w->created ? 201 : 200, std::move(w->record), true};
@@ -291,6 +338,10 @@ class Run {
   std::map<std::size_t, fhir::SearchQuery> queries_;        // conditional entries' criteria
   std::map<std::size_t, fhir::VersionRecord> existing_;     // POST entries whose ifNoneExist matched
   std::map<std::size_t, EntryResult> deleted_;               // DELETE entries run at once (DeleteEach)
+  bool optimistic_ = false;                                  // conditional PUTs resolved without locks
+  bool needs_locks_ = false;
+  std::map<std::size_t, fhir::VersionRecord> matched_;       // optimistic conditional PUTs' matches
+  std::map<std::size_t, EntryResult> unchanged_;             // conditional PUTs that write nothing
 };
 
 std::vector<TransactionEntry> CloneEntries(const fhir::TransactionPlan& plan) {
@@ -343,6 +394,17 @@ fhir::Result<std::vector<EntryResult>> TransactionProcessor::RunTransaction(
     failure.reset();
     if (before)
       if (auto e = before(scope)) return e;
+    {
+      Run optimistic(*impl_, scope, CloneEntries(plan), plan.order, true, get, true);
+      failure = optimistic.Execute(results);
+      if (!optimistic.needs_locks()) {
+        if (failure) return Describe(*failure, plan.entries);
+        if (after) return after(scope, results);
+        return std::nullopt;
+      }
+    }
+    // a conditional PUT writes: start over, conditional entries locked
+    results.assign(plan.entries.size(), std::nullopt);
     Run run(*impl_, scope, CloneEntries(plan), plan.order, true, get);
     failure = run.Execute(results);
     if (failure) return Describe(*failure, plan.entries);

@@ -15,8 +15,12 @@
 #
 # DOCUMENTS (default 3000), ENTRIES (per document, default 20), CLIENTS
 # (default 8), REPLACE (default 1000, at most DOCUMENTS), PG_SHARED_BUFFERS
-# (default 1GB). The generated documents are
-# kept in build/document-data/<documents>-<entries> and reused.
+# (default 1GB), LABS (laboratories the documents come from, default 20)
+# and PRACTITIONERS (who sign them, default 200): every document carries its
+# laboratory and practitioner as conditional PUTs, so LABS=1 measures one
+# hospital sending all its reports at once. The generated documents are
+# kept in build/document-data/<documents>-<entries>[-<labs>-<practitioners>]
+# and reused.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -28,10 +32,14 @@ DOCUMENTS="${DOCUMENTS:-3000}"
 ENTRIES="${ENTRIES:-20}"
 CLIENTS="${CLIENTS:-8}"
 REPLACE="${REPLACE:-1000}"
+LABS="${LABS:-20}"
+PRACTITIONERS="${PRACTITIONERS:-200}"
 PG_SHARED_BUFFERS="${PG_SHARED_BUFFERS:-1GB}"
 [[ "$DOCUMENTS" =~ ^[1-9][0-9]*$ ]] || pg_die "DOCUMENTS must be a positive number"
 [[ "$ENTRIES" =~ ^[1-9][0-9]*$ ]] && ((ENTRIES >= 8)) || pg_die "ENTRIES must be a number from 8"
 [[ "$CLIENTS" =~ ^[1-9][0-9]*$ ]] || pg_die "CLIENTS must be a positive number"
+[[ "$LABS" =~ ^[1-9][0-9]*$ ]] || pg_die "LABS must be a positive number"
+[[ "$PRACTITIONERS" =~ ^[1-9][0-9]*$ ]] || pg_die "PRACTITIONERS must be a positive number"
 [[ "$REPLACE" =~ ^[0-9]+$ ]] || pg_die "REPLACE must be a number"
 ((REPLACE <= DOCUMENTS)) || REPLACE="$DOCUMENTS"
 
@@ -42,6 +50,7 @@ pg_lock_benchmark
 pg_lock_state_dir "$state_dir"
 work="$repo_root/build/document-bench"
 data="$repo_root/build/document-data/$DOCUMENTS-$ENTRIES"
+[[ "$LABS-$PRACTITIONERS" == 20-200 ]] || data+="-$LABS-$PRACTITIONERS"
 
 [[ -x "$bin" ]] || pg_die "eds binary '$bin' not found; run 'make build' first"
 pg_require_bins
@@ -82,7 +91,8 @@ else
     pg_info "generating $DOCUMENTS documents of $ENTRIES entries into $data"
     rm -rf -- "$data"
     mkdir -p "$data"
-    python3 "$bench_dir/document_data.py" generate --documents "$DOCUMENTS" --entries "$ENTRIES" --out "$data" \
+    python3 "$bench_dir/document_data.py" generate --documents "$DOCUMENTS" --entries "$ENTRIES" \
+        --labs "$LABS" --practitioners "$PRACTITIONERS" --out "$data" \
         >"$data/manifest.json"
     printf '%s\n' "$stamp" >"$data/generator.sha256"
 fi

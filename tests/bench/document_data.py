@@ -110,12 +110,12 @@ def document(rng, n, entries, patients, labs, practitioners):
     return "wii-%d" % n, envelope, out
 
 
-def generate(documents, entries, out):
+def generate(documents, entries, out, labs=20, practitioners=200):
     rng = random.Random(SEED)
     patients = [(fiscal_code(rng, i), rng.choice(["Rossi", "Russo", "Bianchi", "Romano", "Ricci"]),
                  rng.choice(["Mario", "Anna", "Luca", "Giulia", "Marco"])) for i in range(max(1, documents // 5))]
-    labs = [("%06d" % (80100 + i), "Laboratorio %d" % i) for i in range(20)]
-    practitioners = [(fiscal_code(rng, 500000 + i), "Medico%d" % i) for i in range(200)]
+    labs = [("%06d" % (80100 + i), "Laboratorio %d" % i) for i in range(labs)]
+    practitioners = [(fiscal_code(rng, 500000 + i), "Medico%d" % i) for i in range(practitioners)]
     os.makedirs(out, exist_ok=True)
     rows = 0
     with open(os.path.join(out, "envelopes.jsonl"), "w", encoding="utf-8") as env, \
@@ -194,6 +194,8 @@ def main():
     g = sub.add_parser("generate")
     g.add_argument("--documents", type=int, required=True)
     g.add_argument("--entries", type=int, default=20)
+    g.add_argument("--labs", type=int, default=20, help="laboratories (Organizations) the documents come from")
+    g.add_argument("--practitioners", type=int, default=200, help="practitioners who sign them")
     g.add_argument("--out", required=True)
     s = sub.add_parser("send")
     s.add_argument("--base", required=True)
@@ -202,7 +204,7 @@ def main():
     s.add_argument("--replace", type=int, default=0)
     a = ap.parse_args()
     if a.cmd == "generate":
-        generate(a.documents, a.entries, a.out)
+        generate(a.documents, a.entries, a.out, max(1, a.labs), max(1, a.practitioners))
     else:
         send(a.base, a.data, a.clients, a.replace)
 

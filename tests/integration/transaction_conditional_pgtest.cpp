@@ -3,7 +3,11 @@
 // Bundles, over HTTP against PostgreSQL.
 #include <catch2/catch.hpp>
 
+#include <pqxx/pqxx>
+
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <mutex>
 #include <set>
 #include <string>
@@ -424,4 +428,58 @@ TEST_CASE("transaction: PATCH entries, with references to other entries", "[tran
   auto stale = c.Post("/fhir", Bundle("transaction", {Entry("", "PATCH", "Patient/" + id, set_family, ",\"ifMatch\":\"W/\\\"1\\\"\"")}));
   CHECK(stale.status == 412);
   CHECK(c.Get("/fhir/Patient/" + id).Header("etag") == "W/\"3\"");
+}
+
+TEST_CASE("transaction: conditional PUTs that change nothing do not wait for each other", "[transaction]") {
+  HttpClient c(SharedServer().port());
+  const std::string cf = UniquePrefix() + "-shared";
+  auto document = [&](const std::string& family) {
+    return Bundle("transaction", {Entry("urn:uuid:0b6c6d1e-0000-4000-8000-00000000000a", "PUT", "Patient?" + ByCf(cf),
+                                        PatientCf(cf, family)),
+                                  Entry("", "POST", "Observation",
+                                        Observation("urn:uuid:0b6c6d1e-0000-4000-8000-00000000000a"))});
+  };
+  auto first = c.Post("/fhir", document("Rossi"));
+  INFO(first.body);
+  REQUIRE(first.status == 200);
+  const std::string id = IdOf(Str(first.Json()["entry"][0]["response"]["location"]));
+
+  // (declared before the holder: should a check fail, the holder's
+  // transaction ends first and the requests waiting for it return)
+  std::future<Reply> same, changed;
+  // another transaction holds the Patient's row, as a document being
+  // written with it would
+  pqxx::connection holder(TestDsn());
+  pqxx::work held(holder);
+  held.exec_params("SELECT 1 FROM resource WHERE res_type = 'Patient' AND res_id = $1 FOR UPDATE", id);
+
+  // the same Patient again: nothing to write, no wait
+  same = std::async(std::launch::async, [&] {
+    HttpClient own(SharedServer().port());
+    return own.Post("/fhir", document("Rossi"));
+  });
+  REQUIRE(same.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto r = same.get();
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  auto d = r.Json();
+  CheckVersionFields(d["entry"][0]["response"], "200 OK", "W/\"1\"");
+  CHECK(SubjectOf(c, d["entry"][1]) == "Patient/" + id);
+
+  // a changed Patient waits for the row, then writes version 2
+  changed = std::async(std::launch::async, [&] {
+    HttpClient own(SharedServer().port());
+    return own.Post("/fhir", document("Rossi Bianchi"));
+  });
+  CHECK(changed.wait_for(std::chrono::milliseconds(700)) == std::future_status::timeout);
+  held.commit();
+  REQUIRE(changed.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto w = changed.get();
+  INFO(w.body);
+  REQUIRE(w.status == 200);
+  d = w.Json();
+  CheckVersionFields(d["entry"][0]["response"], "200 OK", "W/\"2\"");
+  CHECK(SubjectOf(c, d["entry"][1]) == "Patient/" + id);
+  CHECK(CountWithCf(c, cf) == 1);
+  CHECK(Str(c.Get("/fhir/Patient/" + id).Json()["name"][0]["family"]) == "Rossi Bianchi");
 }
