@@ -62,16 +62,17 @@ class Run {
       bool optimistic = false)
       : impl_(impl), scope_(scope), entries_(std::move(entries)), order_(order), transaction_(transaction), get_(get) {
     // Without locks first when every conditional entry is a PUT (the
-    // Gateway's Patient, Organization and Practitioner): those whose match
-    // already holds what they carry write nothing, so they need not wait for
-    // each other; when one would write, the run starts over with the locks.
+    // Gateway's Patient, Organization and Practitioner) or a POST with
+    // ifNoneExist: PUTs whose match already holds what they carry, and POSTs
+    // that find theirs, write nothing, so they need not wait for each other;
+    // when one would write, the run starts over with the locks.
     if (optimistic && transaction) {
       bool any = false;
       optimistic_ = true;
       for (std::size_t i : order_) {
         if (!entries_[i].conditional()) continue;
         any = true;
-        if (entries_[i].method != EntryMethod::kPut) optimistic_ = false;
+        if (entries_[i].method != EntryMethod::kPut && entries_[i].method != EntryMethod::kPost) optimistic_ = false;
       }
       optimistic_ = optimistic_ && any;
     }
@@ -99,6 +100,11 @@ class Run {
         for (std::size_t i : order_) {
           TransactionEntry& e = entries_[i];
           if (!e.conditional()) continue;
+          if (e.method == EntryMethod::kPost) {  // found: nothing written (Write answers from existing_)
+            if (existing_.count(i) != 0) continue;
+            needs_locks_ = true;
+            return std::nullopt;
+          }
           auto m = matched_.find(i);
           if (m == matched_.end() || e.if_match || !Unchanged(e, m->second)) {
             needs_locks_ = true;

@@ -446,12 +446,15 @@ TEST_CASE("transaction: conditional PUTs that change nothing do not wait for eac
 
   // (declared before the holder: should a check fail, the holder's
   // transaction ends first and the requests waiting for it return)
-  std::future<Reply> same, changed;
+  std::future<Reply> same, found, changed;
   // another transaction holds the Patient's row, as a document being
   // written with it would
   pqxx::connection holder(TestDsn());
   pqxx::work held(holder);
   held.exec_params("SELECT 1 FROM resource WHERE res_type = 'Patient' AND res_id = $1 FOR UPDATE", id);
+  // and the lock of the criteria, as a transaction writing through them would
+  // (lock space "EDSC", the type and the criteria in canonical form)
+  held.exec_params("SELECT pg_advisory_xact_lock(1162105667, hashtext($1))", "Patient?" + ByCf(cf));
 
   // the same Patient again: nothing to write, no wait
   same = std::async(std::launch::async, [&] {
@@ -466,7 +469,23 @@ TEST_CASE("transaction: conditional PUTs that change nothing do not wait for eac
   CheckVersionFields(d["entry"][0]["response"], "200 OK", "W/\"1\"");
   CHECK(SubjectOf(c, d["entry"][1]) == "Patient/" + id);
 
-  // a changed Patient waits for the row, then writes version 2
+  // a conditional create that finds the Patient does not wait either
+  found = std::async(std::launch::async, [&] {
+    HttpClient own(SharedServer().port());
+    return own.Post("/fhir", Bundle("transaction", {Entry("urn:uuid:0b6c6d1e-0000-4000-8000-00000000000b", "POST",
+                                                          "Patient", PatientCf(cf, "Verdi"), IfNoneExist(cf)),
+                                                    Entry("", "POST", "Observation",
+                                                          Observation("urn:uuid:0b6c6d1e-0000-4000-8000-00000000000b"))}));
+  });
+  REQUIRE(found.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto f = found.get();
+  INFO(f.body);
+  REQUIRE(f.status == 200);
+  d = f.Json();
+  CHECK(Str(d["entry"][0]["response"]["status"]) == "200 OK");
+  CHECK(SubjectOf(c, d["entry"][1]) == "Patient/" + id);
+
+  // a changed Patient waits for the locks, then writes version 2
   changed = std::async(std::launch::async, [&] {
     HttpClient own(SharedServer().port());
     return own.Post("/fhir", document("Rossi Bianchi"));
