@@ -1044,13 +1044,16 @@ class PgTxScope final : public TxScope {
   }
   std::optional<fhir::Error> SetPatientRegion(const std::string& patient, const std::string& rda,
                                               const std::string& identifier) override {
-    FlushDeferred();
-    // an unchanged region writes nothing
-    tx_.exec_params(
-        "INSERT INTO patient_region (patient, rda, identifier) VALUES ($1, $2, $3) ON CONFLICT (patient) DO UPDATE"
-        " SET rda = EXCLUDED.rda, identifier = EXCLUDED.identifier, updated_at = now()"
-        " WHERE patient_region.rda <> EXCLUDED.rda",
-        patient, rda, identifier);
+    // written with the last flush, like the feeding record. An unchanged
+    // region writes and locks nothing: the INSERT is not even tried (ON
+    // CONFLICT would lock the row also when its WHERE leaves it as it is,
+    // and every document of the patient would wait for the others).
+    deferred_.emplace_back(
+        "INSERT INTO patient_region (patient, rda, identifier) SELECT $1::text, $2::text, $3::text"
+        " WHERE NOT EXISTS (SELECT 1 FROM patient_region WHERE patient = $1 AND rda = $2)"
+        " ON CONFLICT (patient) DO UPDATE SET rda = EXCLUDED.rda, identifier = EXCLUDED.identifier,"
+        " updated_at = now() WHERE patient_region.rda <> EXCLUDED.rda",
+        std::vector<std::string>{patient, rda, identifier});
     return std::nullopt;
   }
 

@@ -6,7 +6,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <pqxx/pqxx>
+
 #include <chrono>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -483,4 +486,38 @@ TEST_CASE("the monitoring views aggregate a known workload; the materialised one
       seen = Sql(dsn, late)[0][0];
     CHECK(seen == "1");
   }
+}
+
+TEST_CASE("documents of a patient whose region is unchanged do not wait for each other", "[monitoring]") {
+  const std::string dsn = CreateDatabase("eds_region_" + UniquePrefix());
+  ServerProcess server(dsn, {"--migrate"});
+  HttpClient c(server.port());
+  const std::string wii = "2.16.840.1.113883.2.9.2.120.4.4.wf-region";
+  const std::string path = "/v1/document/workflowinstanceid/" + wii;
+  auto publish = [&](const std::string& id, const std::string& rda) {
+    HttpClient own(server.port());
+    return own.Send("POST", path, Headers("region-" + id), Envelope(id, Document(id, "LAB"), rda, "030", "HIGH"));
+  };
+  const std::string base = "2.16.840.1.113883.2.9.2.120.4.4^region";
+  REQUIRE(publish(base + "1", "120").status == 201);
+  const auto region = Sql(dsn, "SELECT patient, rda FROM patient_region");
+  REQUIRE(region.size() == 1);
+  REQUIRE(region[0][1] == "120");
+
+  std::future<Reply> same, moved;  // before the holder: a failed check ends its transaction first
+  pqxx::connection holder(dsn);
+  pqxx::work held(holder);
+  held.exec_params("SELECT 1 FROM patient_region WHERE patient = $1 FOR UPDATE", region[0][0]);
+  // the same region: nothing to write, no wait
+  same = std::async(std::launch::async, [&] { return publish(base + "2", "120"); });
+  REQUIRE(same.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(same.get().status == 201);
+  // another region waits for the row, then moves the patient
+  moved = std::async(std::launch::async, [&] { return publish(base + "3", "150"); });
+  CHECK(moved.wait_for(std::chrono::milliseconds(700)) == std::future_status::timeout);
+  held.commit();
+  REQUIRE(moved.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(moved.get().status == 201);
+  CHECK(Sql(dsn, "SELECT patient, rda, identifier FROM patient_region") ==
+        Rows{{region[0][0], "150", base + "3"}});
 }
