@@ -733,12 +733,26 @@ Result<std::vector<fhir::VersionRecord>> Matches(pqxx::work& tx, const fhir::Sea
   return found;
 }
 
+// The one current resource `criteria` matches, read without the criteria's
+// lock; nothing when there is none, several, or the search fails (the
+// caller then takes the lock and looks again).
+std::optional<fhir::VersionRecord> SingleMatchUnlocked(pqxx::work& tx, const fhir::SearchQuery& criteria) {
+  auto found = FindIn(tx, criteria, 2);
+  if (!found || found->size() != 1) return std::nullopt;
+  return std::move(found->front());
+}
+
 }  // namespace
 
 Result<WriteResult> PgResourceStore::ConditionalCreate(fhir::Resource& resource, const fhir::SearchQuery& criteria,
                                                       const std::string& criteria_text) {
   return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
     pqxx::work tx(c);
+    // the match already there: found without waiting for the criteria's lock
+    if (auto one = SingleMatchUnlocked(tx, criteria)) {
+      CommitAudited(tx);
+      return WriteResult{std::move(*one), false, false};
+    }
     auto found = Matches(tx, criteria, criteria_text);
     if (!found) return std::move(found.error());
     if (!found->empty()) {
@@ -756,6 +770,19 @@ Result<WriteResult> PgResourceStore::ConditionalUpdate(fhir::Resource& resource,
                                                       const std::string& criteria_text) {
   return impl_->Run<WriteResult>([&](pqxx::connection& c) -> Result<WriteResult> {
     pqxx::work tx(c);
+    // the match already holds what the request carries (server meta aside):
+    // nothing to write, and no lock to wait for
+    if (auto one = SingleMatchUnlocked(tx, criteria)) {
+      if (auto body_id = resource.id(); !body_id || *body_id == one->id) {
+        resource.SetId(one->id);
+        const std::string content =
+            resource.Render(std::to_string(one->version), fhir::FormatInstant(one->last_updated_ms));
+        if (fhir::JsonEquivalent(one->content, content, true)) {
+          CommitAudited(tx);
+          return WriteResult{std::move(*one), false, false};
+        }
+      }
+    }
     auto found = Matches(tx, criteria, criteria_text);
     if (!found) return std::move(found.error());
     std::string id;

@@ -2,7 +2,11 @@
 // and identical concurrent requests never create twice.
 #include <catch2/catch.hpp>
 
+#include <pqxx/pqxx>
+
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -93,4 +97,53 @@ TEST_CASE("conditional update and delete", "[conditional]") {
   CHECK(c.Put(criteria, PatientWithCf(cf, "C")).status == 412);
   CHECK(c.Send("DELETE", criteria).status == 412);
   CHECK(CountWithCf(c, cf) == 2);
+}
+
+TEST_CASE("conditional writes that change nothing do not wait for locks", "[conditional]") {
+  HttpClient c(SharedServer().port());
+  const std::string cf = UniquePrefix() + "CFW";
+  const std::string criteria = "identifier=" + kSys + "|" + cf;
+  const std::string url = "/fhir/Patient?identifier=" + kSys + "%7C" + cf;
+  auto first = c.Put(url, PatientWithCf(cf, "Rossi"));
+  REQUIRE(first.status == 201);
+  const std::string id = first.Json()["id"].GetString();
+
+  // (declared before the holder: should a check fail, the holder's
+  // transaction ends first and the requests waiting for it return)
+  std::future<Reply> same, found, changed;
+  // another transaction holds the row and the criteria's lock (lock space
+  // "EDSC"), as a conditional write through them would
+  pqxx::connection holder(TestDsn());
+  pqxx::work held(holder);
+  held.exec_params("SELECT 1 FROM resource WHERE res_type = 'Patient' AND res_id = $1 FOR UPDATE", id);
+  held.exec_params("SELECT pg_advisory_xact_lock(1162105667, hashtext($1))", "Patient?" + criteria);
+  auto in_thread = [&](auto fn) {
+    return std::async(std::launch::async, [&, fn] {
+      HttpClient own(SharedServer().port());
+      return fn(own);
+    });
+  };
+  same = in_thread([&](HttpClient& own) { return own.Put(url, PatientWithCf(cf, "Rossi")); });
+  REQUIRE(same.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto r = same.get();
+  CHECK(r.status == 200);
+  CHECK(r.Header("etag") == "W/\"1\"");
+  found = in_thread([&](HttpClient& own) {
+    return own.Post("/fhir/Patient", PatientWithCf(cf, "Bianchi"), {{"If-None-Exist", criteria}});
+  });
+  REQUIRE(found.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  r = found.get();
+  CHECK(r.status == 200);
+  CHECK(std::string(r.Json()["id"].GetString()) == id);
+
+  changed = in_thread([&](HttpClient& own) {
+    return own.Put(url, PatientWithCf(cf, "Rossi Verdi"));
+  });
+  CHECK(changed.wait_for(std::chrono::milliseconds(700)) == std::future_status::timeout);
+  held.commit();
+  REQUIRE(changed.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  r = changed.get();
+  CHECK(r.status == 200);
+  CHECK(r.Header("etag") == "W/\"2\"");
+  CHECK(CountWithCf(c, cf) == 1);
 }
