@@ -79,8 +79,9 @@ class Run {
   }
 
   // True when an optimistic run (see the constructor) found a conditional
-  // PUT that writes: nothing was written and the run must start over
-  // without `optimistic`.
+  // entry that writes (a changed or new PUT target, a POST without match):
+  // nothing was written by the run, which must start over without
+  // `optimistic`.
   bool needs_locks() const { return needs_locks_; }
 
   // Fills results[i] for every entry run; returns the first failure.
@@ -409,7 +410,7 @@ fhir::Result<std::vector<EntryResult>> TransactionProcessor::RunTransaction(
         return std::nullopt;
       }
     }
-    // a conditional PUT writes: start over, conditional entries locked
+    // a conditional entry writes: start over, conditional entries locked
     results.assign(plan.entries.size(), std::nullopt);
     Run run(*impl_, scope, CloneEntries(plan), plan.order, true, get);
     failure = run.Execute(results);
