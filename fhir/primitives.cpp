@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <chrono>
 #include <climits>
 #include <ctime>
@@ -223,45 +224,76 @@ std::string NewResourceId() {
                      lo & 0xffffffffffffULL);
 }
 
-std::optional<std::string> DecodeBase64(std::string_view text) {
-  auto sextet = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
+namespace {
+
+// The value of each base64 character; kSpace for the white space allowed
+// between them, kPad for '=', kBad for anything else.
+constexpr int8_t kBad = -1, kSpace = -2, kPad = -3;
+constexpr std::array<int8_t, 256> kBase64 = [] {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) v = kBad;
+  for (int i = 0; i < 26; ++i) {
+    t['A' + i] = static_cast<int8_t>(i);
+    t['a' + i] = static_cast<int8_t>(26 + i);
+  }
+  for (int i = 0; i < 10; ++i) t['0' + i] = static_cast<int8_t>(52 + i);
+  t['+'] = 62;
+  t['/'] = 63;
+  t[' '] = t['\n'] = t['\r'] = t['\t'] = kSpace;
+  t['='] = kPad;
+  return t;
+}();
+
+// Checks `text` as base64 and, when `out` is not null, decodes it there.
+bool ScanBase64(std::string_view text, std::string* out) {
+  char* w = nullptr;
+  if (out != nullptr) {
+    out->resize(text.size() / 4 * 3 + 3);
+    w = out->data();
+  }
   uint32_t bits = 0;
   int count = 0;  // sextets in `bits`
   std::size_t padding = 0;
-  for (char c : text) {
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
-    if (c == '=') {
+  for (unsigned char c : text) {
+    const int v = kBase64[c];
+    if (v >= 0) {
+      if (padding > 0) return false;  // nothing may follow the padding
+      bits = (bits << 6) | static_cast<uint32_t>(v);
+      if (++count == 4) {
+        if (w != nullptr) {
+          *w++ = static_cast<char>((bits >> 16) & 0xff);
+          *w++ = static_cast<char>((bits >> 8) & 0xff);
+          *w++ = static_cast<char>(bits & 0xff);
+        }
+        bits = 0;
+        count = 0;
+      }
+    } else if (v == kPad) {
       ++padding;
-      continue;
-    }
-    int v = sextet(c);
-    if (v < 0 || padding > 0) return std::nullopt;  // nothing may follow the padding
-    bits = (bits << 6) | static_cast<uint32_t>(v);
-    if (++count == 4) {
-      out.push_back(static_cast<char>((bits >> 16) & 0xff));
-      out.push_back(static_cast<char>((bits >> 8) & 0xff));
-      out.push_back(static_cast<char>(bits & 0xff));
-      bits = 0;
-      count = 0;
+    } else if (v != kSpace) {
+      return false;
     }
   }
-  if (count == 1 || padding > 2 || (padding > 0 && count + padding != 4)) return std::nullopt;
-  if (count == 2) out.push_back(static_cast<char>((bits >> 4) & 0xff));
+  if (count == 1 || padding > 2 || (padding > 0 && count + padding != 4)) return false;
+  if (w == nullptr) return true;
+  if (count == 2) *w++ = static_cast<char>((bits >> 4) & 0xff);
   if (count == 3) {
-    out.push_back(static_cast<char>((bits >> 10) & 0xff));
-    out.push_back(static_cast<char>((bits >> 2) & 0xff));
+    *w++ = static_cast<char>((bits >> 10) & 0xff);
+    *w++ = static_cast<char>((bits >> 2) & 0xff);
   }
+  out->resize(static_cast<std::size_t>(w - out->data()));
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> DecodeBase64(std::string_view text) {
+  std::string out;
+  if (!ScanBase64(text, &out)) return std::nullopt;
   return out;
 }
+
+bool IsBase64(std::string_view text) { return ScanBase64(text, nullptr); }
 
 int64_t NowMs() {
   using namespace std::chrono;

@@ -40,6 +40,8 @@ std::string NewResourceId();
 // Decodes base64 (RFC 4648, padding optional, whitespace ignored) as FHIR
 // base64Binary carries it; nullopt when `text` is not base64.
 std::optional<std::string> DecodeBase64(std::string_view text);
+// True when DecodeBase64 would decode `text`, without decoding it.
+bool IsBase64(std::string_view text);
 
 // Current time in milliseconds since the epoch.
 int64_t NowMs();

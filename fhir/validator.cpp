@@ -186,7 +186,7 @@ std::optional<std::string> CheckPrimitiveValue(const JsonValue& v, const std::st
   } else if (type == "time") {
     if (!ValidTime(s)) return bad("time (hh:mm:ss[.sss])");
   } else if (type == "base64Binary") {
-    if (!DecodeBase64(s)) return fmt::format("the value is not valid base64 for base64Binary");
+    if (!IsBase64(s)) return fmt::format("the value is not valid base64 for base64Binary");
   } else if (type == "string" || type == "markdown") {
     if (!ValidString(s)) return fmt::format("a {} must not contain control characters", type);
   }

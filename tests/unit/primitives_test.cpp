@@ -155,6 +155,13 @@ TEST_CASE("DecodeBase64", "[fhir]") {
   CHECK(DecodeBase64("TW\nFu") == std::string("Man"));
   CHECK_FALSE(DecodeBase64("T"));
   CHECK_FALSE(DecodeBase64("TW*u"));
+  // IsBase64 says the same without decoding
+  for (const char* text : {"", "TWFu", "TWE=", "TWE", "TQ==", "TW\nFu", " T W F u ", "TWFuTWE"}) {
+    CHECK(IsBase64(text));
+    CHECK(DecodeBase64(text));
+  }
+  for (const char* text : {"T", "TW*u", "TQ=x", "TQ===", "TWFuT", "TW=u", "T===", "é"})
+    CHECK((!IsBase64(text) && !DecodeBase64(text)));
   CHECK_FALSE(DecodeBase64("TQ==TQ=="));
   CHECK_FALSE(DecodeBase64("TWFu="));
 }
