@@ -188,3 +188,30 @@ TEST_CASE("references to other servers indexed the old way are reindexed (migrat
   CHECK(Sql(dsn, "SELECT string_agg(res_id || ':' || target_type || '/' || target_id, ',' ORDER BY res_id)"
                  " FROM search_reference WHERE param = 'subject'")[0][0] == "o-foreign:Patient/,o-local:Patient/p1");
 }
+
+TEST_CASE("resource content is compressed with lz4 where PostgreSQL has it (migration 15)", "[migrations]") {
+  const std::string dsn = CreateDatabase("eds_mig_lz4_" + UniquePrefix());
+  REQUIRE(eds::storage::Migrate(dsn).database_version >= 15);
+  if (Sql(dsn, "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")[0][0] != "t") {
+    WARN("this PostgreSQL has no lz4: content keeps pglz");
+    return;
+  }
+  CHECK(Sql(dsn, "SELECT string_agg(c.relname || '.' || a.attname || '=' || a.attcompression::text, ',' ORDER BY c.relname)"
+                 " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                 " WHERE c.relname IN ('resource', 'resource_history', 'resource_history_content')"
+                 "   AND a.attname = 'content'")[0][0] ==
+        "resource.content=l,resource_history.content=l,resource_history_content.content=l");
+  // a large resource stored through the server is compressed with it
+  ServerProcess server(dsn);
+  HttpClient c(server.port());
+  std::string items;
+  for (int i = 0; i < 400; ++i)
+    items += std::string(i ? "," : "") + R"({"linkId":"q)" + std::to_string(i) + R"(","text":"Domanda numero )" +
+             std::to_string(i) + R"(","type":"string"})";
+  auto r = c.Put("/fhir/Questionnaire/lz4", R"({"resourceType":"Questionnaire","id":"lz4","status":"active","item":[)" +
+                                                 items + "]}");
+  INFO(r.body.substr(0, 300));
+  REQUIRE(r.status == 201);
+  CHECK(Sql(dsn, "SELECT pg_column_compression(content) FROM resource WHERE res_type = 'Questionnaire'"
+                 " AND res_id = 'lz4'")[0][0] == "lz4");
+}
