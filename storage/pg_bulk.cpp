@@ -18,6 +18,7 @@
 #include "fhir/primitives.hpp"
 #include "fhir/search_index.hpp"
 #include "storage/pg_copy.hpp"
+#include "storage/resource_key.hpp"
 
 namespace eds::storage {
 namespace {
@@ -30,14 +31,15 @@ struct IndexTable {
 };
 const std::array<IndexTable, 7>& IndexTables() {
   static const std::array<IndexTable, 7> kTables = {{
-      {"search_string", {"res_type", "res_id", "param", "value_norm", "value_exact", "grp"}},
-      {"search_token", {"res_type", "res_id", "param", "system", "code", "display", "grp"}},
-      {"search_date", {"res_type", "res_id", "param", "low", "high", "grp"}},
-      {"search_number", {"res_type", "res_id", "param", "value", "low", "high", "grp"}},
-      {"search_quantity", {"res_type", "res_id", "param", "value", "low", "high", "system", "code", "unit", "grp"}},
+      {"search_string", {"res_type", "res_id", "param", "value_norm", "value_exact", "grp", "res_key"}},
+      {"search_token", {"res_type", "res_id", "param", "system", "code", "display", "grp", "res_key"}},
+      {"search_date", {"res_type", "res_id", "param", "low", "high", "grp", "res_key"}},
+      {"search_number", {"res_type", "res_id", "param", "value", "low", "high", "grp", "res_key"}},
+      {"search_quantity",
+       {"res_type", "res_id", "param", "value", "low", "high", "system", "code", "unit", "grp", "res_key"}},
       {"search_reference",
-       {"res_type", "res_id", "param", "target_type", "target_id", "target_version", "url", "grp"}},
-      {"search_uri", {"res_type", "res_id", "param", "value", "grp"}},
+       {"res_type", "res_id", "param", "target_type", "target_id", "target_version", "url", "grp", "res_key"}},
+      {"search_uri", {"res_type", "res_id", "param", "value", "grp", "res_key"}},
   }};
   return kTables;
 }
@@ -54,30 +56,34 @@ std::string TimestampText(int64_t ms) {
 // lock rows in the same order), locked until the transaction ends.
 constexpr const char* kLockCurrentBatch =
     "SELECT r.res_type, r.res_id, r.version_id, r.deleted,"
-    " (extract(epoch from r.last_updated) * 1000)::bigint, r.content::text"
+    " (extract(epoch from r.last_updated) * 1000)::bigint, r.content::text, r.res_key"
     " FROM unnest($1::text[], $2::text[]) AS k(res_type, res_id)"
     " CROSS JOIN LATERAL (SELECT * FROM resource x"
     "   WHERE x.res_type = k.res_type AND x.res_id = k.res_id FOR UPDATE) r";
 
-// New current versions of resources that existed.
+// New current versions of resources that existed, with the key their new
+// index rows carry.
 constexpr const char* kUpdateCurrentBatch =
     "UPDATE resource r SET version_id = u.version_id,"
     " last_updated = timestamptz 'epoch' + u.ms * interval '1 millisecond',"
-    " deleted = false, content = u.content::json, index_gen = u.gen"
-    " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[])"
-    "   AS u(res_type, res_id, version_id, ms, content, gen)"
+    " deleted = false, content = u.content::json, index_gen = u.gen, res_key = u.res_key"
+    " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[])"
+    "   AS u(res_type, res_id, version_id, ms, content, gen, res_key)"
     " WHERE r.res_type = u.res_type AND r.res_id = u.res_id";
 
-// Index rows of resources that existed, removed before their new rows are written.
+// Index rows of resources that existed, removed (by the keys stored with
+// the resources: unique, and `= ANY(array)` is planned as an index lookup
+// even before the tables have statistics) before their new rows are written
+// and the keys change.
 constexpr const char* kDeleteIndexBatch =
-    "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(res_type, res_id)),"
-    " a AS (DELETE FROM search_string s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id),"
-    " b AS (DELETE FROM search_token s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id),"
-    " c AS (DELETE FROM search_date s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id),"
-    " d AS (DELETE FROM search_number s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id),"
-    " e AS (DELETE FROM search_quantity s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id),"
-    " f AS (DELETE FROM search_reference s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id)"
-    " DELETE FROM search_uri s USING k WHERE s.res_type = k.res_type AND s.res_id = k.res_id";
+    "WITH"
+    " a AS (DELETE FROM search_string WHERE res_key = ANY($1::bigint[])),"
+    " b AS (DELETE FROM search_token WHERE res_key = ANY($1::bigint[])),"
+    " c AS (DELETE FROM search_date WHERE res_key = ANY($1::bigint[])),"
+    " d AS (DELETE FROM search_number WHERE res_key = ANY($1::bigint[])),"
+    " e AS (DELETE FROM search_quantity WHERE res_key = ANY($1::bigint[])),"
+    " f AS (DELETE FROM search_reference WHERE res_key = ANY($1::bigint[]))"
+    " DELETE FROM search_uri WHERE res_key = ANY($1::bigint[])";
 
 constexpr const char* kSaveCheckpoint =
     "INSERT INTO load_checkpoint (source, fingerprint, committed_offset, committed_line, report_offset,"
@@ -92,12 +98,27 @@ constexpr const char* kReadCheckpoint =
     "SELECT fingerprint, committed_offset, committed_line, report_offset, stored, unchanged, rejected, complete"
     " FROM load_checkpoint WHERE source = $1";
 
+// Appends the COPY lines `lines` to `out`, each with `key` as its last field.
+void AppendWithKey(std::string& out, const std::string& lines, std::string_view key) {
+  std::size_t from = 0;
+  while (from < lines.size()) {
+    std::size_t end = lines.find('\n', from);
+    if (end == std::string::npos) end = lines.size();
+    out.append(lines, from, end - from);
+    out += '\t';
+    out += key;
+    out += '\n';
+    from = end + 1;
+  }
+}
+
 // What a batch does to one (type, id).
 struct KeyState {
   bool existed = false;    // in the table before the batch
   bool deleted = false;    // current version is a tombstone
   int64_t version = 0;     // current version (0: none)
   int64_t last_updated_ms = 0;
+  int64_t old_key = 0;     // res_key before the batch (of the rows to remove)
   std::string content;     // current content (unescaped JSON)
   int remaining = 0;       // items of the batch for this key not seen yet
   bool archive = false;    // the version before the batch had content: archive it when superseded
@@ -131,6 +152,7 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
       s.deleted = row[3].as<bool>();
       s.last_updated_ms = row[4].as<int64_t>();
       if (!row[5].is_null()) s.content.assign(row[5].c_str(), row[5].size());
+      s.old_key = row[6].as<int64_t>();
       if (!s.deleted) {
         s.archive = true;
         s.archive_version = s.version;
@@ -194,13 +216,20 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
   // the index rows of every resource that got a new version.
   std::string fresh;
   fresh.reserve(sizes[kContentSlot] + row_overhead);
-  std::vector<std::string> up_types, up_ids, up_versions, up_ms, up_contents, up_gens;
+  std::vector<std::string> up_types, up_ids, up_versions, up_ms, up_contents, up_gens, up_keys, old_keys;
   std::array<std::string, 7> index;
-  for (std::size_t t = 0; t < index.size(); ++t) index[t].reserve(sizes[t]);
+  for (std::size_t t = 0; t < index.size(); ++t) index[t].reserve(sizes[t] + sizes[t] / 8);
   std::string archived;  // superseded versions' content (migration 0013)
+  // the written resources' keys: one block for the batch, so that its index
+  // rows are added next to each other at the right edge of the key indexes
+  std::size_t written = 0;
+  for (const auto& [k, s] : keys) written += s.indexed_by != nullptr;
+  const std::vector<int64_t> batch_keys = ReserveResourceKeys(tx, written);
+  auto next_key = batch_keys.begin();
   for (const auto& [k, s] : keys) {
     if (s.indexed_by == nullptr) continue;
     const BulkItem& item = *s.indexed_by;
+    const std::string key = std::to_string(*next_key++);
     if (s.archive) AppendCopyLine(archived, k.first, k.second, std::to_string(s.archive_version), s.archive_content);
     if (s.existed) {
       up_types.push_back(k.first);
@@ -209,6 +238,8 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
       up_ms.push_back(std::to_string(s.last_updated_ms));
       up_contents.push_back(s.content);
       up_gens.push_back(std::to_string(item.index_gen));
+      up_keys.push_back(key);
+      old_keys.push_back(std::to_string(s.old_key));
     } else {
       AppendCopyLine(fresh, k.first, k.second, std::to_string(s.version), TimestampText(s.last_updated_ms),
                  std::string_view("f"));
@@ -217,15 +248,20 @@ fhir::Result<BulkWriteResult> WriteOnce(pqxx::work& tx, std::vector<BulkItem>& i
       fresh += s.copy_content;
       fresh += '\t';
       fresh += std::to_string(item.index_gen);
+      fresh += '\t';
+      fresh += key;
       fresh += '\n';
     }
-    for (std::size_t t = 0; t < index.size() && t < item.encoded.size(); ++t) index[t] += item.encoded[t];
+    for (std::size_t t = 0; t < index.size() && t < item.encoded.size(); ++t)
+      AppendWithKey(index[t], item.encoded[t], key);
   }
-  CopyLines(tx, "resource", {"res_type", "res_id", "version_id", "last_updated", "deleted", "content", "index_gen"}, fresh);
+  CopyLines(tx, "resource",
+            {"res_type", "res_id", "version_id", "last_updated", "deleted", "content", "index_gen", "res_key"}, fresh);
   if (!up_ids.empty()) {
-    tx.exec_params(kDeleteIndexBatch, TextArrayLiteral(up_types), TextArrayLiteral(up_ids));
+    tx.exec_params(kDeleteIndexBatch, TextArrayLiteral(old_keys));
     tx.exec_params(kUpdateCurrentBatch, TextArrayLiteral(up_types), TextArrayLiteral(up_ids), TextArrayLiteral(up_versions),
-                   TextArrayLiteral(up_ms), TextArrayLiteral(up_contents), TextArrayLiteral(up_gens));
+                   TextArrayLiteral(up_ms), TextArrayLiteral(up_contents), TextArrayLiteral(up_gens),
+                   TextArrayLiteral(up_keys));
   }
   CopyLines(tx, "resource_history", {"res_type", "res_id", "version_id", "last_updated", "method", "deleted", "content"},
        history);
@@ -249,7 +285,8 @@ void EncodeBulkItem(BulkItem& item) {
   if (item.index) {
     const fhir::IndexRows& rows = *item.index;
     auto g = [](int group) { return std::to_string(group); };
-    for (const auto& r : rows.strings) AppendCopyLine(item.encoded[0], t, id, r.param, r.normalized, r.exact, g(r.group));
+    for (const auto& r : rows.strings)
+      AppendCopyLine(item.encoded[0], t, id, r.param, r.normalized, r.exact, g(r.group));
     for (const auto& r : rows.tokens)
       AppendCopyLine(item.encoded[1], t, id, r.param, r.system, r.code, r.text, g(r.group));
     for (const auto& r : rows.dates)

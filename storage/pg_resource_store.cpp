@@ -26,6 +26,7 @@
 #include "storage/pg_search.hpp"
 #include "storage/pg_statement_cache.hpp"
 #include "storage/pg_statements.hpp"
+#include "storage/resource_key.hpp"
 
 namespace eds::storage {
 namespace {
@@ -95,6 +96,7 @@ struct PendingIndexItem {
   bool replace = false;  // the resource had index rows before: they go first
   fhir::IndexRows rows;
   int64_t generation = 0;
+  int64_t key = 0;  // the resource's key (res_key, migration 0016)
 };
 struct PendingIndex {
   std::vector<PendingIndexItem> items;
@@ -146,23 +148,25 @@ class InsertBatch {
   int parts_ = 0;
 };
 
-// The INSERT of the `member` rows of every item: res_type, res_id, then
-// one array per getter (the unnest arrays of `sql`).
+// The INSERT of the `member` rows of every item: res_type, res_id, one
+// array per getter, then res_key (the unnest arrays of `sql`).
 template <class Row, class... Get>
 void InsertIndexBatch(InsertBatch& tx, const std::vector<PendingIndexItem>& items,
                       const std::vector<Row> fhir::IndexRows::*member, const char* sql, Get... get) {
-  std::vector<std::string> types, ids;
+  std::vector<std::string> types, ids, keys;
   std::array<std::vector<std::string>, sizeof...(Get)> columns;
   for (const auto& item : items)
     for (const Row& r : item.rows.*member) {
       types.push_back(item.type);
       ids.push_back(item.id);
+      keys.push_back(std::to_string(item.key));
       std::size_t i = 0;
       ((columns[i++].push_back(get(r))), ...);
     }
   if (types.empty()) return;
   std::vector<std::string> params{ArrayLiteral(types), ArrayLiteral(ids)};
   for (const auto& c : columns) params.push_back(ArrayLiteral(c));
+  params.push_back(ArrayLiteral(keys));
   tx.Add(sql, std::move(params));
 }
 
@@ -171,55 +175,57 @@ void InsertIndexBatch(InsertBatch& tx, const std::vector<PendingIndexItem>& item
 void AddPendingIndex(InsertBatch& inserts, const PendingIndex& pending) {
   const auto& items = pending.items;
   if (items.empty()) return;
-  std::vector<std::string> types, ids;
-  for (const auto& item : items)
-    if (item.replace) {
-      types.push_back(item.type);
-      ids.push_back(item.id);
-    }
-  if (!types.empty()) {
-    inserts.AddQuery("rk", "SELECT * FROM unnest($1::text[], $2::text[]) AS k(t, i)",
-                     {ArrayLiteral(types), ArrayLiteral(ids)});
+  // the old rows of the replaced items, by key (keys are unique; `=
+  // ANY(array)` is planned as the index lookup it is even on tables without
+  // statistics yet, where a join was planned as a scan of the whole table)
+  std::vector<std::string> replaced_keys;
+  for (const auto& item : items) {
+    if (item.key == 0) throw std::logic_error(fmt::format("{}/{} indexed without its key", item.type, item.id));
+    if (item.replace) replaced_keys.push_back(std::to_string(item.key));
+  }
+  if (!replaced_keys.empty()) {
+    const std::string array = ArrayLiteral(replaced_keys);
     for (const char* table : {"search_string", "search_token", "search_date", "search_number", "search_quantity",
                               "search_reference", "search_uri"})
       inserts.AddQuery(std::string("r") + table,
-                       std::string("DELETE FROM ") + table + " x USING rk WHERE x.res_type = rk.t AND x.res_id = rk.i",
-                       {});
+                       std::string("DELETE FROM ") + table + " x WHERE x.res_key = ANY($1::bigint[])", {array});
   }
   auto group = [](const auto& r) { return std::to_string(r.group); };
   InsertIndexBatch(inserts, items, &fhir::IndexRows::strings,
-                   "INSERT INTO search_string (res_type, res_id, param, value_norm, value_exact, grp)"
-                   " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])",
+                   "INSERT INTO search_string (res_type, res_id, param, value_norm, value_exact, grp, res_key)"
+                   " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],"
+                   " $7::bigint[])",
                    [](const fhir::StringIndexRow& r) { return r.param; },
                    [](const fhir::StringIndexRow& r) { return r.normalized; },
                    [](const fhir::StringIndexRow& r) { return r.exact; }, group);
   InsertIndexBatch(inserts, items, &fhir::IndexRows::tokens,
-                   "INSERT INTO search_token (res_type, res_id, param, system, code, display, grp)"
+                   "INSERT INTO search_token (res_type, res_id, param, system, code, display, grp, res_key)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-                   " $7::int[])",
+                   " $7::int[], $8::bigint[])",
                    [](const fhir::TokenIndexRow& r) { return r.param; },
                    [](const fhir::TokenIndexRow& r) { return r.system; },
                    [](const fhir::TokenIndexRow& r) { return r.code; },
                    [](const fhir::TokenIndexRow& r) { return r.text; }, group);
   InsertIndexBatch(inserts, items, &fhir::IndexRows::dates,
-                   "INSERT INTO search_date (res_type, res_id, param, low, high, grp)"
+                   "INSERT INTO search_date (res_type, res_id, param, low, high, grp, res_key)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],"
-                   " $6::int[])",
+                   " $6::int[], $7::bigint[])",
                    [](const fhir::DateIndexRow& r) { return r.param; },
                    [](const fhir::DateIndexRow& r) { return TimestampText(r.low_ms); },
                    [](const fhir::DateIndexRow& r) { return TimestampText(r.high_ms); }, group);
   InsertIndexBatch(inserts, items, &fhir::IndexRows::numbers,
-                   "INSERT INTO search_number (res_type, res_id, param, value, low, high, grp)"
+                   "INSERT INTO search_number (res_type, res_id, param, value, low, high, grp, res_key)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::numeric[],"
-                   " $6::numeric[], $7::int[])",
+                   " $6::numeric[], $7::int[], $8::bigint[])",
                    [](const fhir::NumberIndexRow& r) { return r.param; },
                    [](const fhir::NumberIndexRow& r) { return r.value; },
                    [](const fhir::NumberIndexRow& r) { return r.low; },
                    [](const fhir::NumberIndexRow& r) { return r.high; }, group);
   InsertIndexBatch(inserts, items, &fhir::IndexRows::quantities,
-                   "INSERT INTO search_quantity (res_type, res_id, param, value, low, high, system, code, unit, grp)"
+                   "INSERT INTO search_quantity (res_type, res_id, param, value, low, high, system, code, unit, grp,"
+                   " res_key)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::numeric[],"
-                   " $6::numeric[], $7::text[], $8::text[], $9::text[], $10::int[])",
+                   " $6::numeric[], $7::text[], $8::text[], $9::text[], $10::int[], $11::bigint[])",
                    [](const fhir::QuantityIndexRow& r) { return r.param; },
                    [](const fhir::QuantityIndexRow& r) { return r.value; },
                    [](const fhir::QuantityIndexRow& r) { return r.low; },
@@ -229,17 +235,17 @@ void AddPendingIndex(InsertBatch& inserts, const PendingIndex& pending) {
                    [](const fhir::QuantityIndexRow& r) { return r.unit; }, group);
   InsertIndexBatch(inserts, items, &fhir::IndexRows::references,
                    "INSERT INTO search_reference (res_type, res_id, param, target_type, target_id, target_version,"
-                   " url, grp)"
+                   " url, grp, res_key)"
                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-                   " $7::text[], $8::int[])",
+                   " $7::text[], $8::int[], $9::bigint[])",
                    [](const fhir::ReferenceIndexRow& r) { return r.param; },
                    [](const fhir::ReferenceIndexRow& r) { return r.target_type; },
                    [](const fhir::ReferenceIndexRow& r) { return r.target_id; },
                    [](const fhir::ReferenceIndexRow& r) { return r.version; },
                    [](const fhir::ReferenceIndexRow& r) { return r.url; }, group);
   InsertIndexBatch(inserts, items, &fhir::IndexRows::uris,
-                   "INSERT INTO search_uri (res_type, res_id, param, value, grp)"
-                   " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[])",
+                   "INSERT INTO search_uri (res_type, res_id, param, value, grp, res_key)"
+                   " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[])",
                    [](const fhir::UriIndexRow& r) { return r.param; },
                    [](const fhir::UriIndexRow& r) { return r.value; }, group);
 }
@@ -275,6 +281,7 @@ struct Locked {
   int64_t version;
   bool deleted;
   int64_t last_updated_ms;
+  int64_t key = 0;  // res_key (migration 0016)
 };
 
 // A row a transaction locked, with its content (empty when deleted).
@@ -286,9 +293,9 @@ struct LockedRow {
 // Writes the index rows of type/id (after removing its old ones when
 // `replace`), in the caller's transaction.
 void WriteIndex(pqxx::work& tx, const std::string& type, const std::string& id, fhir::IndexRows rows,
-                bool replace) {
+                bool replace, int64_t key) {
   PendingIndex one;
-  one.items.push_back({type, id, replace, std::move(rows), 0});
+  one.items.push_back({type, id, replace, std::move(rows), 0, key});
   FlushPendingIndex(tx, one);
 }
 
@@ -301,7 +308,7 @@ struct InsertedOrLocked {
 std::optional<Locked> LockCurrent(pqxx::work& tx, const std::string& type, const std::string& id) {
   auto r = tx.exec_prepared(kLockCurrent.name, type, id);
   if (r.empty()) return std::nullopt;
-  return Locked{r[0][0].as<int64_t>(), r[0][1].as<bool>(), r[0][2].as<int64_t>()};
+  return Locked{r[0][0].as<int64_t>(), r[0][1].as<bool>(), r[0][2].as<int64_t>(), r[0][3].as<int64_t>()};
 }
 
 Result<WriteResult> PreconditionFailed(std::optional<int64_t> expected, std::optional<int64_t> current) {
@@ -429,25 +436,26 @@ struct PgResourceStore::Impl {
 
   // Rewrites the search index rows of type/id for `resource`, in the
   // caller's transaction (a deletion's go with it: DeleteLockedIn).
+  // `key`: the resource's res_key.
   void Index(pqxx::work& tx, const fhir::Resource* resource, const std::string& type, const std::string& id,
-             bool replace) {
+             bool replace, int64_t key) {
     if (!indexers) return;
     auto indexer = indexers->Current();
     if (pending_index != nullptr && pending_index->tx == &tx) {
-      pending_index->items.push_back({type, id, replace, indexer->Extract(*resource), indexer->generation()});
+      pending_index->items.push_back({type, id, replace, indexer->Extract(*resource), indexer->generation(), key});
       return;
     }
-    WriteIndex(tx, type, id, indexer->Extract(*resource), replace);
+    WriteIndex(tx, type, id, indexer->Extract(*resource), replace, key);
     if (int64_t g = indexer->generation(); g > 0) tx.exec_prepared(kSetIndexGeneration.name, type, id, g);
   }
 
   auto Indexer() {
-    return [this](pqxx::work& tx, const fhir::Resource* r, const std::string& type, const std::string& id) {
-      Index(tx, r, type, id, true);
-    };
+    return [this](pqxx::work& tx, const fhir::Resource* r, const std::string& type, const std::string& id,
+                  int64_t key) { Index(tx, r, type, id, true, key); };
   }
 
   std::shared_ptr<fhir::IndexerHolder> indexers;
+  ResourceKeys keys;  // new resources' keys (migration 0016)
 
   // The inserts UpdateIn makes: version 1 (nullopt when the id is taken),
   // and version 1 or the existing row locked.
@@ -467,10 +475,13 @@ struct PgResourceStore::Impl {
     int64_t now = fhir::NowMs();
     resource.SetId(id);
     std::string content = resource.Render("1", fhir::FormatInstant(now));
-    auto r = tx.exec_prepared(kInsertFirstOrLock.name, resource.type(), id, now, content, "PUT");
+    const int64_t key = keys.Next(tx);
+    auto r = tx.exec_prepared(kInsertFirstOrLock.name, resource.type(), id, now, content, "PUT", key);
     if (r.empty()) return {};
-    if (!r[0][0].as<bool>()) return {std::nullopt, Locked{r[0][1].as<int64_t>(), r[0][2].as<bool>(), r[0][3].as<int64_t>()}};
-    Index(tx, &resource, resource.type(), id, false);
+    if (!r[0][0].as<bool>())
+      return {std::nullopt,
+              Locked{r[0][1].as<int64_t>(), r[0][2].as<bool>(), r[0][3].as<int64_t>(), r[0][4].as<int64_t>()}};
+    Index(tx, &resource, resource.type(), id, false, key);
     NoteAuditedWrite(resource.type(), id, 1);
     return {WriteResult{{resource.type(), id, 1, now, WriteMethod::kUpdate, false, std::move(content)}, true, true},
             std::nullopt};
@@ -482,10 +493,11 @@ struct PgResourceStore::Impl {
     int64_t now = fhir::NowMs();
     resource.SetId(id);
     std::string content = resource.Render("1", fhir::FormatInstant(now));
+    const int64_t key = keys.Next(tx);
     auto r = tx.exec_prepared(kInsertFirst.name, resource.type(), id, now, content,
-                              method == WriteMethod::kCreate ? "POST" : "PUT");
+                              method == WriteMethod::kCreate ? "POST" : "PUT", key);
     if (r.empty()) return std::nullopt;
-    Index(tx, &resource, resource.type(), id, false);
+    Index(tx, &resource, resource.type(), id, false, key);
     NoteAuditedWrite(resource.type(), id, 1);
     return WriteResult{{resource.type(), id, 1, now, method, false, std::move(content)}, true, true};
   }
@@ -561,7 +573,7 @@ Result<WriteResult> UpdateLocked(pqxx::work& tx, Index&& index, fhir::Resource& 
     VersionRecord rec{type, id, cur.version, cur.last_updated_ms, WriteMethod::kUpdate, false, r[0][1].c_str()};
     return WriteResult{std::move(rec), false, false};
   }
-  index(tx, &resource, type, id);
+  index(tx, &resource, type, id, cur.key);
   NoteAuditedWrite(type, id, version);
   return WriteResult{{type, id, version, now, WriteMethod::kUpdate, false, std::move(content)}, cur.deleted, true};
 }
@@ -609,7 +621,7 @@ std::vector<Deleted> DeleteLockedIn(pqxx::work& tx, const std::vector<std::strin
   InsertBatch batch;
   batch.AddQuery("k", "SELECT * FROM unnest($1::text[], $2::text[]) AS k(t, i)", {ArrayLiteral(types), ArrayLiteral(ids)});
   batch.AddQuery("cur",
-                 "SELECT r.res_type, r.res_id, r.version_id, r.last_updated, r.content FROM resource r"
+                 "SELECT r.res_type, r.res_id, r.res_key, r.version_id, r.last_updated, r.content FROM resource r"
                  " JOIN k ON r.res_type = k.t AND r.res_id = k.i WHERE NOT r.deleted",
                  {});
   batch.AddQuery("del",
@@ -629,15 +641,14 @@ std::vector<Deleted> DeleteLockedIn(pqxx::work& tx, const std::vector<std::strin
                  {});
   // the patients the deleted versions referred to, before their index goes
   batch.AddQuery("pats",
-                 "SELECT DISTINCT x.target_id FROM search_reference x JOIN cur"
-                 " ON x.res_type = cur.res_type AND x.res_id = cur.res_id"
-                 " WHERE x.target_type = 'Patient' AND x.target_id <> ''",
+                 "SELECT DISTINCT x.target_id FROM search_reference x"
+                 " WHERE x.res_key = ANY(ARRAY(SELECT res_key FROM cur))"
+                 " AND x.target_type = 'Patient' AND x.target_id <> ''",
                  {});
   for (const char* table : {"search_string", "search_token", "search_date", "search_number", "search_quantity",
                             "search_reference", "search_uri"})
     batch.AddQuery(std::string("x") + table,
-                   std::string("DELETE FROM ") + table + " x USING cur WHERE x.res_type = cur.res_type AND"
-                   " x.res_id = cur.res_id",
+                   std::string("DELETE FROM ") + table + " x WHERE x.res_key = ANY(ARRAY(SELECT res_key FROM cur))",
                    {});
   auto r = batch.Exec(tx, "SELECT 'd', res_type, res_id, version_id, " EDS_MS("last_updated") " FROM del"
                           " UNION ALL SELECT 'p', 'Patient', target_id, 0, 0 FROM pats");
@@ -890,15 +901,16 @@ class PgTxScope final : public TxScope {
                  {std::to_string(kNewIdLockSpace), ArrayLiteral(types), ArrayLiteral(ids)});
     auto r = ExecPrepared(tx_,
                           "SELECT x.res_type, x.res_id, x.version_id, x.deleted, " EDS_MS("x.last_updated")
-                          ", x.content::text"
+                          ", x.content::text, x.res_key"
                           " FROM unnest($1::text[], $2::text[]) AS k(t, i)"
-                          " CROSS JOIN LATERAL (SELECT res_type, res_id, version_id, deleted, last_updated, content"
-                          "   FROM resource WHERE res_type = k.t AND res_id = k.i FOR UPDATE) x",
+                          " CROSS JOIN LATERAL (SELECT res_type, res_id, version_id, deleted, last_updated, content,"
+                          "   res_key FROM resource WHERE res_type = k.t AND res_id = k.i FOR UPDATE) x",
                           {ArrayLiteral(types), ArrayLiteral(ids)});
     for (const auto& row : r) {
       std::pair<std::string, std::string> key{row[0].c_str(), row[1].c_str()};
       sorted.erase(key);
-      locked_[key] = LockedRow{Locked{row[2].as<int64_t>(), row[3].as<bool>(), row[4].as<int64_t>()},
+      locked_[key] = LockedRow{Locked{row[2].as<int64_t>(), row[3].as<bool>(), row[4].as<int64_t>(),
+                                      row[6].as<int64_t>()},
                                row[5].is_null() ? std::string() : std::string(row[5].c_str(), row[5].size())};
     }
     absent_.insert(sorted.begin(), sorted.end());
@@ -1149,7 +1161,7 @@ class PgTxScope final : public TxScope {
       return WriteResult{std::move(rec), false, false};
     }
     updates_.push_back({type, id, std::to_string(version), std::to_string(now), content, "PUT"});
-    impl_.Index(tx_, &resource, type, id, true);
+    impl_.Index(tx_, &resource, type, id, true, cur.row.key);
     NoteAuditedWrite(type, id, version);
     return WriteResult{{type, id, version, now, WriteMethod::kUpdate, false, std::move(content)}, cur.row.deleted,
                        true};
@@ -1159,9 +1171,10 @@ class PgTxScope final : public TxScope {
     const int64_t now = fhir::NowMs();
     resource.SetId(id);
     std::string content = resource.Render("1", fhir::FormatInstant(now));
+    const int64_t key = impl_.keys.Next(tx_);
     creates_.push_back({resource.type(), id, std::to_string(now), content,
-                        method == WriteMethod::kCreate ? "POST" : "PUT"});
-    impl_.Index(tx_, &resource, resource.type(), id, false);
+                        method == WriteMethod::kCreate ? "POST" : "PUT", std::to_string(key)});
+    impl_.Index(tx_, &resource, resource.type(), id, false, key);
     NoteAuditedWrite(resource.type(), id, 1);
     return WriteResult{{resource.type(), id, 1, now, method, false, std::move(content)}, true, true};
   }
@@ -1181,12 +1194,12 @@ class PgTxScope final : public TxScope {
     using C = PendingCreate;
     using U = PendingUpdate;
     if (!creates_.empty()) {
-      batch.AddQuery("cu", "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])"
-                           " AS u(t, i, ms, c, m)",
-                     ColumnArrays(creates_, &C::type, &C::id, &C::ms, &C::content, &C::method));
+      batch.AddQuery("cu", "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],"
+                           " $6::bigint[]) AS u(t, i, ms, c, m, k)",
+                     ColumnArrays(creates_, &C::type, &C::id, &C::ms, &C::content, &C::method, &C::key));
       batch.AddQuery("cins",
-                     "INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
-                     " SELECT t, i, 1, " EDS_TS("ms") ", false, c::json FROM cu ON CONFLICT DO NOTHING"
+                     "INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content, res_key)"
+                     " SELECT t, i, 1, " EDS_TS("ms") ", false, c::json, k FROM cu ON CONFLICT DO NOTHING"
                      " RETURNING res_type, res_id, version_id, last_updated",
                      {});
       batch.AddQuery("ch",
@@ -1264,7 +1277,7 @@ class PgTxScope final : public TxScope {
   }
 
   struct PendingCreate {
-    std::string type, id, ms, content, method;
+    std::string type, id, ms, content, method, key;
   };
   struct PendingUpdate {
     std::string type, id, version, ms, content, method;
@@ -1403,7 +1416,7 @@ Result<ReindexProgress> PgResourceStore::ReindexBatch(int batch) {
   return impl_->Run<ReindexProgress>([&](pqxx::connection& c) -> Result<ReindexProgress> {
     pqxx::work tx(c);
     auto rows = tx.exec_params(
-        "SELECT r.res_type, r.res_id, r.content::text FROM resource r"
+        "SELECT r.res_type, r.res_id, r.content::text, r.res_key FROM resource r"
         " JOIN unnest($1::text[], $2::bigint[]) AS n(res_type, gen) ON r.res_type = n.res_type"
         " WHERE NOT r.deleted AND r.index_gen < n.gen LIMIT $3 FOR UPDATE OF r SKIP LOCKED",
         type_array, gen_array, batch);
@@ -1411,7 +1424,7 @@ Result<ReindexProgress> PgResourceStore::ReindexBatch(int batch) {
     for (const auto& row : rows) {
       const std::string type = row[0].c_str(), id = row[1].c_str();
       auto parsed = fhir::Resource::Parse(std::string_view(row[2].c_str(), row[2].size()));
-      if (parsed) WriteIndex(tx, type, id, indexer->Extract(*parsed), true);
+      if (parsed) WriteIndex(tx, type, id, indexer->Extract(*parsed), true, row[3].as<int64_t>());
       tx.exec_prepared(kSetIndexGeneration.name, type, id, generation);
       ++p.reindexed;
     }

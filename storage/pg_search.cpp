@@ -55,6 +55,14 @@ class SqlBuilder {
   std::vector<std::string> params_;
 };
 
+// The index rows `a` of the resource (or index row) `r`: by its key and id
+// (the (res_key, res_id) index, migration 0016), and its type (which lets a
+// value index serve instead when the criterion's values are rarer).
+std::string Owner(const std::string& a, const std::string& r) {
+  return a + ".res_key = " + r + ".res_key AND " + a + ".res_type = " + r + ".res_type AND " + a + ".res_id = " + r +
+         ".res_id";
+}
+
 // `a`.param naming the rows of parameter `code` (+ `suffix`), those of the
 // parameters whose rows it shares (SearchParameterRegistry::SharedRowsOf)
 // and, without a suffix, the reference rows of others it shares
@@ -175,7 +183,8 @@ class Translator {
       if (!cond) return cond;
       any += (any.empty() ? "" : " OR ") + *cond;
     }
-    return "SELECT DISTINCT d.res_type, d.res_id FROM " + std::string(TableOf(t)) + " d WHERE d.res_type = " +
+    return "SELECT DISTINCT d.res_type, d.res_id, d.res_key FROM " + std::string(TableOf(t)) +
+           " d WHERE d.res_type = " +
            sql_.Param(type) + " AND " + RowsOf(sql_, "d", c.param->code, c.shared_rows, c.shared_references, suffix) +
            " AND (" + any + ")";
   }
@@ -192,7 +201,8 @@ class Translator {
       auto inner = Linked(c, res, reverse + 1, chain);
       if (!inner) return inner;
       return "EXISTS (SELECT 1 FROM search_reference " + ref + " JOIN resource " + res + " ON " + res +
-             ".res_type = " + ref + ".res_type AND " + res + ".res_id = " + ref + ".res_id AND NOT " + res +
+             ".res_key = " + ref + ".res_key AND " + res + ".res_type = " + ref + ".res_type AND " + res +
+             ".res_id = " + ref + ".res_id AND NOT " + res +
              ".deleted WHERE " + ref + ".res_type = " + sql_.Param(link.resource_type) + " AND " +
              RowsOf(sql_, ref, link.param->code, link.shared_references) + " AND " + ref + ".target_type = " + r +
              ".res_type AND " +
@@ -210,8 +220,7 @@ class Translator {
       auto inner = Direct(c, "");
       direct_columns_.reset();
       if (!inner) return inner;
-      return "EXISTS (SELECT 1 FROM search_reference " + ref + " WHERE " + ref + ".res_type = " + r +
-             ".res_type AND " + ref + ".res_id = " + r + ".res_id AND " +
+      return "EXISTS (SELECT 1 FROM search_reference " + ref + " WHERE " + Owner(ref, r) + " AND " +
              RowsOf(sql_, ref, link.param->code, link.shared_references) + " AND " + ref +
              (link.target_types.empty() ? ".target_type = " + sql_.Param(link.target_type)
                                         : ".target_type = ANY(" + sql_.Param(TextArray(link.target_types)) + "::text[])") +
@@ -228,8 +237,8 @@ class Translator {
       if (!inner) return inner;
       return "EXISTS (SELECT 1 FROM search_reference " + ref + " JOIN resource " + res + " ON " + res +
              ".res_type = " + ref + ".target_type AND " + res + ".res_id = " + ref + ".target_id AND NOT " + res +
-             ".deleted WHERE " + ref + ".res_type = " + r + ".res_type AND " + ref + ".res_id = " + r +
-             ".res_id AND " + RowsOf(sql_, ref, link.param->code, link.shared_references) + " AND " + ref +
+             ".deleted WHERE " + Owner(ref, r) + " AND " +
+             RowsOf(sql_, ref, link.param->code, link.shared_references) + " AND " + ref +
              (link.target_types.empty() ? ".target_type = " + sql_.Param(link.target_type)
                                         : ".target_type = ANY(" + sql_.Param(TextArray(link.target_types)) + "::text[])") +
              " AND " + *inner + ")";
@@ -271,8 +280,11 @@ class Translator {
     const std::string a = Alias("i");
     const std::string rt = direct_columns_ ? direct_columns_->first : r + ".res_type";
     const std::string ri = direct_columns_ ? direct_columns_->second : r + ".res_id";
-    std::string exists = "EXISTS (SELECT 1 FROM " + std::string(table) + " " + a + " WHERE " + a +
-                         ".res_type = " + rt + " AND " + a + ".res_id = " + ri + " AND " +
+    // a reference row names its target by type and id only (its rows are
+    // then found by value)
+    const std::string owner =
+        direct_columns_ ? a + ".res_type = " + rt + " AND " + a + ".res_id = " + ri : Owner(a, r);
+    std::string exists = "EXISTS (SELECT 1 FROM " + std::string(table) + " " + a + " WHERE " + owner + " AND " +
                          RowsOf(sql_, a, p.code, c.shared_rows, c.shared_references, suffix);
     if (!type_hint_.empty()) exists += " AND " + a + ".res_type = " + std::exchange(type_hint_, {});
     if (c.modifier == "missing") return (c.values[0].text == "true" ? "NOT " : "") + exists + ")";
@@ -310,10 +322,10 @@ class Translator {
         if (k == 0) {
           first = a;
           from = std::string(table) + " " + a;
-          where = a + ".res_type = " + r + ".res_type AND " + a + ".res_id = " + r + ".res_id AND " + param;
+          where = Owner(a, r) + " AND " + param;
         } else {
-          from += " JOIN " + std::string(table) + " " + a + " ON " + a + ".res_type = " + first + ".res_type AND " +
-                  a + ".res_id = " + first + ".res_id AND " + a + ".grp = " + first + ".grp AND " + param;
+          from += " JOIN " + std::string(table) + " " + a + " ON " + Owner(a, first) + " AND " + a + ".grp = " + first +
+                  ".grp AND " + param;
         }
         if (v != nullptr) {
           auto cond = Value(c.components[k]->type, "", v->components[k], a);
@@ -497,14 +509,16 @@ std::vector<fhir::VersionRecord> Include(pqxx::transaction_base& tx, const std::
       std::string text;
       if (!reverse) {
         text = std::string("SELECT ") + kRecordColumns +
-               " FROM search_reference ref JOIN resource t ON t.res_type = ref.target_type AND t.res_id = ref.target_id"
-               " AND NOT t.deleted WHERE ref.res_type = " + sql.Param(type) + " AND ref.res_id = ANY(" +
+               " FROM resource s JOIN search_reference ref ON ref.res_key = s.res_key AND ref.res_type = s.res_type"
+               " AND ref.res_id = s.res_id JOIN resource t ON t.res_type = ref.target_type AND t.res_id = ref.target_id"
+               " AND NOT t.deleted WHERE s.res_type = " + sql.Param(type) + " AND s.res_id = ANY(" +
                sql.Param(TextArray(ids)) + "::text[])";
         if (spec.param != nullptr) text += " AND " + RowsOf(sql, "ref", spec.param->code, spec.shared_references);
       } else {
         if (spec.source_type.empty()) continue;
         text = std::string("SELECT ") + kRecordColumns +
-               " FROM search_reference ref JOIN resource t ON t.res_type = ref.res_type AND t.res_id = ref.res_id"
+               " FROM search_reference ref JOIN resource t ON t.res_key = ref.res_key AND t.res_type = ref.res_type"
+               " AND t.res_id = ref.res_id"
                " AND NOT t.deleted WHERE ref.res_type = " + sql.Param(spec.source_type) + " AND ref.target_type = " +
                sql.Param(type) + " AND ref.target_id = ANY(" + sql.Param(TextArray(ids)) + "::text[])";
         if (spec.param != nullptr) text += " AND " + RowsOf(sql, "ref", spec.param->code, spec.shared_references);
@@ -731,7 +745,8 @@ fhir::Result<SearchPage> RunSearchImpl(pqxx::transaction_base& tx, const fhir::S
     // first by physical position among equal ones
     where = fmt::format(
         "r.res_type = {0} AND r.param = {1} AND r.grp = 0 AND (SELECT NOT EXISTS (SELECT 1 FROM search_date y"
-        " WHERE y.res_type = r.res_type AND y.res_id = r.res_id AND y.param = r.param AND y.grp = 0"
+        " WHERE y.res_key = r.res_key AND y.res_type = r.res_type AND y.res_id = r.res_id AND y.param = r.param"
+        " AND y.grp = 0"
         " AND (y.{2} {3} r.{2} OR (y.{2} = r.{2} AND y.ctid < r.ctid))))",
         sql.Param(q.resource_type), sql.Param(q.sort[0].param->code), walk_column,
         q.sort[0].descending ? ">" : "<");
@@ -755,7 +770,7 @@ fhir::Result<SearchPage> RunSearchImpl(pqxx::transaction_base& tx, const fhir::S
         if (p != "{def}") refs.push_back(p);
       std::string cond;
       if (!refs.empty())
-        cond = "EXISTS (SELECT 1 FROM search_reference cp WHERE cp.res_type = r.res_type AND cp.res_id = r.res_id"
+        cond = "EXISTS (SELECT 1 FROM search_reference cp WHERE " + Owner("cp", "r") +
                " AND cp.param = ANY(" + sql.Param(TextArray(refs)) + "::text[]) AND cp.target_type = " +
                sql.Param(q.compartment->type) + " AND cp.target_id = " + sql.Param(q.compartment->id) + ")";
       if (type == q.compartment->type)  // the compartment's own resource is in it
@@ -825,7 +840,8 @@ fhir::Result<SearchPage> RunSearchImpl(pqxx::transaction_base& tx, const fhir::S
       continue;
     }
     const std::string param = RowsOf(sql, "x", key.param->code, key.shared_rows, key.shared_references, "");
-    computed += fmt::format(", (SELECT {}(x.{}) FROM {} x WHERE x.res_type = r.res_type AND x.res_id = r.res_id"
+    computed += fmt::format(", (SELECT {}(x.{}) FROM {} x WHERE x.res_key = r.res_key AND x.res_type = r.res_type"
+                            " AND x.res_id = r.res_id"
                             " AND {} AND x.grp = 0) AS {}",
                             key.descending ? "max" : "min", column, table, param, name);
     keys.push_back({"s." + name, cast, key.descending, true});

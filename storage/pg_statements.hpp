@@ -42,23 +42,24 @@ inline constexpr Statement kSelectVersion{
 
 inline constexpr Statement kLockCurrent{
     "lock_current",
-    "SELECT version_id, deleted, " EDS_MS("last_updated")
+    "SELECT version_id, deleted, " EDS_MS("last_updated") ", res_key"
     " FROM resource WHERE res_type = $1 AND res_id = $2 FOR UPDATE"};
 
 // Version 1 of a resource when it has no row, else its row locked (one
 // round trip for the PUT of a new id): (true, ...) after an insert,
-// (false, version, deleted, last updated) for a row that exists, no row
-// when a concurrent writer's insert came first. Before inserting, it takes
+// (false, version, deleted, last updated, key) for a row that exists, no row
+// when a concurrent writer's insert came first ($6: the new resource's
+// key, storage::NewResourceKey). Before inserting, it takes
 // the id's lock in the space a transaction's PUTs lock the ids they may
 // create ("EDSI", 0x45445349, see TxScope::LockForWrite), so that a
 // transaction that found the id free and a single PUT take turns.
 inline constexpr Statement kInsertFirstOrLock{
     "insert_first_or_lock",
-    "WITH cur AS (SELECT version_id, deleted, " EDS_MS("last_updated") " AS ms"
+    "WITH cur AS (SELECT version_id, deleted, " EDS_MS("last_updated") " AS ms, res_key"
     "  FROM resource WHERE res_type = $1 AND res_id = $2 FOR UPDATE),"
     " ins AS ("
-    "  INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
-    "  SELECT $1, $2, 1, " EDS_TS("$3") ", false, $4::json"
+    "  INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content, res_key)"
+    "  SELECT $1, $2, 1, " EDS_TS("$3") ", false, $4::json, $6"
     "  FROM (SELECT pg_advisory_xact_lock(1162105673, hashtext($1::text || '/' || $2::text))) lk"
     "  WHERE NOT EXISTS (SELECT 1 FROM cur)"
     "  ON CONFLICT DO NOTHING"
@@ -66,20 +67,21 @@ inline constexpr Statement kInsertFirstOrLock{
     " hist AS ("
     "  INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
     "  SELECT res_type, res_id, version_id, last_updated, $5 FROM ins RETURNING seq)"
-    " SELECT true, 1::bigint, false, 0::bigint FROM hist"
-    " UNION ALL SELECT false, version_id, deleted, ms FROM cur"};
+    " SELECT true, 1::bigint, false, 0::bigint, 0::bigint FROM hist"
+    " UNION ALL SELECT false, version_id, deleted, ms, res_key FROM cur"};
 
 inline constexpr Statement kSelectCurrentForUpdate{
     "select_current_for_update",
     "SELECT version_id, deleted, " EDS_MS("last_updated") ", content::text"
     " FROM resource WHERE res_type = $1 AND res_id = $2 FOR UPDATE"};
 
-// Version 1 of a new resource; inserts nothing when (type, id) exists.
+// Version 1 of a new resource ($6: its key, storage::NewResourceKey);
+// inserts nothing when (type, id) exists.
 inline constexpr Statement kInsertFirst{
     "insert_first",
     "WITH ins AS ("
-    " INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)"
-    " VALUES ($1, $2, 1, " EDS_TS("$3") ", false, $4::json)"
+    " INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content, res_key)"
+    " VALUES ($1, $2, 1, " EDS_TS("$3") ", false, $4::json, $6)"
     " ON CONFLICT DO NOTHING"
     " RETURNING res_type, res_id, version_id, last_updated)"
     " INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"

@@ -22,25 +22,31 @@ namespace {
 void Fill(const std::string& dsn) {
   pqxx::connection c(dsn);
   pqxx::nontransaction tx(c);
+  // keys as the server gives them: one per resource, shared by its index rows
   tx.exec(R"(
-    INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)
-      SELECT 'Patient', 'p' || g, 1, now(), false, '{"resourceType":"Patient"}'::json FROM generate_series(1, 20000) g;
-    INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content)
-      SELECT 'Observation', 'o' || g, 1, now() - g * interval '1 minute', false, '{"resourceType":"Observation"}'::json
+    INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content, res_key)
+      SELECT 'Patient', 'p' || g, 1, now(), false, '{"resourceType":"Patient"}'::json, g
+      FROM generate_series(1, 20000) g;
+    INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content, res_key)
+      SELECT 'Observation', 'o' || g, 1, now() - g * interval '1 minute', false, '{"resourceType":"Observation"}'::json,
+        100000 + g
       FROM generate_series(1, 40000) g;
-    INSERT INTO search_token (res_type, res_id, param, system, code, display)
-      SELECT 'Patient', 'p' || g, 'identifier', 'http://hl7.it/sid/codiceFiscale', 'CF' || g, '' FROM generate_series(1, 20000) g;
-    INSERT INTO search_string (res_type, res_id, param, value_norm, value_exact)
-      SELECT 'Patient', 'p' || g, 'family', 'fam' || (g % 2000), 'Fam' || (g % 2000) FROM generate_series(1, 20000) g;
-    INSERT INTO search_string (res_type, res_id, param, value_norm, value_exact)
-      SELECT 'Patient', 'p' || g, 'given', 'giv' || (g % 700), 'Giv' || (g % 700) FROM generate_series(1, 20000) g;
-    INSERT INTO search_reference (res_type, res_id, param, target_type, target_id, target_version, url)
-      SELECT 'Observation', 'o' || g, p, 'Patient', 'p' || (g % 20000 + 1), '', ''
+    INSERT INTO search_token (res_type, res_id, param, system, code, display, res_key)
+      SELECT 'Patient', 'p' || g, 'identifier', 'http://hl7.it/sid/codiceFiscale', 'CF' || g, '', g
+      FROM generate_series(1, 20000) g;
+    INSERT INTO search_string (res_type, res_id, param, value_norm, value_exact, res_key)
+      SELECT 'Patient', 'p' || g, 'family', 'fam' || (g % 2000), 'Fam' || (g % 2000), g FROM generate_series(1, 20000) g;
+    INSERT INTO search_string (res_type, res_id, param, value_norm, value_exact, res_key)
+      SELECT 'Patient', 'p' || g, 'given', 'giv' || (g % 700), 'Giv' || (g % 700), g FROM generate_series(1, 20000) g;
+    INSERT INTO search_reference (res_type, res_id, param, target_type, target_id, target_version, url, res_key)
+      SELECT 'Observation', 'o' || g, p, 'Patient', 'p' || (g % 20000 + 1), '', '', 100000 + g
       FROM generate_series(1, 40000) g, unnest(ARRAY['subject', 'patient']) p;
-    INSERT INTO search_token (res_type, res_id, param, system, code, display)
-      SELECT 'Observation', 'o' || g, 'code', 'http://loinc.org', 'L' || (g % 200), '' FROM generate_series(1, 40000) g;
-    INSERT INTO search_date (res_type, res_id, param, low, high)
-      SELECT 'Observation', 'o' || g, 'date', now() - g * interval '1 hour', now() - g * interval '1 hour' + interval '1 second'
+    INSERT INTO search_token (res_type, res_id, param, system, code, display, res_key)
+      SELECT 'Observation', 'o' || g, 'code', 'http://loinc.org', 'L' || (g % 200), '', 100000 + g
+      FROM generate_series(1, 40000) g;
+    INSERT INTO search_date (res_type, res_id, param, low, high, res_key)
+      SELECT 'Observation', 'o' || g, 'date', now() - g * interval '1 hour', now() - g * interval '1 hour' + interval '1 second',
+        100000 + g
       FROM generate_series(1, 40000) g;
     ANALYZE;
   )");

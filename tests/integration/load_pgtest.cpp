@@ -380,6 +380,13 @@ TEST_CASE("eds load of changed resources writes new versions as PUT does", "[loa
   CHECK(matches("/fhir/Observation?subject=Patient/v-a") == 0);
   CHECK(matches("/fhir/Observation?subject=Patient/v-b") == 1);
   CHECK(Count(dsn, "SELECT count(*) FROM search_string WHERE res_id = 'v-d' AND param = 'family'") == 1);
+  // every index row carries its resource's key (a reloaded resource's new
+  // one), and keys are unique
+  for (const char* table : {"search_string", "search_token", "search_reference"})
+    CHECK(Count(dsn, std::string("SELECT count(*) FROM ") + table +
+                         " s LEFT JOIN resource r ON r.res_key = s.res_key AND r.res_type = s.res_type"
+                         " AND r.res_id = s.res_id WHERE r.res_id IS NULL") == 0);
+  CHECK(Count(dsn, "SELECT count(*) - count(DISTINCT res_key) FROM resource") == 0);
   CHECK(Count(dsn, "SELECT count(*) FROM resource_history") == 4 + 1 + 5);  // loads and the deletion
   CHECK(Count(dsn, "SELECT count(*) FROM resource r JOIN resource_history h USING (res_type, res_id, version_id)"
                    " WHERE h.last_updated = r.last_updated") == 5);

@@ -20,6 +20,18 @@ int RunEds(std::vector<std::string> args) {
   return WaitExit(Spawn(std::move(args)));
 }
 
+// Applies the built-in migrations up to `version` in `tx`, as the migrator
+// records them: a database as an older server left it.
+void MigrateUpTo(pqxx::work& tx, int version) {
+  tx.exec("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+          " applied_at timestamptz NOT NULL DEFAULT now())");
+  for (const auto& m : eds::storage::BuiltinMigrations()) {
+    if (m.version > version) break;
+    tx.exec(m.sql);
+    tx.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("migrate applies every migration once and is a no-op the second time", "[migrations]") {
@@ -70,13 +82,7 @@ TEST_CASE("a database with audit rows keeps them through the move to audit batch
   {
     pqxx::connection conn(dsn);
     pqxx::work tx(conn);
-    tx.exec("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())");
-    for (const auto& m : eds::storage::BuiltinMigrations()) {
-      if (m.version > 9) break;
-      tx.exec(m.sql);
-      tx.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name);
-    }
+    MigrateUpTo(tx, 9);
     tx.exec("INSERT INTO audit_event (ts, request_id, interaction, method, resource_type, resource_id, patients,"
             " caller_region, purpose_of_use, status, latency_ms, bytes_in, bytes_out, resources_returned, event_id,"
             " action) VALUES"
@@ -120,13 +126,7 @@ TEST_CASE("the key columns compare in byte order, rows written before included (
   {
     pqxx::connection conn(dsn);
     pqxx::work tx(conn);
-    tx.exec("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())");
-    for (const auto& m : eds::storage::BuiltinMigrations()) {
-      if (m.version > 11) break;
-      tx.exec(m.sql);
-      tx.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name);
-    }
+    MigrateUpTo(tx, 11);
     tx.exec("INSERT INTO search_token (res_type, res_id, param, system, code, display)"
             " VALUES ('Observation', 'o1', 'code', 'http://loinc.org', '718-7', ''),"
             "        ('Observation', 'o2', 'code', 'http://loinc.org', 'Z-1', ''),"
@@ -156,13 +156,7 @@ TEST_CASE("references to other servers indexed the old way are reindexed (migrat
   {
     pqxx::connection conn(dsn);
     pqxx::work tx(conn);
-    tx.exec("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())");
-    for (const auto& m : eds::storage::BuiltinMigrations()) {
-      if (m.version > 13) break;
-      tx.exec(m.sql);
-      tx.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name);
-    }
+    MigrateUpTo(tx, 13);
     // what the indexer wrote before: the other server's Patient/p1 as the local one
     for (const auto& [id, ref] : std::vector<std::pair<std::string, std::string>>{
              {"o-foreign", "http://other.example/fhir/Patient/p1"}, {"o-local", "Patient/p1"}}) {
@@ -214,4 +208,73 @@ TEST_CASE("resource content is compressed with lz4 where PostgreSQL has it (migr
   REQUIRE(r.status == 201);
   CHECK(Sql(dsn, "SELECT pg_column_compression(content) FROM resource WHERE res_type = 'Questionnaire'"
                  " AND res_id = 'lz4'")[0][0] == "lz4");
+}
+
+TEST_CASE("index rows written before resource keys are found and replaced through them (migration 16)",
+          "[migrations]") {
+  const std::string dsn = CreateDatabase("eds_mig_keys_" + UniquePrefix());
+  {
+    pqxx::connection conn(dsn);
+    pqxx::work tx(conn);
+    MigrateUpTo(tx, 15);
+    // two Observations as the server stored them before, with their index rows
+    for (const std::string id : {"k1", "k2"}) {
+      const std::string content = R"({"resourceType":"Observation","id":")" + id +
+                                  R"(","meta":{"versionId":"1","lastUpdated":"2026-01-01T00:00:00Z"},)"
+                                  R"("status":"final","code":{"coding":[{"system":"http://loinc.org","code":"718-7"}]},)"
+                                  R"("subject":{"reference":"Patient/p1"}})";
+      tx.exec_params("INSERT INTO resource (res_type, res_id, version_id, last_updated, content)"
+                     " VALUES ('Observation', $1, 1, '2026-01-01T00:00:00Z', $2::json)",
+                     id, content);
+      tx.exec_params("INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)"
+                     " VALUES ('Observation', $1, 1, '2026-01-01T00:00:00Z', 'PUT')",
+                     id);
+      tx.exec_params("INSERT INTO search_reference (res_type, res_id, param, target_type, target_id, target_version,"
+                     " url, grp) VALUES ('Observation', $1, 'subject', 'Patient', 'p1', '', '', 0)",
+                     id);
+      tx.exec_params("INSERT INTO search_token (res_type, res_id, param, system, code, display, grp)"
+                     " VALUES ('Observation', $1, 'code', 'http://loinc.org', '718-7', '', 0)",
+                     id);
+    }
+    tx.commit();
+  }
+  REQUIRE(eds::storage::Migrate(dsn).database_version >= 16);
+  // one key per resource, unique, the same in its index rows
+  CHECK(Sql(dsn, "SELECT count(*) FROM search_reference s JOIN resource r ON r.res_key = s.res_key"
+                 " AND r.res_type = s.res_type AND r.res_id = s.res_id")[0][0] == "2");
+  CHECK(Sql(dsn, "SELECT count(*) FROM search_token s JOIN resource r ON r.res_key = s.res_key"
+                 " AND r.res_type = s.res_type AND r.res_id = s.res_id")[0][0] == "2");
+  CHECK(Sql(dsn, "SELECT count(DISTINCT res_key) FROM resource")[0][0] == "2");
+  // the index tables are found by key, no longer by (res_type, res_id)
+  CHECK(Sql(dsn, "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes"
+                 " WHERE tablename LIKE 'search\\_%' AND indexdef LIKE '%(res_key, res_id)'")[0][0] ==
+        "search_date_res_key,search_number_res_key,search_quantity_res_key,search_reference_res_key,"
+        "search_string_res_key,search_token_res_key,search_uri_res_key");
+  CHECK(Sql(dsn, "SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'search\\_%' AND indexname LIKE '%\\_res'")[0][0] ==
+        "0");
+  ServerProcess server(dsn);
+  HttpClient c(server.port());
+  auto count = [&](const std::string& query) {
+    auto r = c.Get("/fhir/Observation?" + query + "&_total=accurate");
+    INFO(query << ": " << r.body);
+    REQUIRE(r.status == 200);
+    return r.Json()["total"].GetInt();
+  };
+  CHECK(count("subject=Patient/p1") == 2);
+  CHECK(count("code=http%3A%2F%2Floinc.org%7C718-7&subject=Patient/p1") == 2);
+  // an update replaces the old rows, found by the migrated key
+  auto r = c.Put("/fhir/Observation/k1", R"({"resourceType":"Observation","id":"k1","status":"final",)"
+                                          R"("code":{"coding":[{"system":"http://loinc.org","code":"2345-7"}]},)"
+                                          R"("subject":{"reference":"Patient/p2"}})");
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(Sql(dsn, "SELECT string_agg(target_id, ',') FROM search_reference WHERE res_id = 'k1'")[0][0] == "p2");
+  CHECK(Sql(dsn, "SELECT string_agg(code, ',') FROM search_token WHERE res_id = 'k1' AND param = 'code'")[0][0] ==
+        "2345-7");
+  CHECK(count("subject=Patient/p1") == 1);
+  CHECK(count("subject=Patient/p2") == 1);
+  // a deletion removes them the same way
+  REQUIRE(c.Send("DELETE", "/fhir/Observation/k2").status == 200);
+  CHECK(Sql(dsn, "SELECT count(*) FROM search_reference WHERE res_id = 'k2'")[0][0] == "0");
+  CHECK(Sql(dsn, "SELECT count(*) FROM search_token WHERE res_id = 'k2'")[0][0] == "0");
 }
