@@ -18,7 +18,9 @@
 #
 # Layouts:
 #   current   the tables as migrated: (res_type, res_id, param, ...) text
-#             keys, a value index and a (res_type, res_id) index each;
+#             keys and the resource's key (res_key), a value index and a
+#             (res_key, res_id) index each (migration 0016; before it, a
+#             (res_type, res_id) index);
 #   int-keys  the index tables keyed by an integer resource key (in load
 #             order) and an integer parameter key: (param_key, value...)
 #             and (res_key) indexes;
